@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="zabd",
+    use_incremental=True,
+    setup_requires=["incremental"],
+    description="A ZooKeeper-compatible coordination service on Twisted",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
+    package_data={"zabd": ["py.typed"]},
+    install_requires=["twisted>=24.7", "attrs", "incremental>=24.7"],
+    extras_require={
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "hypothesis",
+            "kazoo>=2.10",
+            "treq",
+            "mypy",
+        ],
+    },
+    entry_points={"console_scripts": ["zabd-bench = zabd.tools.bench:main"]},
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Distributed Computing",
+    ],
+)

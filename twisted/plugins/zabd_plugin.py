@@ -1,0 +1,8 @@
+from twisted.application.service import ServiceMaker
+
+zabd = ServiceMaker(
+    "zabd",
+    "zabd.server.tap",
+    "A ZooKeeper-compatible coordination service.",
+    "zabd",
+)

@@ -1,0 +1,303 @@
+# -*- test-case-name: tests.unit.test_datatree -*-
+"""The in-memory znode tree and the application of committed txns to it.
+
+``DataTree.apply(txn)`` is pure bookkeeping: time comes from the txn header,
+and the watch events it causes come back as data for the caller to deliver.
+Application tolerates re-application (fuzzy snapshots replay txns the
+snapshot already holds): an existing create or a missing delete is an error
+result, never a crash, and a parent's cversion and pzxid only move forward.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zabd.core.digest import TreeDigest, node_digest
+from zabd.core.nodes import (
+    CONTAINER_OWNER,
+    DataNode,
+    is_container_owner,
+    is_ttl_owner,
+    ttl_owner,
+)
+from zabd.jute.errors import Code
+from zabd.jute.opcodes import EventType, OpCode, Perms
+from zabd.jute.records import ACL, Id, Stat
+from zabd.jute.txns import (
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    SingleBody,
+    Txn,
+    TxnHeader,
+)
+
+OPEN_ACL = [ACL(Perms.ALL, Id("world", "anyone"))]
+CONFIG_NODE = "/zookeeper/config"
+QUOTA_NODE = "/zookeeper/quota"
+
+Event = tuple[EventType, str]
+
+
+@dataclass(slots=True)
+class TxnResult:
+    """What applying one txn did: the reply's material and the watch events.
+
+    ``events`` names only the node that changed (created, deleted, data
+    changed); the parent's NodeChildrenChanged follows from it.
+    """
+
+    type: int
+    err: int = 0
+    path: str | None = None
+    stat: Stat | None = None
+    events: list[Event] = field(default_factory=list)
+    multi: list[TxnResult] | None = None
+
+
+def parent_of(path: str) -> str:
+    cut = path.rfind("/")
+    return path[:cut] if cut > 0 else "/"
+
+
+def basename(path: str) -> str:
+    return path[path.rfind("/") + 1 :]
+
+
+class DataTree:
+    """Every znode by path, plus the ephemeral, container and TTL indexes."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, DataNode] = {}
+        self.ephemerals: dict[int, set[str]] = {}
+        self.containers: set[str] = set()
+        self.ttls: set[str] = set()
+        self.digest = TreeDigest()
+        self.last_processed_zxid = 0
+        self.data_size = 0
+        self._add_node("/", DataNode(b"", OPEN_ACL))
+        self._add_child("/", "zookeeper")
+        self._add_node("/zookeeper", DataNode(b"", OPEN_ACL))
+        self._add_child("/zookeeper", "quota")
+        self._add_node(QUOTA_NODE, DataNode(b"", OPEN_ACL))
+        self._add_child("/zookeeper", "config")
+        config = DataNode(b"", [ACL(Perms.READ, Id("world", "anyone"))])
+        config.aversion = -1
+        self._add_node(CONFIG_NODE, config)
+
+    # -- queries -----------------------------------------------------------
+
+    def get(self, path: str) -> DataNode | None:
+        return self.nodes.get(path)
+
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def ephemeral_count(self) -> int:
+        return sum(len(paths) for paths in self.ephemerals.values())
+
+    def ephemerals_of(self, session_id: int) -> set[str]:
+        return set(self.ephemerals.get(session_id, ()))
+
+    def descendant_count(self, path: str) -> int:
+        node = self.nodes.get(path)
+        if node is None:
+            return 0
+        total = 0
+        stack = [(path, node)]
+        while stack:
+            base, current = stack.pop()
+            prefix = base if base != "/" else ""
+            for name in current.children:
+                child_path = f"{prefix}/{name}"
+                child = self.nodes[child_path]
+                total += 1
+                if child.children:
+                    stack.append((child_path, child))
+        return total
+
+    # -- applying txns -----------------------------------------------------
+
+    def apply(self, txn: Txn) -> TxnResult:
+        header = txn.header
+        result = self._apply_body(header, header.type, txn.body)
+        if header.zxid > self.last_processed_zxid:
+            self.last_processed_zxid = header.zxid
+        return result
+
+    def _apply_body(self, header: TxnHeader, kind: int, body: object) -> TxnResult:
+        if isinstance(body, MultiTxn):
+            return self._apply_multi(header, body)
+        if kind == OpCode.closeSession:
+            return self._close_session(header, body)
+        result = TxnResult(kind)
+        if isinstance(body, (CreateTxn, CreateContainerTxn, CreateTTLTxn)):
+            self._create(header, body, result)
+        elif isinstance(body, DeleteTxn):
+            self._delete(body.path, header.zxid, result)
+        elif isinstance(body, SetDataTxn):
+            self._set_data(header, body, result)
+        elif isinstance(body, SetACLTxn):
+            self._set_acl(body, result)
+        elif isinstance(body, ErrorTxn):
+            result.err = body.err
+        return result
+
+    def _create(
+        self, header: TxnHeader, body: CreateTxn | CreateContainerTxn | CreateTTLTxn, result: TxnResult
+    ) -> None:
+        path = body.path
+        result.path = path
+        parent_path = parent_of(path)
+        parent = self.nodes.get(parent_path)
+        if parent is None:
+            result.err = Code.NONODE
+            return
+        if path in self.nodes:
+            result.err = Code.NODEEXISTS
+            return
+        if isinstance(body, CreateContainerTxn):
+            owner = CONTAINER_OWNER
+        elif isinstance(body, CreateTTLTxn):
+            owner = ttl_owner(body.ttl)
+        else:
+            owner = header.clientId if body.ephemeral else 0
+        cversion = body.parentCVersion
+        if cversion == -1:
+            cversion = parent.cversion + 1
+        if cversion > parent.cversion:
+            self._touch_parent(parent_path, parent, cversion, header.zxid)
+        zxid, time = header.zxid, header.time
+        node = DataNode(body.data or b"", body.acl)
+        node.czxid = node.mzxid = node.pzxid = zxid
+        node.ctime = node.mtime = time
+        node.ephemeral_owner = owner
+        self._add_child(parent_path, basename(path))
+        self._add_node(path, node)
+        if owner == CONTAINER_OWNER:
+            self.containers.add(path)
+        elif is_ttl_owner(owner):
+            self.ttls.add(path)
+        elif owner != 0:
+            self.ephemerals.setdefault(owner, set()).add(path)
+        result.stat = node.stat()
+        result.events.append((EventType.NodeCreated, path))
+
+    def _touch_parent(self, parent_path: str, parent: DataNode, cversion: int, zxid: int) -> None:
+        self._unhash(parent_path, parent)
+        parent.cversion = cversion
+        parent.pzxid = zxid
+        self._hash(parent_path, parent)
+
+    def _delete(self, path: str, zxid: int, result: TxnResult) -> None:
+        node = self.nodes.get(path)
+        if node is None or path == "/":
+            result.err = Code.NONODE
+            return
+        parent_path = parent_of(path)
+        parent = self.nodes[parent_path]
+        del parent.children[basename(path)]
+        if zxid > parent.pzxid:
+            self._unhash(parent_path, parent)
+            parent.pzxid = zxid
+            self._hash(parent_path, parent)
+        self._remove_node(path, node)
+        owner = node.ephemeral_owner
+        if owner == CONTAINER_OWNER:
+            self.containers.discard(path)
+        elif is_ttl_owner(owner):
+            self.ttls.discard(path)
+        elif owner != 0:
+            paths = self.ephemerals.get(owner)
+            if paths is not None:
+                paths.discard(path)
+                if not paths:
+                    del self.ephemerals[owner]
+        result.events.append((EventType.NodeDeleted, path))
+
+    def _set_data(self, header: TxnHeader, body: SetDataTxn, result: TxnResult) -> None:
+        node = self.nodes.get(body.path)
+        if node is None:
+            result.err = Code.NONODE
+            return
+        data = body.data or b""
+        self._unhash(body.path, node)
+        self.data_size += len(data) - len(node.data)
+        node.data = data
+        node.version = body.version
+        node.mzxid = header.zxid
+        node.mtime = header.time
+        self._hash(body.path, node)
+        result.path = body.path
+        result.stat = node.stat()
+        result.events.append((EventType.NodeDataChanged, body.path))
+
+    def _set_acl(self, body: SetACLTxn, result: TxnResult) -> None:
+        node = self.nodes.get(body.path)
+        if node is None:
+            result.err = Code.NONODE
+            return
+        self._unhash(body.path, node)
+        node.acl = body.acl
+        node.aversion = body.version
+        self._hash(body.path, node)
+        result.path = body.path
+        result.stat = node.stat()
+
+    def _close_session(self, header: TxnHeader, body: object) -> TxnResult:
+        result = TxnResult(OpCode.closeSession)
+        owned = self.ephemerals.pop(header.clientId, set())
+        paths = body.paths2Delete if isinstance(body, CloseSessionTxn) else sorted(owned)
+        for path in list(paths) + sorted(owned - set(paths)):
+            node = self.nodes.get(path)
+            if node is not None and node.ephemeral_owner == header.clientId:
+                self.ephemerals.setdefault(header.clientId, set()).add(path)
+                self._delete(path, header.zxid, result)
+        self.ephemerals.pop(header.clientId, None)
+        return result
+
+    def _apply_multi(self, header: TxnHeader, body: MultiTxn) -> TxnResult:
+        failed = any(kind == OpCode.error for kind, _ in body.txns)
+        result = TxnResult(OpCode.multi, multi=[])
+        assert result.multi is not None
+        for kind, sub in body.txns:
+            record: SingleBody = sub
+            if failed and kind != OpCode.error:
+                kind, record = OpCode.error, ErrorTxn(0)
+            sub_result = self._apply_body(header, kind, record)
+            result.multi.append(sub_result)
+            result.events += sub_result.events
+            if sub_result.err and not result.err:
+                result.err = sub_result.err
+        return result
+
+    # -- node bookkeeping (keeps the digest and data size in step) ---------
+
+    def _add_node(self, path: str, node: DataNode) -> None:
+        self.nodes[path] = node
+        self.data_size += len(path) + len(node.data)
+        node.digest = node_digest(path, node)
+        self.digest.add(path, node.digest)
+
+    def _remove_node(self, path: str, node: DataNode) -> None:
+        del self.nodes[path]
+        self.data_size -= len(path) + len(node.data)
+        self.digest.remove(path, node.digest)
+
+    def _add_child(self, parent_path: str, name: str) -> None:
+        self.nodes[parent_path].children[name] = None
+
+    def _unhash(self, path: str, node: DataNode) -> None:
+        self.digest.remove(path, node.digest)
+
+    def _hash(self, path: str, node: DataNode) -> None:
+        node.digest = node_digest(path, node)
+        self.digest.add(path, node.digest)
+
+
+__all__ = ["DataTree", "TxnResult", "parent_of", "is_container_owner", "OPEN_ACL", "CONFIG_NODE"]

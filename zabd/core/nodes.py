@@ -1,0 +1,71 @@
+# -*- test-case-name: tests.unit.test_datatree -*-
+"""One znode's stored state, and the ephemeralOwner encodings of special nodes."""
+from __future__ import annotations
+
+from zabd.jute.records import ACL, Stat, StatPersisted
+
+#: ephemeralOwner of a container node (Long.MIN_VALUE).
+CONTAINER_OWNER = -0x8000000000000000
+#: Extended ephemeralOwner: top byte 0xFF, 2 bytes of feature (0 = TTL), 40 bits of value.
+_EXTENDED_MASK = -0x0100000000000000  # 0xFF00000000000000 as a signed long
+MAX_TTL = 0xFFFFFFFFFF
+
+
+def ttl_owner(ttl: int) -> int:
+    return _EXTENDED_MASK | ttl
+
+
+def is_ttl_owner(owner: int) -> bool:
+    return owner < 0 and owner != CONTAINER_OWNER and (owner & _EXTENDED_MASK) == _EXTENDED_MASK
+
+
+def ttl_of(owner: int) -> int:
+    return owner & MAX_TTL
+
+
+def is_container_owner(owner: int) -> bool:
+    return owner == CONTAINER_OWNER
+
+
+def is_normal_ephemeral(owner: int) -> bool:
+    return owner != 0 and owner != CONTAINER_OWNER and not is_ttl_owner(owner)
+
+
+class DataNode:
+    """Data, ACL and StatPersisted fields of a znode, plus its child names.
+
+    ``cversion`` is the stored count of child creations; clients see
+    ``2 * cversion - numChildren`` (see ``stat``).
+    """
+
+    __slots__ = (
+        "data", "acl", "children", "czxid", "mzxid", "ctime", "mtime",
+        "version", "cversion", "aversion", "ephemeral_owner", "pzxid", "digest",
+    )
+
+    def __init__(self, data: bytes, acl: list[ACL]) -> None:
+        self.data = data
+        self.acl = acl
+        # A dict keeps child order deterministic (insertion order).
+        self.children: dict[str, None] = {}
+        self.czxid = self.mzxid = self.pzxid = 0
+        self.ctime = self.mtime = 0
+        self.version = self.cversion = self.aversion = 0
+        self.ephemeral_owner = 0
+        self.digest = 0
+
+    def stat(self) -> Stat:
+        owner = self.ephemeral_owner
+        n = len(self.children)
+        return Stat(
+            self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
+            2 * self.cversion - n, self.aversion,
+            owner if is_normal_ephemeral(owner) else 0,
+            len(self.data), n, self.pzxid,
+        )
+
+    def stat_persisted(self) -> StatPersisted:
+        return StatPersisted(
+            self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
+            self.cversion, self.aversion, self.ephemeral_owner, self.pzxid,
+        )

@@ -1,0 +1,81 @@
+# -*- test-case-name: tests.unit.test_pipeline -*-
+"""Outstanding changes: the tree as it will be once every prepared txn applies.
+
+Prep runs ahead of the tree (the log and, later, the quorum sit between them),
+so it validates against these records, as ZooKeeper's ChangeRecords do.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+
+from zabd.core.datatree import DataTree
+from zabd.jute.errors import Code, KeeperError
+from zabd.jute.records import ACL
+
+
+@dataclass(slots=True)
+class ChangeRecord:
+    zxid: int
+    path: str
+    exists: bool
+    version: int
+    cversion: int
+    aversion: int
+    ephemeral_owner: int
+    child_count: int
+    acl: list[ACL]
+
+    def next(self, zxid: int, **changes: object) -> ChangeRecord:
+        return replace(self, zxid=zxid, **changes)  # type: ignore[arg-type]
+
+
+class PendingChanges:
+    def __init__(self, tree: DataTree) -> None:
+        self.tree = tree
+        self.queue: deque[ChangeRecord] = deque()
+        self.by_path: dict[str, ChangeRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def lookup(self, path: str) -> ChangeRecord | None:
+        record = self.by_path.get(path)
+        if record is not None:
+            return record if record.exists else None
+        node = self.tree.get(path)
+        if node is None:
+            return None
+        return ChangeRecord(
+            -1, path, True, node.version, node.cversion, node.aversion,
+            node.ephemeral_owner, len(node.children), node.acl,
+        )
+
+    def require(self, path: str) -> ChangeRecord:
+        record = self.lookup(path)
+        if record is None:
+            raise KeeperError(Code.NONODE, path)
+        return record
+
+    def add(self, record: ChangeRecord) -> None:
+        self.queue.append(record)
+        self.by_path[record.path] = record
+
+    def applied(self, zxid: int) -> None:
+        """The tree now holds every change up to ``zxid``: forget them."""
+        queue, by_path = self.queue, self.by_path
+        while queue and queue[0].zxid <= zxid:
+            record = queue.popleft()
+            if by_path.get(record.path) is record:
+                del by_path[record.path]
+
+    def rollback(self, zxid: int) -> None:
+        """Undo the records a failed multi added under ``zxid``."""
+        touched = set()
+        while self.queue and self.queue[-1].zxid == zxid:
+            touched.add(self.queue.pop().path)
+        for path in touched:
+            self.by_path.pop(path, None)
+        for record in reversed(self.queue):
+            if record.path in touched and record.path not in self.by_path:
+                self.by_path[record.path] = record

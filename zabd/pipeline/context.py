@@ -1,0 +1,53 @@
+# -*- test-case-name: tests.unit.test_pipeline -*-
+"""State the processor stages share: the tree, sessions, watches and zxid counter."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from zabd.core.acl import AuthProviders
+from zabd.core.datatree import DataTree
+from zabd.core.sessions import SessionTracker
+from zabd.core.watches import Watches
+from zabd.pipeline.changes import PendingChanges
+from zabd.pipeline.stats import ServerStats
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The configuration the stages read (a projection of ZabdConfig)."""
+
+    extended_types: bool = False
+    skip_acl: bool = False
+    reconfig_enabled: bool = False
+    close_session_txn: bool = True
+
+
+@dataclass(eq=False)
+class ServerContext:
+    tree: DataTree
+    sessions: SessionTracker
+    providers: AuthProviders
+    #: Seconds since the epoch (an IReactorTime's ``seconds``), injected.
+    clock: Callable[[], float]
+    settings: Settings = field(default_factory=Settings)
+    watches: Watches = field(default_factory=Watches)
+    stats: ServerStats = field(default_factory=ServerStats)
+    pending: PendingChanges = field(init=False)
+    #: The last zxid handed out by prep.
+    last_zxid: int = 0
+
+    def __post_init__(self) -> None:
+        self.pending = PendingChanges(self.tree)
+        self.last_zxid = self.tree.last_processed_zxid
+
+    def now_ms(self) -> float:
+        return self.clock() * 1000.0
+
+    def wall_ms(self) -> int:
+        """Txn times are wall-clock milliseconds, as ZooKeeper's Time.currentWallTime."""
+        return int(self.clock() * 1000)
+
+    def next_zxid(self) -> int:
+        self.last_zxid += 1
+        return self.last_zxid

@@ -1,0 +1,145 @@
+# -*- test-case-name: tests.unit.test_pipeline -*-
+"""The final stage: apply a txn to the tree, deliver watch events, then reply.
+
+Watch events go out before the reply of the write that caused them, and the
+reply carries the zxid of the last applied txn, as ZooKeeper's
+FinalRequestProcessor does.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.logger import Logger
+
+from zabd.core.datatree import TxnResult
+from zabd.jute import multi
+from zabd.jute.codec import JuteError
+from zabd.jute.errors import Code, KeeperError
+from zabd.jute.opcodes import EventType, OpCode, PING_XID
+from zabd.jute.records import Create2Response, CreateResponse, StatResponse
+from zabd.jute.schema import Record
+from zabd.jute.txns import CreateSessionTxn, ErrorTxn, Txn
+from zabd.pipeline.context import ServerContext
+from zabd.pipeline.reads import Reads
+from zabd.pipeline.request import Client, Request
+
+log = Logger()
+
+_CREATE2_TYPES = (OpCode.create2, OpCode.createContainer, OpCode.createTTL)
+
+
+class FinalStage:
+    def __init__(self, ctx: ServerContext, session_closed: Callable[[int], None]) -> None:
+        self.ctx = ctx
+        self.reads = Reads(ctx)
+        #: Called after a closeSession applies, to drop the session's connection.
+        self.session_closed = session_closed
+
+    def process(self, request: Request) -> None:
+        ctx = self.ctx
+        result = self.apply(request.txn) if request.txn is not None else None
+        client = request.client
+        ctx.stats.outstanding -= 1
+        if client is None:
+            return
+        ctx.stats.record_latency(ctx.now_ms() - request.received_ms)
+        zxid = ctx.tree.last_processed_zxid
+        kind = request.type
+        if kind == OpCode.ping:
+            client.send_reply(PING_XID, zxid, 0, None)
+            return
+        if kind == OpCode.createSession:
+            client.session_established(True)
+            return
+        err, body = self._reply_for(request, client, result)
+        client.send_reply(request.xid, zxid, err, body)
+        if kind == OpCode.closeSession:
+            client.close()
+
+    def apply(self, txn: Txn) -> TxnResult:
+        """Apply one committed txn: tree, sessions, outstanding changes, watches."""
+        ctx = self.ctx
+        header = txn.header
+        if header.type == OpCode.createSession and isinstance(txn.body, CreateSessionTxn):
+            if header.clientId not in ctx.sessions:
+                ctx.sessions.add(header.clientId, txn.body.timeOut, int(ctx.now_ms()))
+        result = ctx.tree.apply(txn)
+        ctx.tree.digest.record(header.zxid)
+        ctx.pending.applied(header.zxid)
+        self._deliver(result)
+        if header.type == OpCode.closeSession:
+            ctx.sessions.remove(header.clientId)
+            self.session_closed(header.clientId)
+        return result
+
+    def _deliver(self, result: TxnResult) -> None:
+        watches = self.ctx.watches
+        for event_type, path in result.events:
+            if event_type == EventType.NodeCreated:
+                fired = watches.node_created(path)
+            elif event_type == EventType.NodeDeleted:
+                fired = watches.node_deleted(path)
+            else:
+                fired = watches.data_changed(path)
+            for watcher, fired_type, fired_path in fired:
+                watcher.send_event(fired_type, fired_path)
+
+    def _reply_for(self, request: Request, client: Client, result: TxnResult | None) -> tuple[int, Record | None]:
+        try:
+            if request.error is not None:
+                raise request.error
+            if result is None:
+                return 0, self.reads.handle(request, client)
+            return self._write_reply(request, result)
+        except KeeperError as e:
+            return e.code, None
+        except (JuteError, ValueError) as e:
+            log.warn("Session 0x{session:x}: bad request of type {type}: {error}",
+                     session=request.session_id, type=request.type, error=str(e))
+            return Code.MARSHALLINGERROR, None
+
+    def _write_reply(self, request: Request, result: TxnResult) -> tuple[int, Record | None]:
+        txn = request.txn
+        assert txn is not None
+        if isinstance(txn.body, ErrorTxn) and txn.header.type == OpCode.error:
+            return txn.body.err, None
+        kind = request.type
+        if kind == OpCode.multi:
+            # A failed multi still answers err 0, with per-op results.
+            return 0, _multi_response(result)
+        if result.err:
+            return result.err, None
+        if kind == OpCode.create:
+            return 0, CreateResponse(result.path or "")
+        if kind in _CREATE2_TYPES:
+            assert result.stat is not None
+            return 0, Create2Response(result.path or "", result.stat)
+        if kind in (OpCode.setData, OpCode.setACL):
+            assert result.stat is not None
+            return 0, StatResponse(result.stat)
+        if kind == OpCode.check:
+            node = self.ctx.tree.get(getattr(txn.body, "path", ""))
+            return (0, StatResponse(node.stat())) if node is not None else (Code.NONODE, None)
+        return 0, None
+
+
+def _multi_response(result: TxnResult) -> multi.MultiResponse:
+    out = []
+    for sub in result.multi or ():
+        body: Record | None = None
+        if sub.type == OpCode.error:
+            out.append(multi.OpResult(OpCode.error, sub.err, None))
+            continue
+        kind = sub.type
+        if kind == OpCode.create:
+            body = CreateResponse(sub.path or "")
+        elif kind in (OpCode.createContainer, OpCode.createTTL):
+            assert sub.stat is not None
+            kind, body = OpCode.create2, Create2Response(sub.path or "", sub.stat)
+        elif kind == OpCode.setData:
+            assert sub.stat is not None
+            body = StatResponse(sub.stat)
+        elif kind == OpCode.deleteContainer:
+            kind = OpCode.delete
+        out.append(multi.OpResult(kind, 0, body))
+    return multi.MultiResponse(tuple(out))

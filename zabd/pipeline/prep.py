@@ -1,0 +1,129 @@
+# -*- test-case-name: tests.unit.test_pipeline -*-
+"""The prep stage: give each write a zxid and a txn, check sessions of the rest.
+
+A write that fails validation still consumes a zxid: it becomes an error txn,
+logged like any other, exactly as ZooKeeper does.
+"""
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+from zabd.jute import multi
+from zabd.jute.codec import JuteError, Reader
+from zabd.jute.errors import Code, KeeperError
+from zabd.jute.opcodes import OpCode
+from zabd.jute.records import (
+    CheckVersionRequest,
+    CreateRequest,
+    CreateTTLRequest,
+    DeleteRequest,
+    SetACLRequest,
+    SetDataRequest,
+)
+from zabd.jute.schema import Record
+from zabd.jute.txns import CreateSessionTxn, ErrorTxn, MultiTxn, SingleBody, Txn, TxnBody, TxnHeader
+from zabd.pipeline.context import ServerContext
+from zabd.pipeline.request import Request, Stage
+from zabd.pipeline.writes import Prepared, TxnBuilder
+
+log = Logger()
+
+TXN_TYPES = frozenset({
+    OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL,
+    OpCode.delete, OpCode.deleteContainer, OpCode.setData, OpCode.setACL,
+    OpCode.check, OpCode.multi, OpCode.reconfig,
+    OpCode.createSession, OpCode.closeSession,
+})
+
+_REQUEST_RECORDS: dict[int, type[Record]] = {
+    OpCode.create: CreateRequest,
+    OpCode.create2: CreateRequest,
+    OpCode.createContainer: CreateRequest,
+    OpCode.createTTL: CreateTTLRequest,
+    OpCode.delete: DeleteRequest,
+    OpCode.setData: SetDataRequest,
+    OpCode.setACL: SetACLRequest,
+    OpCode.check: CheckVersionRequest,
+}
+
+
+def _prepare_one(builder: TxnBuilder, kind: int, record: Record) -> Prepared:
+    if isinstance(record, (CreateRequest, CreateTTLRequest)):
+        return builder.create(record)
+    if isinstance(record, DeleteRequest):
+        return builder.delete(record)
+    if isinstance(record, SetDataRequest):
+        return builder.set_data(record)
+    if isinstance(record, SetACLRequest):
+        return builder.set_acl(record)
+    if isinstance(record, CheckVersionRequest):
+        return builder.check(record)
+    raise JuteError(f"no txn for op {kind}")
+
+
+class PrepStage:
+    def __init__(self, ctx: ServerContext, next_stage: Stage) -> None:
+        self.ctx = ctx
+        self.next = next_stage
+
+    def process(self, request: Request) -> None:
+        if request.type in TXN_TYPES:
+            request.txn = self._txn_for(request)
+        elif request.type != OpCode.ping and not self.ctx.sessions.is_alive(request.session_id):
+            request.error = KeeperError(Code.SESSIONEXPIRED)
+        self.next.process(request)
+
+    def _txn_for(self, request: Request) -> Txn:
+        zxid = self.ctx.next_zxid()
+        time = self.ctx.wall_ms()
+        builder = TxnBuilder(self.ctx, request.session_id, request.auth_ids, zxid, time)
+        kind = request.type
+        body: TxnBody | None
+        try:
+            kind, body = self._body(request, builder)
+        except KeeperError as e:
+            kind, body = OpCode.error, ErrorTxn(e.code)
+            if e.code > Code.APIERROR:
+                log.info("Session 0x{session:x} got {error} for type {type}", session=request.session_id,
+                         error=e, type=request.type)
+        except JuteError as e:
+            log.warn("Session 0x{session:x}: cannot decode request of type {type}: {error}",
+                     session=request.session_id, type=request.type, error=str(e))
+            kind, body = OpCode.error, ErrorTxn(Code.MARSHALLINGERROR)
+        header = TxnHeader(request.session_id, request.xid, zxid, time, kind)
+        return Txn(header, body)
+
+    def _body(self, request: Request, builder: TxnBuilder) -> tuple[int, TxnBody | None]:
+        kind = request.type
+        if kind == OpCode.createSession:
+            return kind, CreateSessionTxn(Reader(request.payload).read_int())
+        if kind == OpCode.closeSession:
+            self.ctx.sessions.set_closing(request.session_id)
+            body = builder.close_session()
+            return kind, body if self.ctx.settings.close_session_txn else None
+        if kind == OpCode.multi:
+            return kind, self._multi(request, builder)
+        if kind == OpCode.reconfig:
+            return builder.reconfig()
+        if kind == OpCode.deleteContainer:
+            return builder.delete_container(request.payload.decode("utf-8", "replace"))
+        record = _REQUEST_RECORDS[kind].read(Reader(request.payload))
+        sub_kind, body = _prepare_one(builder, kind, record)
+        # A create2 stays create2 in the header; its body is a CreateTxn.
+        return (kind if sub_kind == OpCode.create else sub_kind), body
+
+    def _multi(self, request: Request, builder: TxnBuilder) -> MultiTxn:
+        ops = multi.read_ops(request.payload, multi.WRITE_OPS)
+        txns: list[tuple[int, SingleBody]] = []
+        failed = False
+        for kind, record in ops:
+            if failed:
+                txns.append((OpCode.error, ErrorTxn(Code.RUNTIMEINCONSISTENCY)))
+                continue
+            try:
+                txns.append(_prepare_one(builder, kind, record))
+            except KeeperError as e:
+                failed = True
+                txns.append((OpCode.error, ErrorTxn(e.code)))
+                self.ctx.pending.rollback(builder.zxid)
+        return MultiTxn(tuple(txns))

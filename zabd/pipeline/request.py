@@ -1,0 +1,50 @@
+# -*- test-case-name: tests.unit.test_pipeline -*-
+"""A request as it moves through the processor chain, and what stages need of a client."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from zabd.jute.errors import KeeperError
+from zabd.jute.records import Id
+from zabd.jute.schema import Record
+from zabd.jute.txns import Txn
+
+
+class Client(Protocol):
+    """The connection a request came from, as the stages see it."""
+
+    session_id: int
+    remote_ip: str
+
+    def send_reply(self, xid: int, zxid: int, err: int, body: Record | None) -> None: ...
+
+    def send_event(self, event_type: int, path: str) -> None: ...
+
+    def session_established(self, valid: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Stage(Protocol):
+    def process(self, request: Request) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    """One client request (or an internal one such as an expiry's closeSession)."""
+
+    session_id: int
+    xid: int
+    type: int
+    payload: bytes
+    client: Client | None
+    auth_ids: tuple[Id, ...] = ()
+    #: The txn prep built for a write; None for reads, pings and the like.
+    txn: Txn | None = None
+    #: Set by prep when a non-txn request must fail (an expired session).
+    error: KeeperError | None = None
+    #: Decoded request record, when prep has already decoded it.
+    record: object = None
+    #: When the request arrived, in ms of the server clock (for latency figures).
+    received_ms: float = 0.0

@@ -1,0 +1,202 @@
+# -*- test-case-name: tests.unit.test_pipeline -*-
+"""Validate one write against the outstanding changes and build its txn body.
+
+The order of checks follows ZooKeeper 3.8's PrepRequestProcessor, because it
+decides which error a client sees when several apply.
+"""
+from __future__ import annotations
+
+from zabd.core.acl import check_acl, normalize_acls
+from zabd.core.datatree import CONFIG_NODE, parent_of
+from zabd.core.nodes import (
+    CONTAINER_OWNER,
+    MAX_TTL,
+    is_container_owner,
+    is_normal_ephemeral,
+    is_ttl_owner,
+    ttl_owner,
+)
+from zabd.core.paths import validate_path
+from zabd.jute.errors import Code, KeeperError
+from zabd.jute.opcodes import CreateMode, OpCode, Perms
+from zabd.jute.records import (
+    ACL,
+    CheckVersionRequest,
+    CreateRequest,
+    CreateTTLRequest,
+    DeleteRequest,
+    Id,
+    SetACLRequest,
+    SetDataRequest,
+)
+from zabd.jute.txns import (
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    SetACLTxn,
+    SetDataTxn,
+    SingleBody,
+)
+from zabd.pipeline.changes import ChangeRecord
+from zabd.pipeline.context import ServerContext
+
+Prepared = tuple[int, SingleBody]
+
+
+def _check_version(expected: int, current: int, path: str) -> int:
+    if expected != -1 and expected != current:
+        raise KeeperError(Code.BADVERSION, path)
+    return current + 1
+
+
+class TxnBuilder:
+    """Builds the txn of one write for one session at one zxid."""
+
+    def __init__(self, ctx: ServerContext, session_id: int, auth_ids: tuple[Id, ...], zxid: int, time: int):
+        self.ctx = ctx
+        self.pending = ctx.pending
+        self.session_id = session_id
+        self.auth_ids = auth_ids
+        self.zxid = zxid
+        self.time = time
+
+    def _check_session(self) -> None:
+        if not self.ctx.sessions.is_alive(self.session_id):
+            raise KeeperError(Code.SESSIONEXPIRED)
+
+    def _check_acl(self, acl: list[ACL], perm: int, path: str) -> None:
+        try:
+            check_acl(acl, perm, self.auth_ids, self.ctx.providers, self.ctx.settings.skip_acl)
+        except KeeperError as e:
+            raise KeeperError(e.code, path) from None
+
+    def _normalize(self, acl: list[ACL] | None, path: str) -> list[ACL]:
+        try:
+            return normalize_acls(acl, self.auth_ids, self.ctx.providers)
+        except KeeperError as e:
+            raise KeeperError(e.code, path) from None
+
+    def create(self, request: CreateRequest | CreateTTLRequest) -> Prepared:
+        try:
+            mode = CreateMode(request.flags)
+        except ValueError:
+            raise KeeperError(Code.BADARGUMENTS, request.path) from None
+        ttl = request.ttl if isinstance(request, CreateTTLRequest) else -1
+        if mode.is_ttl and not self.ctx.settings.extended_types:
+            raise KeeperError(Code.UNIMPLEMENTED, request.path)
+        if (mode.is_ttl and not 0 < ttl <= MAX_TTL) or (not mode.is_ttl and ttl >= 0):
+            raise KeeperError(Code.BADARGUMENTS, request.path)
+        self._check_session()
+        path = validate_path(request.path)
+        acl = self._normalize(request.acl, path)
+        parent_path = parent_of(path)
+        parent = self.pending.require(parent_path)
+        self._check_acl(parent.acl, Perms.CREATE, path)
+        if mode.is_sequential:
+            path = validate_path(path + _sequence_suffix(parent.cversion))
+        if self.pending.lookup(path) is not None:
+            raise KeeperError(Code.NODEEXISTS, path)
+        if is_normal_ephemeral(parent.ephemeral_owner):
+            raise KeeperError(Code.NOCHILDRENFOREPHEMERALS, path)
+        cversion = parent.cversion + 1
+        data = request.data
+        body: SingleBody
+        if mode == CreateMode.CONTAINER:
+            kind, owner = OpCode.createContainer, CONTAINER_OWNER
+            body = CreateContainerTxn(path, data, acl, cversion)
+        elif mode.is_ttl:
+            kind, owner = OpCode.createTTL, ttl_owner(ttl)
+            body = CreateTTLTxn(path, data, acl, cversion, ttl)
+        else:
+            kind, owner = OpCode.create, self.session_id if mode.is_ephemeral else 0
+            body = CreateTxn(path, data, acl, mode.is_ephemeral, cversion)
+        z = self.zxid
+        self.pending.add(parent.next(z, cversion=cversion, child_count=parent.child_count + 1))
+        self.pending.add(ChangeRecord(z, path, True, 0, 0, 0, owner, 0, acl))
+        return kind, body
+
+    def delete(self, request: DeleteRequest) -> Prepared:
+        self._check_session()
+        path = validate_path(request.path)
+        parent = self.pending.require(parent_of(path))
+        self._check_acl(parent.acl, Perms.DELETE, path)
+        node = self.pending.require(path)
+        _check_version(request.version, node.version, path)
+        if node.child_count > 0:
+            raise KeeperError(Code.NOTEMPTY, path)
+        self._remove(parent, node)
+        return OpCode.delete, DeleteTxn(path)
+
+    def delete_container(self, path: str) -> Prepared:
+        path = validate_path(path)
+        node = self.pending.require(path)
+        if node.child_count > 0:
+            raise KeeperError(Code.NOTEMPTY, path)
+        # ZooKeeper would delete any non-ephemeral node here; only the
+        # container manager should send this, so refuse anything else.
+        if not (is_container_owner(node.ephemeral_owner) or is_ttl_owner(node.ephemeral_owner)):
+            raise KeeperError(Code.BADARGUMENTS, path)
+        self._remove(self.pending.require(parent_of(path)), node)
+        return OpCode.deleteContainer, DeleteTxn(path)
+
+    def _remove(self, parent: ChangeRecord, node: ChangeRecord) -> None:
+        z = self.zxid
+        self.pending.add(parent.next(z, child_count=parent.child_count - 1))
+        self.pending.add(node.next(z, exists=False, child_count=-1))
+
+    def set_data(self, request: SetDataRequest) -> Prepared:
+        self._check_session()
+        path = validate_path(request.path)
+        node = self.pending.require(path)
+        self._check_acl(node.acl, Perms.WRITE, path)
+        version = _check_version(request.version, node.version, path)
+        self.pending.add(node.next(self.zxid, version=version))
+        return OpCode.setData, SetDataTxn(path, request.data, version)
+
+    def set_acl(self, request: SetACLRequest) -> Prepared:
+        self._check_session()
+        path = validate_path(request.path)
+        acl = self._normalize(request.acl, path)
+        node = self.pending.require(path)
+        self._check_acl(node.acl, Perms.ADMIN, path)
+        aversion = _check_version(request.version, node.aversion, path)
+        self.pending.add(node.next(self.zxid, aversion=aversion, acl=acl))
+        return OpCode.setACL, SetACLTxn(path, acl, aversion)
+
+    def check(self, request: CheckVersionRequest) -> Prepared:
+        self._check_session()
+        path = validate_path(request.path)
+        node = self.pending.require(path)
+        self._check_acl(node.acl, Perms.READ, path)
+        return OpCode.check, CheckVersionTxn(path, _check_version(request.version, node.version, path))
+
+    def reconfig(self) -> Prepared:
+        if not self.ctx.settings.reconfig_enabled:
+            raise KeeperError(Code.RECONFIGDISABLED)
+        config = self.pending.require(CONFIG_NODE)
+        self._check_acl(config.acl, Perms.WRITE, CONFIG_NODE)
+        # A standalone server cannot change its membership.
+        raise KeeperError(Code.UNIMPLEMENTED)
+
+    def close_session(self) -> CloseSessionTxn:
+        owned = self.ctx.tree.ephemerals_of(self.session_id)
+        for record in self.pending.queue:
+            if not record.exists:
+                owned.discard(record.path)
+            elif record.ephemeral_owner == self.session_id:
+                owned.add(record.path)
+        paths = sorted(owned)
+        for path in paths:
+            node = self.pending.lookup(path)
+            parent = self.pending.lookup(parent_of(path))
+            if node is not None and parent is not None:
+                self._remove(parent, node)
+        return CloseSessionTxn(paths)
+
+
+def _sequence_suffix(counter: int) -> str:
+    # Java's %010d: zero-padded to ten characters, sign included.
+    return f"{counter:010d}"

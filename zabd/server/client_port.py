@@ -1,0 +1,126 @@
+# -*- test-case-name: tests.unit.test_client_port -*-
+"""The client port: frames bytes for ServerConnection, and answers four-letter words.
+
+All protocol logic lives in zabd.serving; this adapter only frames (4-byte
+big-endian length, at most jute.maxbuffer) and moves bytes.
+"""
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from typing import Callable
+
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+
+from zabd.serving.connection import ServerConnection
+from zabd.serving.standalone import StandaloneServer
+
+log = Logger()
+
+#: Renders a four-letter word (name, optional 8-byte argument) to its text answer.
+FourLetterHandler = Callable[[str, bytes], str]
+
+
+class ClientPortProtocol(Int32StringReceiver):
+    def __init__(self, factory: ClientPortFactory, conn_maker: Callable[[ClientPortProtocol], ServerConnection]):
+        self.factory = factory
+        self.MAX_LENGTH = factory.max_buffer
+        self._conn_maker = conn_maker
+        self.conn: ServerConnection | None = None
+        self._first = True
+        self._head = b""
+        self._pending_4lw: str | None = None
+
+    def connectionMade(self) -> None:
+        self.conn = self._conn_maker(self)
+        self.factory.server.connection_made(self.conn)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._first:
+            data = self._sniff(data)
+            if not data:
+                return
+        super().dataReceived(data)
+
+    def _sniff(self, data: bytes) -> bytes:
+        """Before the handshake, the first 4 bytes may be a four-letter word."""
+        head = self._head + data
+        need = 12 if self._pending_4lw is not None else 4
+        if len(head) < need:
+            self._head = head
+            return b""
+        self._head = b""
+        if self._pending_4lw is not None:
+            # stmk carries an 8-byte mask after the word.
+            self._answer(self._pending_4lw, head[4:12])
+            return b""
+        word = self.factory.four_letter_words.get(struct.unpack(">i", head[:4])[0])
+        if word is None:
+            self._first = False
+            return head
+        if word == "stmk":
+            self._pending_4lw = word
+            return self._sniff(head)
+        self._answer(word, b"")
+        return b""
+
+    def _answer(self, word: str, argument: bytes) -> None:
+        self._first = False
+        try:
+            text = self.factory.four_letter(word, argument)
+        except Exception:
+            log.failure("Four-letter word {word} failed", word=word)
+            text = ""
+        assert self.transport is not None
+        self.transport.write(text.encode("utf-8"))
+        self.transport.loseConnection()
+
+    def stringReceived(self, frame: bytes) -> None:
+        assert self.conn is not None
+        self.conn.frame_received(frame)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        log.info("Closing {peer}: frame length {length} out of range (jute.maxbuffer {limit})",
+                 peer=self.conn.peer if self.conn else "?", length=length, limit=self.MAX_LENGTH)
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: object = None) -> None:
+        if self.conn is not None:
+            self.conn.connection_lost()
+            self.factory.connection_closed(self.conn.remote_ip)
+
+
+class ClientPortFactory(Factory):
+    def __init__(self, server: StandaloneServer, four_letter: FourLetterHandler,
+                 four_letter_words: dict[int, str], max_buffer: int, max_per_ip: int) -> None:
+        self.server = server
+        self.four_letter = four_letter
+        self.four_letter_words = four_letter_words
+        self.max_buffer = max_buffer
+        self.max_per_ip = max_per_ip
+        self.per_ip: Counter[str] = Counter()
+
+    def buildProtocol(self, addr: IAddress) -> ClientPortProtocol | None:
+        host = getattr(addr, "host", "?")
+        port = getattr(addr, "port", 0)
+        if self.max_per_ip and self.per_ip[host] >= self.max_per_ip:
+            log.warn("Too many connections from {host} - max is {limit}", host=host, limit=self.max_per_ip)
+            return None
+        self.per_ip[host] += 1
+
+        def make(proto: ClientPortProtocol) -> ServerConnection:
+            assert proto.transport is not None
+            return ServerConnection(self.server, proto.transport, host, port)
+
+        return ClientPortProtocol(self, make)
+
+    def connection_closed(self, host: str) -> None:
+        self.per_ip[host] -= 1
+        if self.per_ip[host] <= 0:
+            del self.per_ip[host]
+
+
+__all__ = ["ClientPortFactory", "ClientPortProtocol", "Protocol"]

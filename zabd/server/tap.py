@@ -1,0 +1,35 @@
+"""``twistd zabd``: command-line options and the service they make."""
+from __future__ import annotations
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from zabd.server.config import ConfigError, ZabdConfig, default_config, load_config
+
+
+class Options(usage.Options):
+    synopsis = "[--config zoo.cfg]"
+    longdesc = (
+        "Run a zabd server. With no --config, a standalone server listens on "
+        "127.0.0.1:2181 and keeps its data in ./zabd-data."
+    )
+    optParameters = [
+        ["config", "c", None, "Path of a ZooKeeper-format zoo.cfg."],
+    ]
+
+    def postOptions(self) -> None:
+        path = self["config"]
+        try:
+            self.zabd_config: ZabdConfig = load_config(path) if path else default_config()
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        except OSError as e:
+            raise usage.UsageError(f"cannot read config {path}: {e.strerror}") from None
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    from zabd.server.service import ZabdService
+
+    return ZabdService(options.zabd_config, reactor)

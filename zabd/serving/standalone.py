@@ -1,0 +1,143 @@
+# -*- test-case-name: tests.unit.test_standalone -*-
+"""A standalone ZooKeeper server, sans-IO: the prep → sync → final chain plus sessions.
+
+It is driven by plain calls (``connect``, ``submit``, ``tick``) and reads time
+only from the injected clock, so tests run it with ``twisted.internet.task.Clock``
+semantics without a reactor.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+from twisted.logger import Logger
+
+from zabd.core.acl import AuthProviders
+from zabd.core.containers import expired_nodes
+from zabd.core.datatree import DataTree
+from zabd.core.sessions import SessionTracker, session_password
+from zabd.jute.opcodes import OpCode
+from zabd.jute.records import ConnectRequest
+from zabd.pipeline.context import ServerContext, Settings
+from zabd.pipeline.final import FinalStage
+from zabd.pipeline.prep import PrepStage
+from zabd.pipeline.request import Request
+from zabd.pipeline.sync import MemoryTxnLog, SyncStage, TxnLog
+from zabd.serving.connection import ServerConnection
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    tick_ms: int = 2000
+    min_session_timeout_ms: int = 4000
+    max_session_timeout_ms: int = 40000
+    server_id: int = 1
+    super_digest: str | None = None
+    settings: Settings = Settings()
+    max_containers_per_minute: int = 10000
+
+
+class StandaloneServer:
+    def __init__(self, options: ServerOptions, clock: Callable[[], float],
+                 txn_log: TxnLog | None = None, tree: DataTree | None = None) -> None:
+        self.options = options
+        now_ms = int(clock() * 1000)
+        self.ctx = ServerContext(
+            tree=tree or DataTree(),
+            sessions=SessionTracker(options.tick_ms, options.server_id, now_ms),
+            providers=AuthProviders(options.super_digest),
+            clock=clock,
+            settings=options.settings,
+        )
+        self.final = FinalStage(self.ctx, self._session_closed)
+        self.sync = SyncStage(txn_log or MemoryTxnLog(), self.final)
+        self.prep = PrepStage(self.ctx, self.sync)
+        self.connections: set[ServerConnection] = set()
+        self.by_session: dict[int, ServerConnection] = {}
+        self.started_ms = self.ctx.now_ms()
+
+    # -- connections --------------------------------------------------------
+
+    def connection_made(self, conn: ServerConnection) -> None:
+        self.connections.add(conn)
+
+    def disconnected(self, conn: ServerConnection) -> None:
+        self.connections.discard(conn)
+        self.ctx.watches.remove_watcher(conn)
+        if self.by_session.get(conn.session_id) is conn:
+            del self.by_session[conn.session_id]
+
+    def password(self, session_id: int) -> bytes:
+        return session_password(session_id)
+
+    def connect(self, conn: ServerConnection, request: ConnectRequest) -> None:
+        """Settle the session of a new connection (ZooKeeper's processConnectRequest)."""
+        ctx = self.ctx
+        if request.lastZxidSeen > ctx.tree.last_processed_zxid:
+            log.info(
+                "Refusing session request for {peer}: client has seen zxid 0x{client:x}, "
+                "our last zxid is 0x{ours:x}; client must try another server",
+                peer=conn.peer, client=request.lastZxidSeen, ours=ctx.tree.last_processed_zxid,
+            )
+            conn.close()
+            return
+        opts = self.options
+        timeout = min(max(request.timeOut, opts.min_session_timeout_ms), opts.max_session_timeout_ms)
+        conn.timeout = timeout
+        now = int(ctx.now_ms())
+        if request.sessionId == 0:
+            session_id = ctx.sessions.create(timeout, now)
+            conn.session_id = session_id
+            self.by_session[session_id] = conn
+            log.info("Creating session 0x{session:x} with timeout {timeout} for {peer}",
+                     session=session_id, timeout=timeout, peer=conn.peer)
+            self.submit(Request(session_id, 0, OpCode.createSession, struct.pack(">i", timeout), conn,
+                                received_ms=ctx.now_ms()))
+            return
+        session_id = request.sessionId
+        previous = self.by_session.pop(session_id, None)
+        if previous is not None and previous is not conn:
+            # ZooKeeper drops the old connection even if the password is wrong.
+            previous.close()
+        conn.session_id = session_id
+        valid = request.passwd == session_password(session_id) and ctx.sessions.touch(session_id, now)
+        if valid:
+            self.by_session[session_id] = conn
+            log.info("Reopened session 0x{session:x} for {peer}", session=session_id, peer=conn.peer)
+        conn.session_established(valid)
+
+    def touch(self, session_id: int) -> None:
+        self.ctx.sessions.touch(session_id, int(self.ctx.now_ms()))
+
+    def submit(self, request: Request) -> None:
+        self.ctx.stats.outstanding += 1
+        self.prep.process(request)
+
+    def _session_closed(self, session_id: int) -> None:
+        conn = self.by_session.pop(session_id, None)
+        # A client that asked to close gets its reply first; the final
+        # stage closes that connection itself.
+        if conn is not None and not conn.closing:
+            conn.close()
+
+    # -- time-driven work -----------------------------------------------------
+
+    def expire_sessions(self) -> None:
+        for session_id in self.ctx.sessions.expire(int(self.ctx.now_ms())):
+            log.info("Expiring session 0x{session:x}, timeout of {timeout}ms exceeded",
+                     session=session_id, timeout=self.ctx.sessions.timeout_of(session_id))
+            self.submit(Request(session_id, 0, OpCode.closeSession, b"", None, received_ms=self.ctx.now_ms()))
+
+    def next_expiry_ms(self) -> int | None:
+        return self.ctx.sessions.next_expiry_ms()
+
+    def collect_containers(self) -> None:
+        """Delete empty used containers and expired TTL nodes (ZooKeeper's ContainerManager)."""
+        ttl_enabled = self.options.settings.extended_types
+        paths = expired_nodes(self.ctx.tree, int(self.ctx.now_ms()), ttl_enabled)
+        for path in paths[: self.options.max_containers_per_minute]:
+            self.submit(Request(0, 0, OpCode.deleteContainer, path.encode("utf-8"), None,
+                                received_ms=self.ctx.now_ms()))
