@@ -41,7 +41,9 @@ OPEN_ACL = [ACL(Perms.ALL, Id("world", "anyone"))]
 CONFIG_NODE = "/zookeeper/config"
 QUOTA_NODE = "/zookeeper/quota"
 
-Event = tuple[EventType, str]
+#: (type, path, ACL of the node, ACL of its parent): watchers only hear of a
+#: change to a node they may read (ZooKeeper's fix for CVE-2024-23944).
+Event = tuple[EventType, str, list[ACL], list[ACL]]
 
 
 @dataclass(slots=True)
@@ -63,6 +65,10 @@ class TxnResult:
 def parent_of(path: str) -> str:
     cut = path.rfind("/")
     return path[:cut] if cut > 0 else "/"
+
+
+def _size(data: bytes | None) -> int:
+    return len(data) if data is not None else 0
 
 
 def basename(path: str) -> str:
@@ -93,7 +99,8 @@ class DataTree:
     # -- queries -----------------------------------------------------------
 
     def get(self, path: str) -> DataNode | None:
-        return self.nodes.get(path)
+        # ZooKeeper keeps the root under "" as well as "/", so reads of "" find it.
+        return self.nodes.get(path or "/")
 
     def node_count(self) -> int:
         return len(self.nodes)
@@ -173,7 +180,7 @@ class DataTree:
         if cversion > parent.cversion:
             self._touch_parent(parent_path, parent, cversion, header.zxid)
         zxid, time = header.zxid, header.time
-        node = DataNode(body.data or b"", body.acl)
+        node = DataNode(body.data, body.acl)
         node.czxid = node.mzxid = node.pzxid = zxid
         node.ctime = node.mtime = time
         node.ephemeral_owner = owner
@@ -186,7 +193,7 @@ class DataTree:
         elif owner != 0:
             self.ephemerals.setdefault(owner, set()).add(path)
         result.stat = node.stat()
-        result.events.append((EventType.NodeCreated, path))
+        result.events.append((EventType.NodeCreated, path, node.acl, parent.acl))
 
     def _touch_parent(self, parent_path: str, parent: DataNode, cversion: int, zxid: int) -> None:
         self._unhash(parent_path, parent)
@@ -218,24 +225,23 @@ class DataTree:
                 paths.discard(path)
                 if not paths:
                     del self.ephemerals[owner]
-        result.events.append((EventType.NodeDeleted, path))
+        result.events.append((EventType.NodeDeleted, path, node.acl, parent.acl))
 
     def _set_data(self, header: TxnHeader, body: SetDataTxn, result: TxnResult) -> None:
         node = self.nodes.get(body.path)
         if node is None:
             result.err = Code.NONODE
             return
-        data = body.data or b""
         self._unhash(body.path, node)
-        self.data_size += len(data) - len(node.data)
-        node.data = data
+        self.data_size += _size(body.data) - _size(node.data)
+        node.data = body.data
         node.version = body.version
         node.mzxid = header.zxid
         node.mtime = header.time
         self._hash(body.path, node)
         result.path = body.path
         result.stat = node.stat()
-        result.events.append((EventType.NodeDataChanged, body.path))
+        result.events.append((EventType.NodeDataChanged, body.path, node.acl, node.acl))
 
     def _set_acl(self, body: SetACLTxn, result: TxnResult) -> None:
         node = self.nodes.get(body.path)
@@ -280,13 +286,13 @@ class DataTree:
 
     def _add_node(self, path: str, node: DataNode) -> None:
         self.nodes[path] = node
-        self.data_size += len(path) + len(node.data)
+        self.data_size += len(path) + _size(node.data)
         node.digest = node_digest(path, node)
         self.digest.add(path, node.digest)
 
     def _remove_node(self, path: str, node: DataNode) -> None:
         del self.nodes[path]
-        self.data_size -= len(path) + len(node.data)
+        self.data_size -= len(path) + _size(node.data)
         self.digest.remove(path, node.digest)
 
     def _add_child(self, parent_path: str, name: str) -> None:

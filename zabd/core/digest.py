@@ -26,7 +26,8 @@ def node_digest(path: str, node: DataNode) -> int:
     if path.startswith("/zookeeper/"):
         return 0
     crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8", "surrogatepass"))
-    crc = zlib.crc32(node.data, crc)
+    if node.data:
+        crc = zlib.crc32(node.data, crc)
     crc = zlib.crc32(
         _STAT.pack(
             node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime,

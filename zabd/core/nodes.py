@@ -43,7 +43,8 @@ class DataNode:
         "version", "cversion", "aversion", "ephemeral_owner", "pzxid", "digest",
     )
 
-    def __init__(self, data: bytes, acl: list[ACL]) -> None:
+    def __init__(self, data: bytes | None, acl: list[ACL]) -> None:
+        # None (a client's null) stays distinct from b"": getData returns it as null.
         self.data = data
         self.acl = acl
         # A dict keeps child order deterministic (insertion order).
@@ -61,7 +62,7 @@ class DataNode:
             self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
             2 * self.cversion - n, self.aversion,
             owner if is_normal_ephemeral(owner) else 0,
-            len(self.data), n, self.pzxid,
+            len(self.data) if self.data is not None else 0, n, self.pzxid,
         )
 
     def stat_persisted(self) -> StatPersisted:

@@ -9,6 +9,7 @@ on the hot path of every request and reply.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from typing import Any, Callable, ClassVar, Self, TypeVar
 
 from zabd.jute.codec import JuteError, Reader, Writer
@@ -44,6 +45,23 @@ def vector(item: object) -> Vector:
     return Vector(item)
 
 
+_FIXED = {"int": "i", "long": "q", "byte": "b", "bool": "?"}
+
+
+def _runs(schema: tuple[object, ...]) -> list[tuple[int, int]]:
+    """Split field indexes into [start, end) runs; fixed-size primitives run together."""
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(schema):
+        j = i + 1
+        if schema[i] in _FIXED:
+            while j < len(schema) and schema[j] in _FIXED:
+                j += 1
+        runs.append((i, j))
+        i = j
+    return runs
+
+
 def _writer_expr(spec: object, value: str, names: dict[str, object]) -> str:
     if isinstance(spec, str):
         if spec not in PRIMITIVES:
@@ -72,6 +90,32 @@ def _reader_expr(spec: object, names: dict[str, object]) -> str:
     return f"{key}.read(r)"
 
 
+def _generate(schema: tuple[object, ...], fields: list[str], names: dict[str, object]) -> str:
+    """Source of write() and read(); runs of fixed-size fields use one struct each."""
+    writes: list[str] = []
+    reads: list[str] = []
+    for start, end in _runs(schema):
+        if end - start > 1 or schema[start] in _FIXED:
+            key = f"_s{len(names)}"
+            fmt = struct.Struct(">" + "".join(_FIXED[str(t)] for t in schema[start:end]))
+            names[key] = fmt
+            args = ", ".join(f"self.{name}" for name in fields[start:end])
+            writes.append(f"w.buf += {key}.pack({args})")
+            targets = ", ".join(f"v{i}" for i in range(start, end))
+            reads.append(f"{targets}, = {key}.unpack_from(r.buf, r._need({fmt.size}))")
+        else:
+            writes.append(_writer_expr(schema[start], f"self.{fields[start]}", names))
+            reads.append(f"v{start} = {_reader_expr(schema[start], names)}")
+    values = ", ".join(f"v{i}" for i in range(len(schema)))
+    return (
+        "def write(self, w):\n"
+        + "".join(f"    {line}\n" for line in writes or ["pass"])
+        + "def read(cls, r):\n"
+        + "".join(f"    {line}\n" for line in reads)
+        + f"    return cls({values})\n"
+    )
+
+
 def _record_writer(w: Writer, value: Any) -> None:
     value.write(w)
 
@@ -85,15 +129,7 @@ def jute_record(*schema: object) -> Callable[[type[R]], type[R]]:
         if len(fields) != len(schema):
             raise TypeError(f"{cls.__name__}: {len(fields)} fields but {len(schema)} schema entries")
         names: dict[str, object] = {}
-        writes = [_writer_expr(spec, f"self.{name}", names) for name, spec in zip(fields, schema)]
-        reads = [_reader_expr(spec, names) for spec in schema]
-        source = (
-            "def write(self, w):\n"
-            + "".join(f"    {line}\n" for line in writes or ["pass"])
-            + "def read(cls, r):\n"
-            + f"    return cls({', '.join(reads)})\n"
-        )
-        exec(source, names)
+        exec(_generate(tuple(schema), fields, names), names)
         dc.SCHEMA = tuple(schema)
         dc.write = names["write"]
         dc.read = classmethod(names["read"])  # type: ignore[arg-type]

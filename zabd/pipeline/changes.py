@@ -7,7 +7,7 @@ so it validates against these records, as ZooKeeper's ChangeRecords do.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from zabd.core.datatree import DataTree
 from zabd.jute.errors import Code, KeeperError
@@ -26,8 +26,19 @@ class ChangeRecord:
     child_count: int
     acl: list[ACL]
 
-    def next(self, zxid: int, **changes: object) -> ChangeRecord:
-        return replace(self, zxid=zxid, **changes)  # type: ignore[arg-type]
+    def next(self, zxid: int, *, exists: bool = True, version: int | None = None,
+             cversion: int | None = None, aversion: int | None = None,
+             child_count: int | None = None, acl: list[ACL] | None = None) -> ChangeRecord:
+        """A copy as of ``zxid`` with the given fields changed."""
+        return ChangeRecord(
+            zxid, self.path, exists,
+            self.version if version is None else version,
+            self.cversion if cversion is None else cversion,
+            self.aversion if aversion is None else aversion,
+            self.ephemeral_owner,
+            self.child_count if child_count is None else child_count,
+            self.acl if acl is None else acl,
+        )
 
 
 class PendingChanges:

@@ -11,11 +11,12 @@ from typing import Callable
 
 from twisted.logger import Logger
 
+from zabd.core.acl import has_perm
 from zabd.core.datatree import TxnResult
 from zabd.jute import multi
 from zabd.jute.codec import JuteError
 from zabd.jute.errors import Code, KeeperError
-from zabd.jute.opcodes import EventType, OpCode, PING_XID
+from zabd.jute.opcodes import EventType, OpCode, Perms, PING_XID
 from zabd.jute.records import Create2Response, CreateResponse, StatResponse
 from zabd.jute.schema import Record
 from zabd.jute.txns import CreateSessionTxn, ErrorTxn, Txn
@@ -42,17 +43,18 @@ class FinalStage:
         ctx.stats.outstanding -= 1
         if client is None:
             return
-        ctx.stats.record_latency(ctx.now_ms() - request.received_ms)
+        now = ctx.now_ms()
+        ctx.stats.record_latency(now - request.received_ms)
         zxid = ctx.tree.last_processed_zxid
         kind = request.type
         if kind == OpCode.ping:
-            client.send_reply(PING_XID, zxid, 0, None)
+            client.send_reply(PING_XID, zxid, 0, None, now)
             return
         if kind == OpCode.createSession:
             client.session_established(True)
             return
         err, body = self._reply_for(request, client, result)
-        client.send_reply(request.xid, zxid, err, body)
+        client.send_reply(request.xid, zxid, err, body, now)
         if kind == OpCode.closeSession:
             client.close()
 
@@ -73,8 +75,9 @@ class FinalStage:
         return result
 
     def _deliver(self, result: TxnResult) -> None:
-        watches = self.ctx.watches
-        for event_type, path in result.events:
+        ctx = self.ctx
+        watches = ctx.watches
+        for event_type, path, acl, parent_acl in result.events:
             if event_type == EventType.NodeCreated:
                 fired = watches.node_created(path)
             elif event_type == EventType.NodeDeleted:
@@ -82,7 +85,11 @@ class FinalStage:
             else:
                 fired = watches.data_changed(path)
             for watcher, fired_type, fired_path in fired:
-                watcher.send_event(fired_type, fired_path)
+                node_acl = parent_acl if fired_type == EventType.NodeChildrenChanged else acl
+                # A watcher hears only of nodes it may read, as ZooKeeper
+                # 3.8.4 and Debian's 3.8.0 do (CVE-2024-23944).
+                if has_perm(node_acl, Perms.READ, watcher.auth_ids, ctx.providers, ctx.settings.skip_acl):
+                    watcher.send_event(fired_type, fired_path)
 
     def _reply_for(self, request: Request, client: Client, result: TxnResult | None) -> tuple[int, Record | None]:
         try:

@@ -106,6 +106,11 @@ class PrepStage:
         if kind == OpCode.reconfig:
             return builder.reconfig()
         if kind == OpCode.deleteContainer:
+            if request.client is not None:
+                # Only the container sweep may send this.  ZooKeeper 3.8 reads
+                # a client's path together with the request header, whose NUL
+                # bytes always make it BADARGUMENTS; zabd answers the same.
+                raise KeeperError(Code.BADARGUMENTS)
             return builder.delete_container(request.payload.decode("utf-8", "replace"))
         record = _REQUEST_RECORDS[kind].read(Reader(request.payload))
         sub_kind, body = _prepare_one(builder, kind, record)

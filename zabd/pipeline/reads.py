@@ -181,6 +181,8 @@ class Reads:
         results = []
         for kind, op in multi.read_ops(request.payload, multi.READ_OPS):
             assert isinstance(op, PathWatchRequest)
+            # ZooKeeper's multiRead drops the watch flag: its Op records have none.
+            op = PathWatchRequest(op.path, False)
             try:
                 body: Record = (
                     self._get_data(op, request, client) if kind == OpCode.getData

@@ -16,8 +16,9 @@ class Client(Protocol):
 
     session_id: int
     remote_ip: str
+    auth_ids: tuple[Id, ...]
 
-    def send_reply(self, xid: int, zxid: int, err: int, body: Record | None) -> None: ...
+    def send_reply(self, xid: int, zxid: int, err: int, body: Record | None, now_ms: float = 0.0) -> None: ...
 
     def send_event(self, event_type: int, path: str) -> None: ...
 

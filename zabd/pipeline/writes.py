@@ -90,13 +90,16 @@ class TxnBuilder:
         if (mode.is_ttl and not 0 < ttl <= MAX_TTL) or (not mode.is_ttl and ttl >= 0):
             raise KeeperError(Code.BADARGUMENTS, request.path)
         self._check_session()
-        path = validate_path(request.path)
+        path = request.path or ""
+        # As ZooKeeper: only the last slash is checked before the parent is
+        # looked up, so "/missing//x" is NONODE; the full check comes after.
+        parent_path = _parent_for_write(path)
         acl = self._normalize(request.acl, path)
-        parent_path = parent_of(path)
         parent = self.pending.require(parent_path)
         self._check_acl(parent.acl, Perms.CREATE, path)
         if mode.is_sequential:
-            path = validate_path(path + _sequence_suffix(parent.cversion))
+            path += _sequence_suffix(parent.cversion)
+        validate_path(path)
         if self.pending.lookup(path) is not None:
             raise KeeperError(Code.NODEEXISTS, path)
         if is_normal_ephemeral(parent.ephemeral_owner):
@@ -120,8 +123,10 @@ class TxnBuilder:
 
     def delete(self, request: DeleteRequest) -> Prepared:
         self._check_session()
-        path = validate_path(request.path)
-        parent = self.pending.require(parent_of(path))
+        path = request.path or ""
+        if path in SPECIAL_PATHS:
+            raise KeeperError(Code.BADARGUMENTS, path)
+        parent = self.pending.require(_parent_for_write(path))
         self._check_acl(parent.acl, Perms.DELETE, path)
         node = self.pending.require(path)
         _check_version(request.version, node.version, path)
@@ -131,15 +136,15 @@ class TxnBuilder:
         return OpCode.delete, DeleteTxn(path)
 
     def delete_container(self, path: str) -> Prepared:
-        path = validate_path(path)
+        if path in SPECIAL_PATHS:
+            raise KeeperError(Code.BADARGUMENTS, path)
+        parent_path = _parent_for_write(path)
         node = self.pending.require(path)
         if node.child_count > 0:
             raise KeeperError(Code.NOTEMPTY, path)
-        # ZooKeeper would delete any non-ephemeral node here; only the
-        # container manager should send this, so refuse anything else.
-        if not (is_container_owner(node.ephemeral_owner) or is_ttl_owner(node.ephemeral_owner)):
-            raise KeeperError(Code.BADARGUMENTS, path)
-        self._remove(self.pending.require(parent_of(path)), node)
+        if is_normal_ephemeral(node.ephemeral_owner):
+            raise KeeperError(Code.BADVERSION, path)
+        self._remove(self.pending.require(parent_path), node)
         return OpCode.deleteContainer, DeleteTxn(path)
 
     def _remove(self, parent: ChangeRecord, node: ChangeRecord) -> None:
@@ -195,6 +200,18 @@ class TxnBuilder:
             if node is not None and parent is not None:
                 self._remove(parent, node)
         return CloseSessionTxn(paths)
+
+
+#: Nodes a client may never delete (ZooKeeper's DataTree.isSpecialPath).
+SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
+
+
+def _parent_for_write(path: str) -> str:
+    """The parent ZooKeeper looks up first: everything before the last slash."""
+    cut = path.rfind("/")
+    if cut == -1 or "\0" in path:
+        raise KeeperError(Code.BADARGUMENTS, path)
+    return path[:cut] or "/"
 
 
 def _sequence_suffix(counter: int) -> str:

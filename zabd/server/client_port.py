@@ -43,7 +43,13 @@ class ClientPortProtocol(Int32StringReceiver):
             data = self._sniff(data)
             if not data:
                 return
-        super().dataReceived(data)
+        conn = self.conn
+        assert conn is not None
+        conn.begin_batch()
+        try:
+            super().dataReceived(data)
+        finally:
+            conn.end_batch()
 
     def _sniff(self, data: bytes) -> bytes:
         """Before the handshake, the first 4 bytes may be a four-letter word."""

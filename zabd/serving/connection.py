@@ -61,6 +61,9 @@ class ServerConnection:
         self.read_only_byte: bool | None = None
         self.closing = False
         self._held: deque[bytes] = deque()
+        #: While the adapter feeds one chunk of input, output collects here
+        #: and leaves in one write (one syscall for many pipelined replies).
+        self._batch: list[bytes] | None = None
         self.stats = ConnectionStats(server.ctx.now_ms())
 
     # -- input ------------------------------------------------------------
@@ -98,7 +101,8 @@ class ServerConnection:
             return
         xid, kind = _HEADER.unpack_from(frame)
         payload = frame[8:]
-        self.server.touch(self.session_id)
+        now = self.server.ctx.now_ms()
+        self.server.touch(self.session_id, now)
         if kind == OpCode.auth:
             self._auth(xid, payload)
         elif kind == OpCode.sasl:
@@ -108,8 +112,7 @@ class ServerConnection:
                 self.closing = True
             stats.last_op = kind
             stats.last_cxid = xid
-            self.server.submit(Request(self.session_id, xid, kind, payload, self, self.auth_ids,
-                                       received_ms=self.server.ctx.now_ms()))
+            self.server.submit(Request(self.session_id, xid, kind, payload, self, self.auth_ids, received_ms=now))
         else:
             log.info("Closing session 0x{session:x}: unknown opcode {op}", session=self.session_id, op=kind)
             self.send_reply(xid, -1, Code.UNIMPLEMENTED, None)
@@ -135,6 +138,21 @@ class ServerConnection:
 
     # -- output (the pipeline's Client interface) --------------------------
 
+    def begin_batch(self) -> None:
+        if self._batch is None:
+            self._batch = []
+
+    def end_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch:
+            self.transport.write(b"".join(batch))
+
+    def _write(self, data: bytes) -> None:
+        if self._batch is not None:
+            self._batch.append(data)
+        else:
+            self.transport.write(data)
+
     def session_established(self, valid: bool) -> None:
         if self.state is State.CLOSED:
             return
@@ -149,7 +167,7 @@ class ServerConnection:
         if self.read_only_byte is not None:
             w.write_bool(False)
         struct.pack_into(">i", w.buf, 0, len(w.buf) - 4)
-        self.transport.write(bytes(w.buf))
+        self._write(bytes(w.buf))
         if not valid:
             log.info("Invalid session 0x{session:x} for {peer}: closing", session=self.session_id, peer=self.peer)
             self.close()
@@ -158,42 +176,38 @@ class ServerConnection:
         while self._held and self.state is State.ACTIVE:
             self._request(self._held.popleft())
 
-    def send_reply(self, xid: int, zxid: int, err: int, body: Record | None) -> None:
+    def send_reply(self, xid: int, zxid: int, err: int, body: Record | None, now_ms: float = 0.0) -> None:
         if self.state is State.CLOSED:
             return
         if body is None or err:
-            self.transport.write(_REPLY.pack(16, xid, zxid, err))
+            self._write(_REPLY.pack(16, xid, zxid, err))
         else:
             w = Writer()
-            w.buf += _REPLY.pack(0, xid, zxid, 0)
             body.write(w)
-            struct.pack_into(">i", w.buf, 0, len(w.buf) - 4)
-            self.transport.write(bytes(w.buf))
-        self._sent(xid, zxid)
+            self._write(_REPLY.pack(16 + len(w.buf), xid, zxid, 0) + w.buf)
+        self._sent(xid, zxid, now_ms)
 
-    def _sent(self, xid: int, zxid: int) -> None:
+    def _sent(self, xid: int, zxid: int, now_ms: float = 0.0) -> None:
         stats = self.stats
         stats.sent += 1
         self.server.ctx.stats.packets_sent += 1
         if xid >= 0:
             stats.last_zxid = zxid
-            now = self.server.ctx.now_ms()
-            stats.last_response_ms = now
+            stats.last_response_ms = now_ms
 
     def send_event(self, event_type: int, path: str) -> None:
         if self.state is State.CLOSED:
             return
         w = Writer()
-        w.buf += _REPLY.pack(0, NOTIFICATION_XID, -1, 0)
         WatcherEvent(event_type, KeeperState.SyncConnected, path).write(w)
-        struct.pack_into(">i", w.buf, 0, len(w.buf) - 4)
-        self.transport.write(bytes(w.buf))
+        self._write(_REPLY.pack(16 + len(w.buf), NOTIFICATION_XID, -1, 0) + w.buf)
         self._sent(NOTIFICATION_XID, -1)
 
     def close(self) -> None:
         if self.state is State.CLOSED:
             return
         self.state = State.CLOSED
+        self.end_batch()
         self.transport.loseConnection()
 
     @property

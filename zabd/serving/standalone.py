@@ -109,8 +109,8 @@ class StandaloneServer:
             log.info("Reopened session 0x{session:x} for {peer}", session=session_id, peer=conn.peer)
         conn.session_established(valid)
 
-    def touch(self, session_id: int) -> None:
-        self.ctx.sessions.touch(session_id, int(self.ctx.now_ms()))
+    def touch(self, session_id: int, now_ms: float) -> None:
+        self.ctx.sessions.touch(session_id, int(now_ms))
 
     def submit(self, request: Request) -> None:
         self.ctx.stats.outstanding += 1
