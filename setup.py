@@ -19,6 +19,7 @@ setup(
             "kazoo>=2.10",
             "treq",
             "mypy",
+            "mypy-zope",
         ],
     },
     entry_points={"console_scripts": ["zabd-bench = zabd.tools.bench:main"]},

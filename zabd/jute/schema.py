@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from typing import Any, Callable, ClassVar, Self, TypeVar
+from typing import Any, Callable, ClassVar, Self, TypeVar, dataclass_transform
 
 from zabd.jute.codec import JuteError, Reader, Writer
 
@@ -120,6 +120,7 @@ def _record_writer(w: Writer, value: Any) -> None:
     value.write(w)
 
 
+@dataclass_transform(frozen_default=True)
 def jute_record(*schema: object) -> Callable[[type[R]], type[R]]:
     """Make a frozen, slotted dataclass whose fields follow ``schema``."""
 
@@ -133,7 +134,7 @@ def jute_record(*schema: object) -> Callable[[type[R]], type[R]]:
         dc.SCHEMA = tuple(schema)
         dc.write = names["write"]
         dc.read = classmethod(names["read"])  # type: ignore[arg-type]
-        return dc  # type: ignore[no-any-return]
+        return dc
 
     return wrap
 

@@ -35,6 +35,9 @@ TXN_TYPES = frozenset({
     OpCode.createSession, OpCode.closeSession,
 })
 
+_TXN_INTS = frozenset(int(op) for op in TXN_TYPES)
+_PING = int(OpCode.ping)
+
 _REQUEST_RECORDS: dict[int, type[Record]] = {
     OpCode.create: CreateRequest,
     OpCode.create2: CreateRequest,
@@ -67,9 +70,9 @@ class PrepStage:
         self.next = next_stage
 
     def process(self, request: Request) -> None:
-        if request.type in TXN_TYPES:
+        if request.type in _TXN_INTS:
             request.txn = self._txn_for(request)
-        elif request.type != OpCode.ping and not self.ctx.sessions.is_alive(request.session_id):
+        elif request.type != _PING and not self.ctx.sessions.is_alive(request.session_id):
             request.error = KeeperError(Code.SESSIONEXPIRED)
         self.next.process(request)
 
@@ -99,8 +102,8 @@ class PrepStage:
             return kind, CreateSessionTxn(Reader(request.payload).read_int())
         if kind == OpCode.closeSession:
             self.ctx.sessions.set_closing(request.session_id)
-            body = builder.close_session()
-            return kind, body if self.ctx.settings.close_session_txn else None
+            closing = builder.close_session()
+            return kind, closing if self.ctx.settings.close_session_txn else None
         if kind == OpCode.multi:
             return kind, self._multi(request, builder)
         if kind == OpCode.reconfig:

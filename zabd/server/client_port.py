@@ -91,6 +91,7 @@ class ClientPortProtocol(Int32StringReceiver):
     def lengthLimitExceeded(self, length: int) -> None:
         log.info("Closing {peer}: frame length {length} out of range (jute.maxbuffer {limit})",
                  peer=self.conn.peer if self.conn else "?", length=length, limit=self.MAX_LENGTH)
+        assert self.transport is not None
         self.transport.loseConnection()
 
     def connectionLost(self, reason: object = None) -> None:
@@ -109,7 +110,7 @@ class ClientPortFactory(Factory):
         self.max_per_ip = max_per_ip
         self.per_ip: Counter[str] = Counter()
 
-    def buildProtocol(self, addr: IAddress) -> ClientPortProtocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> ClientPortProtocol | None:
         host = getattr(addr, "host", "?")
         port = getattr(addr, "port", 0)
         if self.max_per_ip and self.per_ip[host] >= self.max_per_ip:

@@ -27,7 +27,7 @@ from zabd.serving.connection import ServerConnection
 from zabd.serving.standalone import StandaloneServer
 
 #: The short operation names ZooKeeper's cons and stat print.
-_OP_NAMES = {
+_OP_NAMES: dict[int, str] = {
     OpCode.create: "CREA", OpCode.create2: "CREA", OpCode.createContainer: "CREA",
     OpCode.createTTL: "CREA", OpCode.delete: "DELE", OpCode.exists: "EXIS",
     OpCode.getData: "GETD", OpCode.setData: "SETD", OpCode.getACL: "GETA",

@@ -35,6 +35,13 @@ VALID_OPS = frozenset(op for op in OpCode if op not in (
 ))
 
 
+# Plain ints for the per-request checks: enum attribute lookups cost on the hot path.
+_AUTH = int(OpCode.auth)
+_SASL = int(OpCode.sasl)
+_CLOSE_SESSION = int(OpCode.closeSession)
+_VALID = frozenset(int(op) for op in VALID_OPS)
+
+
 class Transport(Protocol):
     def write(self, data: bytes) -> None: ...
 
@@ -94,25 +101,26 @@ class ServerConnection:
             return
         stats = self.stats
         stats.received += 1
-        self.server.ctx.stats.packets_received += 1
+        server = self.server
+        server.ctx.stats.packets_received += 1
         if len(frame) < 8:
             log.info("Closing {peer}: request frame of {n} bytes", peer=self.peer, n=len(frame))
             self.close()
             return
         xid, kind = _HEADER.unpack_from(frame)
         payload = frame[8:]
-        now = self.server.ctx.now_ms()
-        self.server.touch(self.session_id, now)
-        if kind == OpCode.auth:
-            self._auth(xid, payload)
-        elif kind == OpCode.sasl:
-            self.send_reply(xid, 0, Code.AUTHFAILED, None)
-        elif kind in VALID_OPS:
-            if kind == OpCode.closeSession:
+        now = server.ctx.now_ms()
+        server.touch(self.session_id, now)
+        if kind in _VALID:
+            if kind == _CLOSE_SESSION:
                 self.closing = True
             stats.last_op = kind
             stats.last_cxid = xid
-            self.server.submit(Request(self.session_id, xid, kind, payload, self, self.auth_ids, received_ms=now))
+            server.submit(Request(self.session_id, xid, kind, payload, self, self.auth_ids, received_ms=now))
+        elif kind == _AUTH:
+            self._auth(xid, payload)
+        elif kind == _SASL:
+            self.send_reply(xid, 0, Code.AUTHFAILED, None)
         else:
             log.info("Closing session 0x{session:x}: unknown opcode {op}", session=self.session_id, op=kind)
             self.send_reply(xid, -1, Code.UNIMPLEMENTED, None)

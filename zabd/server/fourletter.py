@@ -1,0 +1,446 @@
+"""
+Four-letter words: ZooKeeper 3.8's plain-text admin commands, rendered purely.
+
+A client that has not sent a ConnectRequest may send four ASCII bytes instead
+of a frame length; if those bytes (read as a big-endian int) name a command,
+the server writes text and closes.  This module only recognises the word and
+renders the text from a read-only :class:`ServerView`; sockets live in
+``client_port.py``.  Formats were checked against a real 3.8.0 standalone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
+from decimal import Decimal
+from typing import Mapping, Protocol, Sequence, Union
+
+#: The ZooKeeper release whose behaviour zabd reproduces.
+COMPATIBLE_ZOOKEEPER_VERSION = "3.8.0"
+
+_WORDS = (
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "dump",
+    "envi", "wchs", "wchc", "wchp", "dirs", "isro", "hash", "gtmk", "stmk",
+)
+
+#: Big-endian int of each 4-byte word -> the word.
+COMMANDS: dict[int, str] = {int.from_bytes(w.encode("ascii"), "big"): w for w in _WORDS}
+
+#: Every command name, for whitelists (``*``).
+COMMAND_NAMES: frozenset[str] = frozenset(_WORDS)
+
+#: What ZooKeeper prints when the server is not up (yet).
+NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
+
+#: A value in ``mntr``; ints print as ints, floats as Java doubles.
+MetricValue = Union[int, float, str, bool, None]
+
+
+def command_for_length(first4: int) -> str | None:
+    """
+    The command named by the first four bytes of a new connection.
+
+    :param first4: those bytes as a big-endian (signed or unsigned) int.
+    :return: the word, or ``None`` if they are an ordinary frame length.
+    """
+    return COMMANDS.get(first4 & 0xFFFFFFFF)
+
+
+def version_string(zabd_version: str, built_on: str) -> str:
+    """
+    The full version zabd reports; kazoo's ``server_version()`` reads (3, 8, 0).
+
+    :param zabd_version: zabd's own version, e.g. ``"0.1.0"``.
+    :param built_on: build date text, e.g. ``"2025-01-01 00:00 UTC"``.
+    """
+    return f"{COMPATIBLE_ZOOKEEPER_VERSION}-zabd-{zabd_version}, built on {built_on}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """
+    One client connection as ``stat``/``cons`` print it.
+
+    :param remote_host: peer IP address.
+    :param remote_port: peer port.
+    :param interest_ops: selector interest, printed in hex (1 = reading,
+        0 for the connection that is asking).
+    :param queued: requests outstanding on this connection.
+    :param packets_received: packets read.
+    :param packets_sent: packets written.
+    :param session_id: 0 until a session is established; then ``cons``
+        prints the fields below.
+    :param last_op: short name of the last operation (``GETD``, ``PING``...).
+    :param established_ms: wall-clock epoch ms the connection was set up.
+    :param session_timeout_ms: negotiated session timeout.
+    :param last_cxid: last client xid seen, -1 for none (then omitted).
+    :param last_zxid: last zxid replied with, -1 for none.
+    :param last_response_ms: time of the last response, in ms.
+    :param last_latency_ms: latency of the last request.
+    :param min_latency_ms: smallest request latency.
+    :param avg_latency_ms: mean request latency (an integer, as in ZooKeeper).
+    :param max_latency_ms: largest request latency.
+    """
+
+    remote_host: str
+    remote_port: int
+    interest_ops: int = 1
+    queued: int = 0
+    packets_received: int = 0
+    packets_sent: int = 0
+    session_id: int = 0
+    last_op: str = "NA"
+    established_ms: int = 0
+    session_timeout_ms: int = 0
+    last_cxid: int = -1
+    last_zxid: int = -1
+    last_response_ms: int = 0
+    last_latency_ms: int = 0
+    min_latency_ms: int = 0
+    avg_latency_ms: int = 0
+    max_latency_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSummary:
+    """
+    ``wchs`` counts, over data watches (as ZooKeeper counts them).
+
+    :param connections: connections holding at least one watch.
+    :param paths: distinct watched paths.
+    :param total: total (connection, path) watches.
+    """
+
+    connections: int
+    paths: int
+    total: int
+
+
+class ServerView(Protocol):
+    """What rendering needs from the server; read-only apart from the resets."""
+
+    @property
+    def version(self) -> str:
+        """Full version, see :func:`version_string`."""
+    @property
+    def mode(self) -> str:
+        """standalone, leader, follower, observer or read-only."""
+    @property
+    def serving(self) -> bool:
+        """True once the server answers client requests."""
+    @property
+    def read_only(self) -> bool:
+        """True when running as a read-only server."""
+    @property
+    def last_zxid(self) -> int: ...
+    @property
+    def node_count(self) -> int: ...
+    @property
+    def min_latency_ms(self) -> int: ...
+    @property
+    def avg_latency_ms(self) -> float:
+        """Mean latency, rounded half-up to 4 decimals as ZooKeeper does."""
+    @property
+    def max_latency_ms(self) -> int: ...
+    @property
+    def packets_received(self) -> int: ...
+    @property
+    def packets_sent(self) -> int: ...
+    @property
+    def outstanding_requests(self) -> int: ...
+    @property
+    def proposal_sizes(self) -> tuple[int, int, int] | None:
+        """Leader only: last/min/max proposal size (-1 before any)."""
+    @property
+    def uptime_ms(self) -> int: ...
+    @property
+    def watch_count(self) -> int:
+        """Data plus child watches (mntr's zk_watch_count)."""
+    @property
+    def ephemerals_count(self) -> int: ...
+    @property
+    def approximate_data_size(self) -> int: ...
+    @property
+    def global_sessions(self) -> int: ...
+    @property
+    def local_sessions(self) -> int: ...
+    @property
+    def auth_failed_count(self) -> int: ...
+    @property
+    def open_file_descriptor_count(self) -> int: ...
+    @property
+    def max_file_descriptor_count(self) -> int: ...
+    @property
+    def data_dir_size(self) -> int: ...
+    @property
+    def log_dir_size(self) -> int: ...
+    @property
+    def trace_mask(self) -> int: ...
+
+    def connections(self) -> Sequence[ConnectionInfo]:
+        """Every client connection, including the one asking (ZooKeeper does)."""
+    def watch_summary(self) -> WatchSummary: ...
+    def watches_by_session(self) -> Mapping[int, Sequence[str]]:
+        """Session id -> watched paths (data watches)."""
+    def watches_by_path(self) -> Mapping[str, Sequence[int]]:
+        """Watched path -> session ids (data watches)."""
+    def session_expiry(self) -> Sequence[tuple[int, Sequence[int]]]:
+        """(wall-clock expiry epoch ms, session ids) buckets, earliest first."""
+    def sessions_with_ephemerals(self) -> Mapping[int, Sequence[str]]:
+        """Session id -> its ephemeral paths."""
+    def config_lines(self) -> Sequence[tuple[str, str]]:
+        """``conf`` output; see ``ZabdConfig.conf_lines``."""
+    def digest_history(self) -> Sequence[tuple[int, int]]:
+        """(zxid, tree digest) pairs, oldest first."""
+    def environment(self) -> Sequence[tuple[str, str]]:
+        """``envi`` entries after zookeeper.version (host.name, python.version...)."""
+    def mntr_extra(self) -> Sequence[tuple[str, MetricValue]]:
+        """Further mntr pairs, keys without the ``zk_`` prefix."""
+    def reset_connection_stats(self) -> None: ...
+    def reset_server_stats(self) -> None: ...
+    def set_trace_mask(self, mask: int) -> None: ...
+
+
+def java_double(value: float) -> str:
+    """
+    Format a float as Java's ``Double.toString`` does (``0.0``, ``2.2208``, ``1.0E-4``).
+
+    :param value: the number.
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign = "-" if value < 0 else ""
+    digits_tuple = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(str(d) for d in digits_tuple.digits)
+    assert isinstance(digits_tuple.exponent, int)
+    # position of the decimal point relative to the start of `digits`
+    point = len(digits) + digits_tuple.exponent
+    if 1e-3 <= abs(value) < 1e7:
+        if point <= 0:
+            return f"{sign}0.{'0' * -point}{digits}"
+        if point >= len(digits):
+            return f"{sign}{digits}{'0' * (point - len(digits))}.0"
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{point - 1}"
+
+
+def java_date(epoch_ms: int, tz: tzinfo | None = None) -> str:
+    """
+    Format a time as Java's ``Date.toString`` (``Sun Nov 22 03:12:40 UTC 2026``).
+
+    :param epoch_ms: wall-clock milliseconds since the epoch.
+    :param tz: time zone; the machine's local zone when ``None``, as Java.
+    """
+    when = datetime.fromtimestamp(epoch_ms / 1000, tz or timezone.utc)
+    if tz is None:
+        when = when.astimezone()
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    return (f"{days[when.weekday()]} {months[when.month - 1]} {when.day:02d} "
+            f"{when:%H:%M:%S} {when.tzname()} {when.year}")
+
+
+def _hex(value: int) -> str:
+    """Java's ``Long.toHexString``: two's complement, no prefix."""
+    return format(value & 0xFFFFFFFFFFFFFFFF, "x")
+
+
+def _address(c: ConnectionInfo) -> str:
+    host = f"[{c.remote_host}]" if ":" in c.remote_host else c.remote_host
+    return f"/{host}:{c.remote_port}"
+
+
+def _connection_line(c: ConnectionInfo, brief: bool) -> str:
+    ops = "0" if c.interest_ops == 0 else format(c.interest_ops, "x")
+    text = (f" {_address(c)}[{ops}](queued={c.queued},"
+            f"recved={c.packets_received},sent={c.packets_sent}")
+    if not brief and c.session_id != 0:
+        text += (f",sid=0x{_hex(c.session_id)},lop={c.last_op},"
+                 f"est={c.established_ms},to={c.session_timeout_ms}")
+        if c.last_cxid >= 0:
+            text += f",lcxid=0x{_hex(c.last_cxid)}"
+        text += (f",lzxid=0x{_hex(c.last_zxid)},lresp={c.last_response_ms},"
+                 f"llat={c.last_latency_ms},minlat={c.min_latency_ms},"
+                 f"avglat={c.avg_latency_ms},maxlat={c.max_latency_ms}")
+    return text + ")"
+
+
+def _metric(value: MetricValue) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return java_double(value)
+    return value
+
+
+def _stat(view: ServerView, with_clients: bool) -> str:
+    lines = [f"Zookeeper version: {view.version}"]
+    if view.read_only:
+        lines.append("READ-ONLY mode; serving only read-only clients")
+    connections = view.connections()
+    if with_clients:
+        lines.append("Clients:")
+        lines.extend(_connection_line(c, brief=True) for c in connections)
+        lines.append("")
+    lines += [
+        f"Latency min/avg/max: {view.min_latency_ms}/"
+        f"{java_double(view.avg_latency_ms)}/{view.max_latency_ms}",
+        f"Received: {view.packets_received}",
+        f"Sent: {view.packets_sent}",
+        f"Connections: {len(connections)}",
+        f"Outstanding: {view.outstanding_requests}",
+        f"Zxid: 0x{_hex(view.last_zxid)}",
+        f"Mode: {view.mode}",
+        f"Node count: {view.node_count}",
+    ]
+    sizes = view.proposal_sizes
+    if view.mode == "leader" and sizes is not None:
+        lines.append("Proposal sizes last/min/max: %d/%d/%d" % sizes)
+    return "\n".join(lines) + "\n"
+
+
+def _mntr(view: ServerView) -> str:
+    pairs: list[tuple[str, MetricValue]] = [
+        ("version", view.version),
+        ("server_state", view.mode),
+        ("avg_latency", float(view.avg_latency_ms)),
+        ("max_latency", view.max_latency_ms),
+        ("min_latency", view.min_latency_ms),
+        ("packets_received", view.packets_received),
+        ("packets_sent", view.packets_sent),
+        ("num_alive_connections", len(view.connections())),
+        ("outstanding_requests", view.outstanding_requests),
+        ("uptime", view.uptime_ms),
+        ("znode_count", view.node_count),
+        ("watch_count", view.watch_count),
+        ("ephemerals_count", view.ephemerals_count),
+        ("approximate_data_size", view.approximate_data_size),
+        ("global_sessions", view.global_sessions),
+        ("local_sessions", view.local_sessions),
+        ("open_file_descriptor_count", view.open_file_descriptor_count),
+        ("max_file_descriptor_count", view.max_file_descriptor_count),
+        ("auth_failed_count", view.auth_failed_count),
+    ]
+    seen = {key for key, _ in pairs}
+    pairs += [(k, v) for k, v in view.mntr_extra() if k not in seen]
+    return "".join(f"zk_{key}\t{_metric(value)}\n" for key, value in pairs)
+
+
+def _dump(view: ServerView) -> str:
+    buckets = view.session_expiry()
+    total = sum(len(ids) for _, ids in buckets)
+    out = ["SessionTracker dump:", f"Session Sets ({len(buckets)})/({total}):"]
+    for expiry_ms, ids in buckets:
+        out.append(f"{len(ids)} expire at {java_date(expiry_ms)}:")
+        out.extend(f"\t0x{_hex(sid)}" for sid in ids)
+    owners = view.sessions_with_ephemerals()
+    out += ["ephemeral nodes dump:", f"Sessions with Ephemerals ({len(owners)}):"]
+    for sid, paths in owners.items():
+        out.append(f"0x{_hex(sid)}:")
+        out.extend(f"\t{path}" for path in paths)
+    # zabd has no NIO connection-expiry queue; this is what 3.8 prints with
+    # NettyServerCnxnFactory (the factory kazoo's test harness configures).
+    out.append("Connections dump:")
+    return "\n".join(out) + "\n"
+
+
+def _watches(command: str, view: ServerView) -> str:
+    if command == "wchs":
+        s = view.watch_summary()
+        return (f"{s.connections} connections watching {s.paths} paths\n"
+                f"Total watches:{s.total}\n")
+    out: list[str] = []
+    if command == "wchc":
+        for sid, paths in view.watches_by_session().items():
+            out.append(f"0x{_hex(sid)}\n")
+            out.extend(f"\t{path}\n" for path in paths)
+    else:
+        for path, sids in view.watches_by_path().items():
+            out.append(f"{path}\n")
+            out.extend(f"\t0x{_hex(sid)}\n" for sid in sids)
+    return "".join(out) + "\n"
+
+
+def _environment(view: ServerView) -> str:
+    lines = ["Environment:", f"zookeeper.version={view.version}"]
+    lines += [f"{k}={v}" for k, v in view.environment() if k != "zookeeper.version"]
+    return "\n".join(lines) + "\n"
+
+
+def _serving_only(command: str, view: ServerView) -> str:
+    if command in ("srvr", "stat"):
+        return _stat(view, with_clients=command == "stat")
+    if command == "mntr":
+        return _mntr(view)
+    if command == "conf":
+        return "".join(f"{k}={v}\n" for k, v in view.config_lines())
+    if command == "cons":
+        lines = [_connection_line(c, brief=False) + "\n" for c in view.connections()]
+        return "".join(lines) + "\n"
+    if command == "crst":
+        view.reset_connection_stats()
+        return "Connection stats reset.\n"
+    if command == "srst":
+        view.reset_server_stats()
+        return "Server stats reset.\n"
+    if command == "dump":
+        return _dump(view)
+    if command == "dirs":
+        return f"datadir_size: {view.data_dir_size}\nlogdir_size: {view.log_dir_size}\n"
+    if command == "hash":
+        return "".join(f"{_hex(z)}: {d}\n" for z, d in view.digest_history())
+    return _watches(command, view)
+
+
+def render(
+    command: str,
+    view: ServerView,
+    whitelist: frozenset[str],
+    *,
+    argument: int | None = None,
+) -> str:
+    """
+    The exact text ZooKeeper 3.8 writes for a four-letter word.
+
+    ``crst``, ``srst`` and ``stmk`` act on the view before answering.
+
+    :param command: a name from :data:`COMMANDS`.
+    :param view: the server, read through :class:`ServerView`.
+    :param whitelist: the enabled commands (``ZabdConfig.four_letter_words``).
+    :param argument: for ``stmk``, the signed 8-byte mask that follows the word.
+    :raises ValueError: for an unknown command, or ``stmk`` without ``argument``.
+    """
+    if command not in COMMAND_NAMES:
+        raise ValueError(f"unknown four-letter word {command!r}")
+    if command not in whitelist:
+        return f"{command} is not executed because it is not in the whitelist.\n"
+    # These four answer whether or not the server is up, as in 3.8.
+    if command == "ruok":
+        return "imok"
+    if command == "envi":
+        return _environment(view)
+    if command == "gtmk":
+        return str(view.trace_mask)
+    if command == "stmk":
+        if argument is None:
+            raise ValueError("stmk needs the 8-byte trace mask argument")
+        view.set_trace_mask(argument)
+        return str(argument)
+    if command == "isro":
+        if not view.serving:
+            return "null"
+        return "ro" if view.read_only else "rw"
+    if not view.serving:
+        # hash is the one command that omits the newline.
+        return NOT_SERVING if command == "hash" else NOT_SERVING + "\n"
+    return _serving_only(command, view)
