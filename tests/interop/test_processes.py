@@ -56,7 +56,11 @@ def test_config_and_system_properties(tmp_path: Path) -> None:
     ]
 
 
-def test_lifecycle_and_persistence(target_kind: str, tmp_path: Path) -> None:
+def test_lifecycle_and_persistence(target_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if target_kind == "zabd":
+        # The standalone server keeps its tree in memory until durable
+        # storage (the txn log and snapshots) lands; then this must pass.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="zabd has no durable storage yet"))
     with start_server(target_kind, tmp_path) as srv:
         assert srv.kind == target_kind and srv.address() == f"127.0.0.1:{srv.port}"
         assert srv.is_running()

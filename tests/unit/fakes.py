@@ -12,6 +12,9 @@ from typing import Callable, TypeVar
 
 from twisted.internet.task import Clock
 
+from zabd.core.datatree import DataTree, parent_of
+from zabd.core.digest import node_digest
+from zabd.core.nodes import CONTAINER_OWNER, is_ttl_owner
 from zabd.jute.codec import Reader, Writer
 from zabd.jute.opcodes import NOTIFICATION_XID, Perms
 from zabd.jute.records import ACL, ConnectRequest, ConnectResponse, Id, WatcherEvent
@@ -264,3 +267,29 @@ def connected_client(server: StandaloneServer, timeout: int = 10000, **kwargs: o
     response = client.handshake(timeout=timeout, **kwargs)
     assert response is not None and response.timeOut > 0, response
     return client
+
+
+# ---- tree invariants ----------------------------------------------------------
+
+
+def recomputed_digest(tree: DataTree) -> int:
+    return sum(node_digest(path, node) for path, node in tree.nodes.items()) & (2**64 - 1)
+
+
+def assert_consistent(tree: DataTree) -> None:
+    """Digest, data size, child links and indexes all match a from-scratch recomputation."""
+    assert tree.digest.value == recomputed_digest(tree)
+    assert tree.data_size == sum(len(p) + len(n.data or b"") for p, n in tree.nodes.items())
+    for path, node in tree.nodes.items():
+        if path != "/":
+            assert path.rsplit("/", 1)[1] in tree.nodes[parent_of(path)].children, path
+        for child in node.children:
+            assert (path.rstrip("/") + "/" + child) in tree.nodes
+    owners: dict[int, set[str]] = {}
+    for path, node in tree.nodes.items():
+        owner = node.ephemeral_owner
+        if owner not in (0, CONTAINER_OWNER) and not is_ttl_owner(owner):
+            owners.setdefault(owner, set()).add(path)
+    assert tree.ephemerals == owners
+    assert tree.containers == {p for p, n in tree.nodes.items() if n.ephemeral_owner == CONTAINER_OWNER}
+    assert tree.ttls == {p for p, n in tree.nodes.items() if is_ttl_owner(n.ephemeral_owner)}

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.fakes import assert_consistent, recomputed_digest
 from zabd.core.containers import expired_nodes
 from zabd.core.datatree import CONFIG_NODE, DataTree, parent_of
 from zabd.core.digest import HISTORY_INTERVAL, node_digest
@@ -65,29 +66,6 @@ def kinds(result: Any) -> list[tuple[int, str]]:
     return [(event[0], event[1]) for event in result.events]
 
 
-def recomputed_digest(tree: DataTree) -> int:
-    return sum(node_digest(path, node) for path, node in tree.nodes.items()) & (2**64 - 1)
-
-
-def assert_consistent(tree: DataTree) -> None:
-    """Digest, data size, child links and indexes all match a from-scratch recomputation."""
-    assert tree.digest.value == recomputed_digest(tree)
-    assert tree.data_size == sum(len(p) + len(n.data or b"") for p, n in tree.nodes.items())
-    for path, node in tree.nodes.items():
-        if path != "/":
-            assert path.rsplit("/", 1)[1] in tree.nodes[parent_of(path)].children, path
-        for child in node.children:
-            assert (path.rstrip("/") + "/" + child) in tree.nodes
-    owners: dict[int, set[str]] = {}
-    for path, node in tree.nodes.items():
-        owner = node.ephemeral_owner
-        if owner not in (0, CONTAINER_OWNER) and not is_ttl_owner(owner):
-            owners.setdefault(owner, set()).add(path)
-    assert tree.ephemerals == owners
-    assert tree.containers == {p for p, n in tree.nodes.items() if n.ephemeral_owner == CONTAINER_OWNER}
-    assert tree.ttls == {p for p, n in tree.nodes.items() if is_ttl_owner(n.ephemeral_owner)}
-
-
 # ---- the built-in nodes and the digest vectors ---------------------------------------
 
 
@@ -99,7 +77,7 @@ def test_fresh_tree_has_the_builtin_nodes() -> None:
     assert config is not None and config.aversion == -1 and config.acl == READ_ONLY
     # /zookeeper exists without ever having been created: the root shows cversion -1.
     assert tree.get("/").stat().cversion == -1  # type: ignore[union-attr]
-    assert tree.node_count() == 4
+    assert tree.node_count() == 5  # ZooKeeper counts the root twice ("" and "/")
     assert_consistent(tree)
 
 
@@ -195,7 +173,7 @@ def test_set_data_and_set_acl() -> None:
     assert (node.data, node.version, node.mzxid, node.mtime, node.czxid) == (b"newer", 1, 4, 40, 3)
     assert result.stat is not None and result.stat.dataLength == 5
     acl_result = a.apply(OpCode.setACL, SetACLTxn("/n", READ_ONLY, 1))
-    assert acl_result.err == 0 and acl_kinds(result) == []
+    assert acl_result.err == 0 and kinds(acl_result) == []
     assert node.acl == READ_ONLY and node.aversion == 1
     assert acl_result.stat is not None and acl_result.stat.aversion == 1
     # Null data has length 0 (it may be kept as null, for getData to return).

@@ -103,7 +103,9 @@ class DataTree:
         return self.nodes.get(path or "/")
 
     def node_count(self) -> int:
-        return len(self.nodes)
+        # ZooKeeper's node map holds the root twice ("" and "/"), and every
+        # count it reports (srvr, mntr, stat) includes both.
+        return len(self.nodes) + 1
 
     def ephemeral_count(self) -> int:
         return sum(len(paths) for paths in self.ephemerals.values())

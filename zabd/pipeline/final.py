@@ -45,7 +45,9 @@ class FinalStage:
         result = self.apply(request.txn) if request.txn is not None else None
         client = request.client
         ctx.stats.outstanding -= 1
-        if client is None:
+        if client is None or not client.connected:
+            # Nothing to answer, and no watch may be left behind for a
+            # connection that is gone (ZooKeeper ignores dead watchers).
             return
         now = ctx.now_ms()
         ctx.stats.record_latency(now - request.received_ms)

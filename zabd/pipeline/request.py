@@ -18,6 +18,10 @@ class Client(Protocol):
     remote_ip: str
     auth_ids: tuple[Id, ...]
 
+    @property
+    def connected(self) -> bool:
+        """False once the connection is gone: nothing more is sent or watched for it."""
+
     def send_reply(self, xid: int, zxid: int, err: int, body: Record | None, now_ms: float = 0.0) -> None: ...
 
     def send_event(self, event_type: int, path: str) -> None: ...

@@ -50,6 +50,8 @@ class ZabdService(MultiService):
         self.factory = factory
         self.endpoint = _endpoint(reactor, config)
         self.port_service = StreamServerEndpointService(self.endpoint, factory)
+        # A port we cannot listen on must stop startup, not leave a deaf server.
+        self.port_service._raiseSynchronously = True
         self.port_service.setServiceParent(self)
         for interval_ms, work in (
             (config.tick_time, self.server.expire_sessions),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from twisted.logger import Logger
 
+from zabd.core.acl import AuthIds
 from zabd.jute.codec import JuteError, Reader, Writer
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import KeeperState, NOTIFICATION_XID, OpCode
@@ -64,7 +65,10 @@ class ServerConnection:
         self.state = State.NEW
         self.session_id = 0
         self.timeout = 0
-        self.auth_ids: tuple[Id, ...] = (Id("ip", remote_ip),)
+        # ZooKeeper keeps a connection's ids in a Java HashSet; AuthIds keeps
+        # its iteration order, which whoAmI and "auth" ACLs expose.
+        self._auth_set = AuthIds([Id("ip", remote_ip)])
+        self.auth_ids: tuple[Id, ...] = tuple(self._auth_set)
         self.read_only_byte: bool | None = None
         self.closing = False
         self._held: deque[bytes] = deque()
@@ -136,7 +140,8 @@ class ServerConnection:
             self.send_reply(xid, 0, Code.AUTHFAILED, None)
             self.close()
             return
-        self.auth_ids = self.auth_ids + tuple(i for i in ids if i not in self.auth_ids)
+        self._auth_set.add_all(ids)
+        self.auth_ids = tuple(self._auth_set)
         self.send_reply(xid, 0, 0, None)
 
     def connection_lost(self) -> None:
@@ -217,6 +222,10 @@ class ServerConnection:
         self.state = State.CLOSED
         self.end_batch()
         self.transport.loseConnection()
+
+    @property
+    def connected(self) -> bool:
+        return self.state is not State.CLOSED
 
     @property
     def peer(self) -> str:
