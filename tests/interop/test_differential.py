@@ -215,7 +215,7 @@ class Session:
     def _do_get_acls(self, path: str) -> Outcome:
         acl, stat = self.client.get_acls_async(path).get(timeout=OP_TIMEOUT)
         # Sorted: entries expanded from "auth" follow the hash order of the auth ids.
-        return {"acl": sorted(self.norm.value(acl)), **self._stat(stat)}
+        return {"acl": self.norm.value(acl), **self._stat(stat)}
 
     def _do_set_acls(self, path: str, acl: str, version: int) -> Outcome:
         stat = self.client.set_acls_async(path, ACLS[acl], version).get(timeout=OP_TIMEOUT)
@@ -253,7 +253,7 @@ class Session:
 
     def _do_whoami(self) -> Outcome:
         # Sorted: ZooKeeper lists a connection's auth ids in Java hash-set order.
-        return {"ids": sorted(self._raw(107, b"", _read_client_infos))}
+        return {"ids": self._raw(107, b"", _read_client_infos)}
 
     def _do_add_watch(self, path: str, mode: int) -> Outcome:
         return {"err": self._raw(106, ustring(path) + struct.pack("!i", mode), _read_int)}
@@ -390,6 +390,8 @@ def run_differential(seed: int, reference: str, candidate: str) -> str:
 @pytest.fixture
 def server_pair(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Fresh servers per seed: runs stay far shorter than the 60 s container/TTL sweep."""
+    if AGAINST not in ("zabd", "zookeeper"):
+        pytest.fail(f"ZABD_DIFF_AGAINST must be zabd or zookeeper, not {AGAINST!r}")
     with start_zookeeper(tmp_path / "zookeeper", SERVER_CFG) as reference:
         if AGAINST == "zookeeper":
             candidate = start_zookeeper(tmp_path / "zookeeper-2", SERVER_CFG)

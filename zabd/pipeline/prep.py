@@ -52,7 +52,7 @@ _REQUEST_RECORDS: dict[int, type[Record]] = {
 
 def _prepare_one(builder: TxnBuilder, kind: int, record: Record) -> Prepared:
     if isinstance(record, (CreateRequest, CreateTTLRequest)):
-        return builder.create(record)
+        return builder.create(kind, record)
     if isinstance(record, DeleteRequest):
         return builder.delete(record)
     if isinstance(record, SetDataRequest):

@@ -79,12 +79,16 @@ class TxnBuilder:
         except KeeperError as e:
             raise KeeperError(e.code, path) from None
 
-    def create(self, request: CreateRequest | CreateTTLRequest) -> Prepared:
+    def create(self, op: int, request: CreateRequest | CreateTTLRequest) -> Prepared:
         try:
             mode = CreateMode(request.flags)
         except ValueError:
             raise KeeperError(Code.BADARGUMENTS, request.path) from None
         ttl = request.ttl if isinstance(request, CreateTTLRequest) else -1
+        if op == OpCode.createTTL and not mode.is_ttl:
+            # ZooKeeper rejects this only when ttl >= 0, and with a negative
+            # ttl creates a txn its own log replay dies on; zabd always refuses.
+            raise KeeperError(Code.BADARGUMENTS, request.path)
         if mode.is_ttl and not self.ctx.settings.extended_types:
             raise KeeperError(Code.UNIMPLEMENTED, request.path)
         if (mode.is_ttl and not 0 < ttl <= MAX_TTL) or (not mode.is_ttl and ttl >= 0):
@@ -107,7 +111,9 @@ class TxnBuilder:
         cversion = parent.cversion + 1
         data = request.data
         body: SingleBody
-        if mode == CreateMode.CONTAINER:
+        # createContainer makes a container whatever the flags say (they
+        # still choose the sequence suffix), as ZooKeeper 3.8 does.
+        if mode == CreateMode.CONTAINER or op == OpCode.createContainer:
             kind, owner = OpCode.createContainer, CONTAINER_OWNER
             body = CreateContainerTxn(path, data, acl, cversion)
         elif mode.is_ttl:
