@@ -50,7 +50,8 @@ class FinalStage:
             # connection that is gone (ZooKeeper ignores dead watchers).
             return
         now = ctx.now_ms()
-        ctx.stats.record_latency(now - request.received_ms)
+        # ZooKeeper measures latency in whole milliseconds.
+        ctx.stats.record_latency(int(now - request.received_ms))
         zxid = ctx.tree.last_processed_zxid
         kind = request.type
         if kind == _PING:

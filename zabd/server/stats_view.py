@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import datetime, timezone
 import resource
 import socket
 import sys
 from typing import Mapping, Sequence
 
+import zabd._version
 from zabd import __version__
 from zabd.jute.opcodes import OpCode
 from zabd.server.config import ZabdConfig
@@ -40,6 +42,12 @@ _OP_NAMES: dict[int, str] = {
 }
 
 
+def _built_on() -> str:
+    """When this zabd was installed, in ZooKeeper's "built on" format."""
+    when = datetime.fromtimestamp(os.path.getmtime(zabd._version.__file__), timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _dir_size(path: str) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
@@ -60,7 +68,7 @@ class StandaloneView:
         self.ctx = server.ctx
         self._trace_mask = 306
 
-    version = version_string(__version__, "unknown date")
+    version = version_string(__version__, _built_on())
     mode = "standalone"
     serving = True
     read_only = False
