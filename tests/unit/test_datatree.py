@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.fakes import assert_consistent, recomputed_digest
+from tests.unit.fakes import assert_consistent
 from zabd.core.containers import expired_nodes
 from zabd.core.datatree import CONFIG_NODE, DataTree, parent_of
-from zabd.core.digest import HISTORY_INTERVAL, node_digest
-from zabd.core.nodes import CONTAINER_OWNER, is_ttl_owner, ttl_of, ttl_owner
+from zabd.core.digest import HISTORY_INTERVAL
+from zabd.core.nodes import CONTAINER_OWNER, ttl_of, ttl_owner
 from zabd.jute.errors import Code
 from zabd.jute.opcodes import EventType, OpCode, Perms
 from zabd.jute.records import ACL, Id
@@ -354,8 +354,6 @@ def test_last_processed_zxid_never_moves_back() -> None:
     assert a.tree.last_processed_zxid == 10
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: replaying a parent's delete leaves orphans; a later replayed "
-                                       "delete of the orphan raises KeyError")
 def test_replay_of_delete_recreate_sequence_over_fuzzy_snapshot() -> None:
     # Log: create /a (1), delete /a (2), create /a (3), create /a/c (4), delete /a/c (5).
     # A fuzzy snapshot taken during that run may hold /a and /a/c; replay all five.

@@ -332,19 +332,16 @@ NULL_SUB_DATA = _multi_entry((OpCode.delete, None))
 UNKNOWN_SUB_TYPE = _multi_entry((OpCode.getData, b""))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Txn.from_bytes raises TypeError on a null sub-txn buffer")
 def test_txn_reader_refuses_null_sub_txn_data_with_jute_error() -> None:
     with pytest.raises(JuteError):
         Txn.from_bytes(NULL_SUB_DATA)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Txn.from_bytes raises plain ValueError for a bad sub-txn type")
 def test_txn_reader_refuses_unknown_sub_txn_type_with_jute_error() -> None:
     with pytest.raises(JuteError):
         Txn.from_bytes(UNKNOWN_SUB_TYPE)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Txn.from_bytes lets TypeError/ValueError escape on corrupt multi txns")
 @settings(max_examples=150, deadline=None)
 @given(raw=st.binary(max_size=120) | st.builds(lambda a, b: a + b, st.just(NULL_SUB_DATA[:32]), st.binary()))
 @example(raw=NULL_SUB_DATA)

@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from tests.unit.fakes import OPEN_ACL, Event, assert_consistent, FakeClient, RecordingTxnLog, connected_client, make_server
+from tests.unit.fakes import (
+    OPEN_ACL,
+    Event,
+    FakeClient,
+    RecordingTxnLog,
+    Result,
+    assert_consistent,
+    connected_client,
+    make_server,
+)
 from zabd.core.acl import digest
 from zabd.jute import multi
 from zabd.jute.codec import Reader
@@ -55,8 +64,6 @@ from zabd.pipeline.changes import PendingChanges
 from zabd.pipeline.context import Settings
 from zabd.pipeline.sync import SyncStage
 from zabd.serving.standalone import StandaloneServer
-
-from tests.unit.fakes import Result  # noqa: E402  (grouped with the fakes above for readers)
 
 READ_ONLY_ACL = [ACL(Perms.READ, Id("world", "anyone"))]
 FAILED_MULTI_BODY = bytes.fromhex(
@@ -137,7 +144,7 @@ def decode_multi(body: bytes) -> list[tuple[int, int, Any]]:
         OpCode.getChildren: GetChildrenResponse, OpCode.error: IntResponse,
     }
     r = Reader(body)
-    out = []
+    out: list[tuple[int, int, Any]] = []
     while True:
         header = MultiHeader.read(r)
         if header.done:
@@ -145,7 +152,7 @@ def decode_multi(body: bytes) -> list[tuple[int, int, Any]]:
             assert r.at_end()
             return out
         cls = bodies[header.type]
-        value = cls.read(r) if cls is not None else None
+        value: Any = cls.read(r) if cls is not None else None
         if header.type == OpCode.error:
             assert value is not None and value.value == header.err
         out.append((header.type, header.err, value))
@@ -285,6 +292,15 @@ def test_set_data_and_its_errors(client: FakeClient) -> None:
     result = set_data(client, "/n", b"v2", -1)
     assert result.decode(StatResponse).stat.mzxid == result.zxid
     assert get_data(client, "/n").decode(GetDataResponse).data == b"v2"
+
+
+def test_check_outside_multi(client: FakeClient) -> None:
+    created_path(client, "/chk")
+    set_data(client, "/chk", b"x")
+    assert client.call(OpCode.check, CheckVersionRequest("/chk", 0)).err == Code.BADVERSION
+    assert client.call(OpCode.check, CheckVersionRequest("/missing", -1)).err == Code.NONODE
+    ok = client.call(OpCode.check, CheckVersionRequest("/chk", 1))
+    assert ok.err == 0 and ok.decode(StatResponse).stat.version == 1
 
 
 def test_null_data_round_trips_as_null(client: FakeClient) -> None:
@@ -786,8 +802,6 @@ def test_random_requests_each_get_one_reply_in_order(requests: list[tuple[int, i
 # ---- bugs -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="BUG: an ip ACL with a >4300-digit octet raises ValueError out of prep")
 def test_huge_ip_acl_octet_is_invalid_acl_not_a_crash(client: FakeClient, server: StandaloneServer) -> None:
     acl = [ACL(Perms.ALL, Id("ip", "1" * 5000 + ".0.0.1"))]
     before = server.ctx.tree.last_processed_zxid

@@ -116,8 +116,6 @@ def test_disconnected_session_lives_until_its_timeout(server: StandaloneServer, 
     assert back.lost and server.ctx.tree.get("/eph") is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a resumed session keeps expiring on its old timeout, "
-                                       "not the timeout negotiated by the new connection")
 def test_resumed_session_expires_on_the_newly_negotiated_timeout(server: StandaloneServer, clock: Clock) -> None:
     client = connected_client(server, timeout=4000)
     client.disconnect()
@@ -143,10 +141,15 @@ def test_requests_of_an_expiring_session_fail(clock: Clock) -> None:
     server.expire_sessions()  # closeSession prepared, not yet durable
     read = client.send(OpCode.exists, PathWatchRequest("/", False))
     write = client.send(OpCode.create, CreateRequest("/late", b"", OPEN_ACL, 0))
+    close_txn = log.appended[1]
+    assert (close_txn.header.clientId, close_txn.header.cxid, close_txn.header.type) == (
+        client.session_id, 0, OpCode.closeSession)
+    assert log.appended[2].header.type == OpCode.error  # the create: SESSIONEXPIRED
     log.make_durable()
+    # The connection is closed when the closeSession applies; anything answered is SESSIONEXPIRED.
+    assert client.lost
     replies = [m for m in client.messages() if isinstance(m, Reply)]
-    assert [(r.xid, r.err) for r in replies] == [(read, Code.SESSIONEXPIRED), (write, Code.SESSIONEXPIRED)] \
-        or client.lost and replies == []
+    assert all(r.err == Code.SESSIONEXPIRED for r in replies) and {r.xid for r in replies} <= {read, write}
     assert server.ctx.tree.get("/late") is None
 
 
@@ -239,6 +242,51 @@ def test_pipelined_dependent_creates_both_succeed_in_order(clock: Clock) -> None
     assert [(r.xid, r.err) for r in replies] == [(x1, 0), (x2, 0), (x3, Code.NODEEXISTS)]
     assert replies[1].decode(CreateResponse).path == "/a/b"
     assert [r.zxid for r in replies] == [t.header.zxid for t in log.appended[1:]]
+
+
+def _slow_client(clock: Clock) -> tuple[StandaloneServer, RecordingTxnLog, FakeClient]:
+    log = RecordingTxnLog()
+    server = make_server(clock, log)[0]
+    client = FakeClient(server)
+    client.send_connect()
+    log.make_durable()
+    assert client.read_connect_response() is not None
+    return server, log, client
+
+
+def test_pipelined_writes_validate_against_outstanding_changes(clock: Clock) -> None:
+    server, log, client = _slow_client(clock)
+    sent = [
+        client.send(OpCode.create, CreateRequest("/s", b"", OPEN_ACL, 0)),
+        client.send(OpCode.create, CreateRequest("/s/n-", b"", OPEN_ACL, 2)),
+        client.send(OpCode.create, CreateRequest("/s/n-", b"", OPEN_ACL, 2)),
+        client.send(OpCode.delete, DeleteRequest("/s/n-0000000000", 0)),
+        client.send(OpCode.create, CreateRequest("/s/n-0000000000", b"", OPEN_ACL, 0)),
+        client.send(OpCode.setData, SetDataRequest("/s", b"v", 0)),
+        client.send(OpCode.setData, SetDataRequest("/s", b"w", 0)),  # version is 1 by then
+        client.send(OpCode.delete, DeleteRequest("/s", -1)),  # still has children
+    ]
+    assert client.messages() == []
+    log.make_durable()
+    replies = [m for m in client.messages() if isinstance(m, Reply)]
+    assert [(r.xid, r.err) for r in replies] == list(zip(sent, [0, 0, 0, 0, 0, 0, Code.BADVERSION, Code.NOTEMPTY]))
+    assert [replies[i].decode(CreateResponse).path for i in (1, 2)] == ["/s/n-0000000000", "/s/n-0000000001"]
+    assert len(server.ctx.pending) == 0
+    assert_consistent(server.ctx.tree)
+
+
+def test_close_session_removes_ephemerals_still_being_written(clock: Clock) -> None:
+    server, log, client = _slow_client(clock)
+    client.send(OpCode.create, CreateRequest("/e1", b"", OPEN_ACL, 1))
+    client.send(OpCode.create, CreateRequest("/e2", b"", OPEN_ACL, 1))
+    client.send(OpCode.closeSession)
+    close_txn = log.appended[-1]
+    assert close_txn.header.type == OpCode.closeSession
+    assert sorted(close_txn.body.paths2Delete) == ["/e1", "/e2"]  # type: ignore[union-attr]
+    log.make_durable()
+    assert server.ctx.tree.get("/e1") is None and server.ctx.tree.get("/e2") is None
+    assert client.lost and len(server.ctx.pending) == 0
+    assert_consistent(server.ctx.tree)
 
 
 def test_read_waits_behind_an_undurable_write(clock: Clock) -> None:

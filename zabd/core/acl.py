@@ -50,7 +50,10 @@ def _java_split(text: str, sep: str) -> list[str]:
 def _java_parse_int(text: str) -> int | None:
     if _JAVA_INT.fullmatch(text) is None:
         return None
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:  # too many digits for int(): far outside Java's int anyway
+        return None
     return value if -(1 << 31) <= value < (1 << 31) else None
 
 

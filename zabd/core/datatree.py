@@ -208,6 +208,10 @@ class DataTree:
         if node is None or path == "/":
             result.err = Code.NONODE
             return
+        # A valid log never deletes a node with children, but a replay over a
+        # fuzzy snapshot can: drop the subtree too, so that no orphan outlives it.
+        for child in list(node.children):
+            self._delete(f"{path}/{child}", zxid, TxnResult(OpCode.delete))
         parent_path = parent_of(path)
         parent = self.nodes[parent_path]
         del parent.children[basename(path)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from zabd.jute.codec import Reader, Writer
+from zabd.jute.codec import JuteError, Reader, Writer
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import ACL
 from zabd.jute.schema import Record, jute_record, vector
@@ -185,8 +185,10 @@ def _read_body(kind: int, r: Reader) -> TxnBody | None:
     return record.read(r)  # type: ignore[return-value]
 
 
-def _decode_single(kind: int, data: bytes) -> SingleBody:
+def _decode_single(kind: int, data: bytes | None) -> SingleBody:
+    if data is None:
+        raise JuteError(f"null data for sub-txn type {kind}")
     body = _read_body(kind, Reader(data))
     if body is None or isinstance(body, MultiTxn):
-        raise ValueError(f"unexpected sub-txn type {kind}")
+        raise JuteError(f"unexpected sub-txn type {kind}")
     return body

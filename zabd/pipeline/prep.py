@@ -93,6 +93,13 @@ class PrepStage:
             log.warn("Session 0x{session:x}: cannot decode request of type {type}: {error}",
                      session=request.session_id, type=request.type, error=str(e))
             kind, body = OpCode.error, ErrorTxn(Code.MARSHALLINGERROR)
+        except Exception:
+            # As ZooKeeper's PrepRequestProcessor: log it, answer MARSHALLINGERROR,
+            # and never leave changes prepared under this zxid.
+            log.failure("Session 0x{session:x}: failed to prepare request of type {type}",
+                        session=request.session_id, type=request.type)
+            self.ctx.pending.rollback(zxid)
+            kind, body = OpCode.error, ErrorTxn(Code.MARSHALLINGERROR)
         header = TxnHeader(request.session_id, request.xid, zxid, time, kind)
         return Txn(header, body)
 

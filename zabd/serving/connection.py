@@ -114,7 +114,7 @@ class ServerConnection:
         xid, kind = _HEADER.unpack_from(frame)
         payload = frame[8:]
         now = server.ctx.now_ms()
-        server.touch(self.session_id, now)
+        server.touch(self.session_id, now, self.timeout or None)
         if kind in _VALID:
             if kind == _CLOSE_SESSION:
                 self.closing = True

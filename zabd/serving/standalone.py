@@ -103,14 +103,15 @@ class StandaloneServer:
             # ZooKeeper drops the old connection even if the password is wrong.
             previous.close()
         conn.session_id = session_id
-        valid = request.passwd == session_password(session_id) and ctx.sessions.touch(session_id, now)
+        valid = request.passwd == session_password(session_id) and ctx.sessions.touch(session_id, now, timeout)
         if valid:
             self.by_session[session_id] = conn
             log.info("Reopened session 0x{session:x} for {peer}", session=session_id, peer=conn.peer)
         conn.session_established(valid)
 
-    def touch(self, session_id: int, now_ms: float) -> None:
-        self.ctx.sessions.touch(session_id, int(now_ms))
+    def touch(self, session_id: int, now_ms: float, timeout_ms: int | None = None) -> None:
+        # ZooKeeper touches with the connection's negotiated timeout (touch(cnxn)).
+        self.ctx.sessions.touch(session_id, int(now_ms), timeout_ms)
 
     def submit(self, request: Request) -> None:
         self.ctx.stats.outstanding += 1

@@ -311,7 +311,8 @@ def created_path(parent: str, worker: int, conn: int, n: int) -> str:
 def request_source(spec: WorkerSpec, conn: int, created: list[int]) -> NextRequest:
     data = b"x" * spec.value_size
     if spec.workload == "create":
-        prefix, tail = created_path(spec.create_parent, spec.index, conn, 0)[:-1], jute_buffer(data) + OPEN_ACL + _INT.pack(0)
+        prefix = created_path(spec.create_parent, spec.index, conn, 0)[:-1]  # ends "-"; n follows
+        tail = jute_buffer(data) + OPEN_ACL + _INT.pack(0)  # data, acl, flags=persistent
 
         def next_create() -> Request:
             n = created[conn]

@@ -161,6 +161,8 @@ def run_workload(target: Target, workload: str, args: argparse.Namespace, run_no
     outs: list[WorkerResult] = sorted((results.get(timeout=120.0) for _ in procs), key=lambda o: o.index)
     for proc in procs:
         proc.join(30.0)
+        if proc.is_alive():
+            proc.terminate()
     failures = [o.failure for o in outs if o.failure]
     if failures:
         raise RuntimeError("; ".join(failures))
