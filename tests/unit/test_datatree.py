@@ -126,7 +126,7 @@ def test_create_sets_stats_and_touches_the_parent() -> None:
     assert (stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime) == (7, 7, 7, 5555, 5555)
     assert (stat.version, stat.cversion, stat.aversion, stat.ephemeralOwner) == (0, 0, 0, 0)
     assert (stat.dataLength, stat.numChildren) == (4, 0)
-    assert result.stat == stat
+    assert result.node is not None and result.node.stat() == stat
     root = a.tree.get("/")
     assert root is not None and root.cversion == 1 and root.pzxid == 7
     assert a.tree.last_processed_zxid == 7
@@ -171,11 +171,11 @@ def test_set_data_and_set_acl() -> None:
     node = a.tree.get("/n")
     assert node is not None
     assert (node.data, node.version, node.mzxid, node.mtime, node.czxid) == (b"newer", 1, 4, 40, 3)
-    assert result.stat is not None and result.stat.dataLength == 5
+    assert result.node is not None and result.node.stat().dataLength == 5
     acl_result = a.apply(OpCode.setACL, SetACLTxn("/n", READ_ONLY, 1))
     assert acl_result.err == 0 and kinds(acl_result) == []
     assert node.acl == READ_ONLY and node.aversion == 1
-    assert acl_result.stat is not None and acl_result.stat.aversion == 1
+    assert acl_result.node is not None and acl_result.node.stat().aversion == 1
     # Null data has length 0 (it may be kept as null, for getData to return).
     a.set_data("/n", None, 2)  # type: ignore[arg-type]
     assert not node.data and node.stat().dataLength == 0

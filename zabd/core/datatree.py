@@ -37,13 +37,14 @@ from zabd.jute.txns import (
     TxnHeader,
 )
 
+_MASK64 = (1 << 64) - 1
 OPEN_ACL = [ACL(Perms.ALL, Id("world", "anyone"))]
 CONFIG_NODE = "/zookeeper/config"
 QUOTA_NODE = "/zookeeper/quota"
 
 #: (type, path, ACL of the node, ACL of its parent): watchers only hear of a
 #: change to a node they may read (ZooKeeper's fix for CVE-2024-23944).
-Event = tuple[EventType, str, list[ACL], list[ACL]]
+Event = tuple[int, str, list[ACL], list[ACL]]
 
 
 @dataclass(slots=True)
@@ -57,6 +58,10 @@ class TxnResult:
     type: int
     err: int = 0
     path: str | None = None
+    #: The node the txn created or changed; its stat is taken only when a
+    #: reply needs it (building a Stat record costs more than the change).
+    node: DataNode | None = None
+    #: The stat as of this txn, for multi sub-results (later ops may change the node).
     stat: Stat | None = None
     events: list[Event] = field(default_factory=list)
     multi: list[TxnResult] | None = None
@@ -194,7 +199,7 @@ class DataTree:
             self.ttls.add(path)
         elif owner != 0:
             self.ephemerals.setdefault(owner, set()).add(path)
-        result.stat = node.stat()
+        result.node = node
         result.events.append((EventType.NodeCreated, path, node.acl, parent.acl))
 
     def _touch_parent(self, parent_path: str, parent: DataNode, cversion: int, zxid: int) -> None:
@@ -239,14 +244,15 @@ class DataTree:
             result.err = Code.NONODE
             return
         self._unhash(body.path, node)
-        self.data_size += _size(body.data) - _size(node.data)
+        old, new = node.data, body.data
+        self.data_size += (len(new) if new is not None else 0) - (len(old) if old is not None else 0)
         node.data = body.data
         node.version = body.version
         node.mzxid = header.zxid
         node.mtime = header.time
         self._hash(body.path, node)
         result.path = body.path
-        result.stat = node.stat()
+        result.node = node
         result.events.append((EventType.NodeDataChanged, body.path, node.acl, node.acl))
 
     def _set_acl(self, body: SetACLTxn, result: TxnResult) -> None:
@@ -259,7 +265,7 @@ class DataTree:
         node.aversion = body.version
         self._hash(body.path, node)
         result.path = body.path
-        result.stat = node.stat()
+        result.node = node
 
     def _close_session(self, header: TxnHeader, body: object) -> TxnResult:
         result = TxnResult(OpCode.closeSession)
@@ -282,6 +288,8 @@ class DataTree:
             if failed and kind != OpCode.error:
                 kind, record = OpCode.error, ErrorTxn(0)
             sub_result = self._apply_body(header, kind, record)
+            if sub_result.node is not None:
+                sub_result.stat = sub_result.node.stat()
             result.multi.append(sub_result)
             result.events += sub_result.events
             if sub_result.err and not result.err:
@@ -305,11 +313,13 @@ class DataTree:
         self.nodes[parent_path].children[name] = None
 
     def _unhash(self, path: str, node: DataNode) -> None:
-        self.digest.remove(path, node.digest)
+        digest = self.digest
+        digest.value = (digest.value - node.digest) & _MASK64
 
     def _hash(self, path: str, node: DataNode) -> None:
-        node.digest = node_digest(path, node)
-        self.digest.add(path, node.digest)
+        node.digest = value = node_digest(path, node)
+        digest = self.digest
+        digest.value = (digest.value + value) & _MASK64
 
 
 __all__ = ["DataTree", "TxnResult", "parent_of", "is_container_owner", "OPEN_ACL", "CONFIG_NODE"]

@@ -77,7 +77,7 @@ class WatchManager(Generic[W]):
             paths = self._by_watcher[watcher] = {}
         paths[path] = None
 
-    def fire(self, path: str, event: EventType) -> dict[W, None]:
+    def fire(self, path: str, event: int) -> dict[W, None]:
         """Every watcher ``event`` on ``path`` reaches, in order; drops fired one-shot watches."""
         fired: dict[W, None] = {}
         children = event == _CHILDREN_CHANGED
@@ -109,7 +109,7 @@ class WatchManager(Generic[W]):
                             fired[watcher] = None
         return fired
 
-    def trigger(self, path: str, event: EventType, suppress: Collection[W] | None = None) -> set[W]:
+    def trigger(self, path: str, event: int, suppress: Collection[W] | None = None) -> set[W]:
         """The watchers to notify of ``event`` on ``path``.
 
         Standard watches at ``path`` fire once and are removed (even when
@@ -194,7 +194,7 @@ class WatchManager(Generic[W]):
         return {w: list(paths) for w, paths in self._by_watcher.items()}
 
 
-WatchEvent = tuple[W, EventType, str]
+WatchEvent = tuple[W, int, str]
 
 
 class Watches(Generic[W]):

@@ -54,12 +54,23 @@ class Reader:
         self.pos = pos + n
         return pos
 
+    # The readers below are flat on purpose: they run for every field of
+    # every request, and each extra call is a measurable share of a request.
+
     def read_int(self) -> int:
-        value: int = _INT.unpack_from(self.buf, self._need(4))[0]
+        pos = self.pos
+        if pos + 4 > self.end:
+            self._need(4)
+        self.pos = pos + 4
+        value: int = _INT.unpack_from(self.buf, pos)[0]
         return value
 
     def read_long(self) -> int:
-        value: int = _LONG.unpack_from(self.buf, self._need(8))[0]
+        pos = self.pos
+        if pos + 8 > self.end:
+            self._need(8)
+        self.pos = pos + 8
+        value: int = _LONG.unpack_from(self.buf, pos)[0]
         return value
 
     def read_byte(self) -> int:
@@ -70,25 +81,27 @@ class Reader:
         # Java's reader takes any non-zero byte as true.
         return self.buf[self._need(1)] != 0
 
-    def _length(self) -> int:
-        n = self.read_int()
-        if n < -1 or n > self.max_length:
-            raise JuteError(f"invalid length {n} at offset {self.pos - 4}")
-        return n
-
     def read_buffer(self) -> bytes | None:
-        n = self._length()
+        pos = self.pos
+        end = pos + 4
+        if end > self.end:
+            self._need(4)
+        n: int = _INT.unpack_from(self.buf, pos)[0]
         if n == -1:
+            self.pos = end
             return None
-        start = self._need(n)
-        return bytes(self.buf[start : start + n])
+        if n < -1 or n > self.max_length:
+            raise JuteError(f"invalid length {n} at offset {pos}")
+        if end + n > self.end:
+            self.pos = end
+            self._need(n)
+        self.pos = end + n
+        return bytes(self.buf[end : end + n])
 
     def read_ustring(self) -> str | None:
-        n = self._length()
-        if n == -1:
+        raw = self.read_buffer()
+        if raw is None:
             return None
-        start = self._need(n)
-        raw = bytes(self.buf[start : start + n])
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -1,10 +1,21 @@
-"""ZooDefs.OpCode, event types, keeper states, create modes and permissions."""
+"""ZooDefs.OpCode, event types, keeper states, create modes and permissions.
+
+OpCode and EventType are plain int constants rather than IntEnums: they are
+compared on every request, and an enum member lookup costs ten times an int
+attribute.  ``names_of`` gives their names back for logs.
+"""
 from __future__ import annotations
 
 from enum import IntEnum
 
 
-class OpCode(IntEnum):
+def names_of(constants: type) -> dict[int, str]:
+    """Value -> name for a class of int constants (the last name wins)."""
+    return {value: name for name, value in vars(constants).items()
+            if isinstance(value, int) and not name.startswith("_")}
+
+
+class OpCode:
     notification = 0
     create = 1
     delete = 2
@@ -40,7 +51,10 @@ class OpCode(IntEnum):
     error = -1
 
 
-class EventType(IntEnum):
+OP_NAMES = names_of(OpCode)
+
+
+class EventType:
     None_ = -1
     NodeCreated = 1
     NodeDeleted = 2
@@ -49,6 +63,9 @@ class EventType(IntEnum):
     DataWatchRemoved = 5
     ChildWatchRemoved = 6
     PersistentWatchRemoved = 7
+
+
+EVENT_NAMES = names_of(EventType)
 
 
 class KeeperState(IntEnum):

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from zabd.core.acl import has_perm
 from zabd.core.datatree import TxnResult
+from zabd.core.digest import HISTORY_INTERVAL
 from zabd.jute import multi
 from zabd.jute.codec import JuteError
 from zabd.jute.errors import Code, KeeperError
@@ -22,7 +23,7 @@ from zabd.jute.schema import Record
 from zabd.jute.txns import CreateSessionTxn, ErrorTxn, Txn
 from zabd.pipeline.context import ServerContext
 from zabd.pipeline.reads import Reads
-from zabd.pipeline.request import Client, Request
+from zabd.pipeline.request import Client, Reply, Request
 
 log = Logger()
 
@@ -73,7 +74,8 @@ class FinalStage:
             if header.clientId not in ctx.sessions:
                 ctx.sessions.add(header.clientId, txn.body.timeOut, int(ctx.now_ms()))
         result = ctx.tree.apply(txn)
-        ctx.tree.digest.record(header.zxid)
+        if header.zxid % HISTORY_INTERVAL == 0:
+            ctx.tree.digest.record(header.zxid)
         ctx.pending.applied(header.zxid)
         self._deliver(result)
         if header.type == OpCode.closeSession:
@@ -98,7 +100,7 @@ class FinalStage:
                 if has_perm(node_acl, Perms.READ, watcher.auth_ids, ctx.providers, ctx.settings.skip_acl):
                     watcher.send_event(fired_type, fired_path)
 
-    def _reply_for(self, request: Request, client: Client, result: TxnResult | None) -> tuple[int, Record | None]:
+    def _reply_for(self, request: Request, client: Client, result: TxnResult | None) -> tuple[int, Reply]:
         try:
             if request.error is not None:
                 raise request.error
@@ -112,7 +114,7 @@ class FinalStage:
                      session=request.session_id, type=request.type, error=str(e))
             return Code.MARSHALLINGERROR, None
 
-    def _write_reply(self, request: Request, result: TxnResult) -> tuple[int, Record | None]:
+    def _write_reply(self, request: Request, result: TxnResult) -> tuple[int, Reply]:
         txn = request.txn
         assert txn is not None
         if isinstance(txn.body, ErrorTxn) and txn.header.type == OpCode.error:
@@ -126,11 +128,11 @@ class FinalStage:
         if kind == OpCode.create:
             return 0, CreateResponse(result.path or "")
         if kind in _CREATE2_TYPES:
-            assert result.stat is not None
-            return 0, Create2Response(result.path or "", result.stat)
-        if kind in (OpCode.setData, OpCode.setACL):
-            assert result.stat is not None
-            return 0, StatResponse(result.stat)
+            assert result.node is not None
+            return 0, Create2Response(result.path or "", result.node.stat())
+        if kind == OpCode.setData or kind == OpCode.setACL:
+            assert result.node is not None
+            return 0, result.node.stat_bytes()
         if kind == OpCode.check:
             node = self.ctx.tree.get(getattr(txn.body, "path", ""))
             return (0, StatResponse(node.stat())) if node is not None else (Code.NONODE, None)

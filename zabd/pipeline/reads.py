@@ -7,6 +7,7 @@ exists arms a watch even on a missing node, getData and getChildren do not.
 """
 from __future__ import annotations
 
+import struct
 from typing import Callable
 
 from zabd.core.acl import check_acl, mask_for_get_acl, who_am_i
@@ -34,9 +35,11 @@ from zabd.jute.records import (
 )
 from zabd.jute.schema import Record
 from zabd.pipeline.context import ServerContext
-from zabd.pipeline.request import Client, Request
+from zabd.pipeline.request import Client, Reply, Request
 
-Handler = Callable[["Reads", Request, Client, Reader], "Record | None"]
+Handler = Callable[["Reads", Request, Client, Reader], Reply]
+_LENGTH = struct.Struct(">i")
+_NULL_BUFFER = _LENGTH.pack(-1)
 
 
 class Reads:
@@ -45,7 +48,7 @@ class Reads:
         self.tree = ctx.tree
         self.watches = ctx.watches
 
-    def handle(self, request: Request, client: Client) -> Record | None:
+    def handle(self, request: Request, client: Client) -> Reply:
         handler = _HANDLERS.get(request.type)
         if handler is None:
             raise KeeperError(Code.UNIMPLEMENTED)
@@ -61,7 +64,7 @@ class Reads:
     def sync(self, request: Request, client: Client, r: Reader) -> Record:
         return PathResponse(PathRequest.read(r).path)
 
-    def exists(self, request: Request, client: Client, r: Reader) -> Record:
+    def exists(self, request: Request, client: Client, r: Reader) -> Reply:
         req = PathWatchRequest.read(r)
         path = req.path or ""
         if "\0" in path:
@@ -71,10 +74,17 @@ class Reads:
         node = self.tree.get(path)
         if node is None:
             raise KeeperError(Code.NONODE, path)
-        return StatResponse(node.stat())
+        return node.stat_bytes()
 
-    def get_data(self, request: Request, client: Client, r: Reader) -> Record:
-        return self._get_data(PathWatchRequest.read(r), request, client)
+    def get_data(self, request: Request, client: Client, r: Reader) -> Reply:
+        req = PathWatchRequest.read(r)
+        node = self._node(req.path, Perms.READ, request)
+        if req.watch:
+            self.watches.data.add(req.path or "", client)
+        data = node.data
+        if data is None:
+            return _NULL_BUFFER + node.stat_bytes()
+        return _LENGTH.pack(len(data)) + data + node.stat_bytes()
 
     def _get_data(self, req: PathWatchRequest, request: Request, client: Client) -> GetDataResponse:
         node = self._node(req.path, Perms.READ, request)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Union
 
 from zabd.jute.errors import KeeperError
 from zabd.jute.records import Id
 from zabd.jute.schema import Record
 from zabd.jute.txns import Txn
+
+
+#: A reply body: a record, bytes already encoded (the hot paths), or nothing.
+Reply = Union[Record, bytes, None]
 
 
 class Client(Protocol):
@@ -22,7 +26,7 @@ class Client(Protocol):
     def connected(self) -> bool:
         """False once the connection is gone: nothing more is sent or watched for it."""
 
-    def send_reply(self, xid: int, zxid: int, err: int, body: Record | None, now_ms: float = 0.0) -> None: ...
+    def send_reply(self, xid: int, zxid: int, err: int, body: Reply, now_ms: float = 0.0) -> None: ...
 
     def send_event(self, event_type: int, path: str) -> None: ...
 

@@ -17,10 +17,10 @@ from twisted.logger import Logger
 from zabd.core.acl import AuthIds
 from zabd.jute.codec import JuteError, Reader, Writer
 from zabd.jute.errors import Code, KeeperError
-from zabd.jute.opcodes import KeeperState, NOTIFICATION_XID, OpCode
+from zabd.jute.opcodes import OP_NAMES, KeeperState, NOTIFICATION_XID, OpCode
 from zabd.jute.records import AuthPacket, ConnectRequest, ConnectResponse, Id, WatcherEvent
 from zabd.jute.schema import Record
-from zabd.pipeline.request import Request
+from zabd.pipeline.request import Reply, Request
 
 if TYPE_CHECKING:
     from zabd.serving.standalone import StandaloneServer
@@ -31,7 +31,7 @@ _REPLY = struct.Struct(">iiqi")
 _HEADER = struct.Struct(">ii")
 
 #: Opcodes a client may send (ZooKeeper's Request.isValid, less the internal ones).
-VALID_OPS = frozenset(op for op in OpCode if op not in (
+VALID_OPS = frozenset(op for op in OP_NAMES if op not in (
     OpCode.notification, OpCode.createSession, OpCode.error, OpCode.auth, OpCode.sasl,
 ))
 
@@ -114,7 +114,8 @@ class ServerConnection:
         xid, kind = _HEADER.unpack_from(frame)
         payload = frame[8:]
         now = server.ctx.now_ms()
-        server.touch(self.session_id, now, self.timeout or None)
+        # ZooKeeper touches with the connection's negotiated timeout (touch(cnxn)).
+        server.ctx.sessions.touch(self.session_id, int(now), self.timeout or None)
         if kind in _VALID:
             if kind == _CLOSE_SESSION:
                 self.closing = True
@@ -189,11 +190,13 @@ class ServerConnection:
         while self._held and self.state is State.ACTIVE:
             self._request(self._held.popleft())
 
-    def send_reply(self, xid: int, zxid: int, err: int, body: Record | None, now_ms: float = 0.0) -> None:
+    def send_reply(self, xid: int, zxid: int, err: int, body: Reply, now_ms: float = 0.0) -> None:
         if self.state is State.CLOSED:
             return
         if body is None or err:
             self._write(_REPLY.pack(16, xid, zxid, err))
+        elif isinstance(body, bytes):
+            self._write(_REPLY.pack(16 + len(body), xid, zxid, 0) + body)
         else:
             w = Writer()
             body.write(w)

@@ -109,10 +109,6 @@ class StandaloneServer:
             log.info("Reopened session 0x{session:x} for {peer}", session=session_id, peer=conn.peer)
         conn.session_established(valid)
 
-    def touch(self, session_id: int, now_ms: float, timeout_ms: int | None = None) -> None:
-        # ZooKeeper touches with the connection's negotiated timeout (touch(cnxn)).
-        self.ctx.sessions.touch(session_id, int(now_ms), timeout_ms)
-
     def submit(self, request: Request) -> None:
         self.ctx.stats.outstanding += 1
         self.prep.process(request)

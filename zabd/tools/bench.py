@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -224,7 +225,7 @@ def report(targets: Sequence[Target], outcomes: Sequence[Outcome], args: argpars
     lines = ["machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items())]
     lines += [f"server {t.name} at {t.host}:{t.port}: version {t.version}" for t in targets]
     lines.append(f"settings: connections={args.connections} pipeline={args.pipeline} processes={args.processes} "
-                 f"duration={args.duration}s warmup={args.warmup}s value-size={args.value_size} nodes={args.nodes}")
+                 f"duration={args.duration}s warmup={args.warmup}s prewarm={args.prewarm}s value-size={args.value_size} nodes={args.nodes}")
     lines.append(f"{'target':<12}{'workload':<9}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
                  f"{'client%':>9}{'server%':>9}{'other%':>8}{'machine%':>10}")
     for o in outcomes:
@@ -258,6 +259,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pipeline", type=int, default=32, help="outstanding requests per connection")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
+    parser.add_argument("--prewarm", type=float, default=2.0, help="seconds of untimed load per workload first")
     parser.add_argument("--value-size", type=int, default=100)
     parser.add_argument("--nodes", type=int, default=1000, help="nodes for set/get/mix")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
@@ -295,6 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 targets.append(Target(kind, server.host, server.port, server.process.pid))
         for target in targets:
             prepare(target, args)
+        if args.prewarm > 0:  # untimed pass of every workload, so a JIT (ZooKeeper's JVM) is warm
+            short = argparse.Namespace(**{**vars(args), "warmup": 0.0, "duration": args.prewarm, "keep": False})
+            for run_no, (workload, target) in enumerate(itertools.product(args.workloads, targets)):
+                print(f"prewarming {target.name} with {workload} ...", file=sys.stderr, flush=True)
+                with contextlib.suppress(Exception):
+                    run_workload(target, workload, short, 1000 + run_no)
         outcomes: list[Outcome] = []
         for run_no, workload in enumerate(args.workloads):
             # Alternate which target goes first so neither always runs on a "cooler" machine.
