@@ -7,17 +7,17 @@ Only the two providers 3.8 registers by default exist: ``ip`` (IPv4 only:
 ``super`` is an id without a provider. The string handling copies Java's
 behaviour where it shows (``String.split`` dropping trailing empty strings,
 ``Integer.parseInt`` accepting a sign), so that the same ACLs are accepted and
-rejected as on a real server.
+rejected as on a real server; those Java pieces live in :mod:`zabd.core.javacompat`.
 """
 from __future__ import annotations
 
 import base64
-import codecs
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from typing import overload
+from collections.abc import Iterable, Sequence
 
+from zabd.core.javacompat import AuthIds as AuthIds  # re-exported: callers import it from here
+from zabd.core.javacompat import ipv4_acl, ipv4_bytes, java_decode, java_split
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import Perms
 from zabd.jute.records import ACL, Id
@@ -31,192 +31,8 @@ OPEN_ACL_UNSAFE: list[ACL] = [ACL(Perms.ALL, ANYONE)]
 CREATOR_ALL_ACL: list[ACL] = [ACL(Perms.ALL, AUTH_IDS)]
 READ_ACL_UNSAFE: list[ACL] = [ACL(Perms.READ, ANYONE)]
 
-# Java's Integer.parseInt: optional sign, then decimal digits (any Unicode Nd).
-_JAVA_INT = re.compile(r"[+-]?\d+")
 # Java's ":.*" in String.replaceAll: '.' stops at Java's line terminators.
 _DIGEST_SECRET = re.compile(":[^\n\r\u0085\u2028\u2029]*")
-
-
-def _java_split(text: str, sep: str) -> list[str]:
-    """Java's ``text.split(sep)`` for a one-character literal separator."""
-    parts = text.split(sep)
-    if len(parts) == 1:
-        return parts
-    while parts and not parts[-1]:
-        parts.pop()
-    return parts
-
-
-def _java_parse_int(text: str) -> int | None:
-    if _JAVA_INT.fullmatch(text) is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:  # too many digits for int(): far outside Java's int anyway
-        return None
-    return value if -(1 << 31) <= value < (1 << 31) else None
-
-
-def _ipv4_bytes(addr: str) -> bytes | None:
-    parts = addr.split(".")
-    if len(parts) != 4:
-        return None
-    out = bytearray()
-    for part in parts:
-        value = _java_parse_int(part)
-        if value is None or not 0 <= value <= 255:
-            return None
-        out.append(value)
-    return bytes(out)
-
-
-def _ip_acl(expr: str) -> tuple[int, int] | None:
-    """An ip ACL expression ``a.b.c.d[/bits]`` as (network as int, bits)."""
-    addr, slash, bits_text = expr.partition("/")
-    raw = _ipv4_bytes(addr)
-    if raw is None:
-        return None
-    bits = 32
-    if slash:
-        parsed = _java_parse_int(bits_text)
-        if parsed is None or not 0 <= parsed <= 32:
-            return None
-        bits = parsed
-    return int.from_bytes(raw, "big"), bits
-
-
-def _java_string_hash(text: str) -> int:
-    """Java's String.hashCode (over UTF-16 code units), as an unsigned 32-bit int."""
-    h = 0
-    if text.isascii() or max(text) <= "\uffff":
-        for ch in text:
-            h = (31 * h + ord(ch)) & 0xFFFFFFFF
-        return h
-    raw = text.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(raw), 2):
-        h = (31 * h + ((raw[i] << 8) | raw[i + 1])) & 0xFFFFFFFF
-    return h
-
-
-def _java_id_spread(ident: Id) -> int:
-    """ConcurrentHashMap.spread of the jute-generated Id.hashCode."""
-    h = (37 * 17 + _java_string_hash(ident.scheme)) & 0xFFFFFFFF
-    h = (37 * h + _java_string_hash(ident.id)) & 0xFFFFFFFF
-    return (h ^ (h >> 16)) & 0x7FFFFFFF
-
-
-class AuthIds(Sequence[Id]):
-    """A connection's authenticated ids, in the order ZooKeeper 3.8 lists them.
-
-    ZooKeeper keeps them in a ConcurrentHashMap-backed set, so whoAmI and the
-    ``auth`` ACL expansion see them in hash-table order, not insertion order.
-    This replays that table (16 bins, doubling at 3/4 load, with its bin
-    splitting order); it is exact unless nine ids share one bin, where Java
-    would start treeifying.
-    """
-
-    __slots__ = ("_bins", "_count", "_threshold", "_order")
-
-    def __init__(self, ids: Iterable[Id] = ()) -> None:
-        self._bins: list[list[tuple[int, Id]]] = [[] for _ in range(16)]
-        self._count = 0
-        self._threshold = 12
-        self._order: list[Id] | None = []
-        for ident in ids:
-            self.add(ident)
-
-    def add(self, ident: Id) -> bool:
-        """Add an id; False if it was already present."""
-        spread = _java_id_spread(ident)
-        nodes = self._bins[spread & (len(self._bins) - 1)]
-        for _, present in nodes:
-            if present == ident:
-                return False
-        nodes.append((spread, ident))
-        self._count += 1
-        self._order = None
-        if self._count >= self._threshold:
-            self._resize()
-        return True
-
-    def add_all(self, ids: Iterable[Id]) -> None:
-        for ident in ids:
-            self.add(ident)
-
-    def _resize(self) -> None:
-        n = len(self._bins)
-        grown: list[list[tuple[int, Id]]] = [[] for _ in range(2 * n)]
-        for i, nodes in enumerate(self._bins):
-            if not nodes:
-                continue
-            # Java keeps the longest tail whose nodes all go the same way and
-            # pushes the nodes before it, one by one, onto the front of their list.
-            run_bit = nodes[-1][0] & n
-            start = len(nodes) - 1
-            while start > 0 and nodes[start - 1][0] & n == run_bit:
-                start -= 1
-            low = list(nodes[start:]) if run_bit == 0 else []
-            high = [] if run_bit == 0 else list(nodes[start:])
-            for node in nodes[:start]:
-                (high if node[0] & n else low).insert(0, node)
-            grown[i] = low
-            grown[i + n] = high
-        self._bins = grown
-        self._threshold = (2 * n) - (n >> 1)
-
-    def _ordered(self) -> list[Id]:
-        if self._order is None:
-            self._order = [ident for nodes in self._bins for _, ident in nodes]
-        return self._order
-
-    def has_scheme(self, scheme: str) -> bool:
-        return any(ident.scheme == scheme for ident in self._ordered())
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Iterator[Id]:
-        return iter(self._ordered())
-
-    def __contains__(self, ident: object) -> bool:
-        return ident in self._ordered()
-
-    @overload
-    def __getitem__(self, index: int) -> Id: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Id]: ...
-
-    def __getitem__(self, index: int | slice) -> Id | list[Id]:
-        return self._ordered()[index]
-
-    def __repr__(self) -> str:
-        return f"AuthIds({self._ordered()!r})"
-
-
-def _java_utf8_replace(err: UnicodeError) -> tuple[str, int]:
-    """Replace malformed UTF-8 as Java's decoder does.
-
-    Python and Java agree (one U+FFFD per maximal invalid subpart) except for
-    an encoded surrogate (ED A0..BF [80..BF]), which Java replaces as a whole.
-    """
-    if not isinstance(err, UnicodeDecodeError):
-        raise err
-    raw, start = err.object, err.start
-    if raw[start] == 0xED and start + 1 < len(raw) and 0xA0 <= raw[start + 1] <= 0xBF:
-        end = start + 2
-        if end < len(raw) and 0x80 <= raw[end] <= 0xBF:
-            end += 1
-        return "\ufffd", end
-    return "\ufffd", err.end
-
-
-codecs.register_error("zabd.java-replace", _java_utf8_replace)
-
-
-def java_decode(raw: bytes) -> str:
-    """Java's ``new String(bytes, UTF_8)``."""
-    return raw.decode("utf-8", "zabd.java-replace")
 
 
 def digest(user_password: str) -> str:
@@ -273,9 +89,9 @@ class AuthProviders:
         if scheme == "world":
             return value == "anyone"
         if scheme == "digest" and self.digest_enabled:
-            return len(_java_split(value, ":")) == 2
+            return len(java_split(value, ":")) == 2
         if scheme == "ip":
-            return _ip_acl(value) is not None
+            return ipv4_acl(value) is not None
         return False
 
     def matches(self, acl_id: Id, client_id: Id) -> bool:
@@ -292,10 +108,10 @@ class AuthProviders:
 
 
 def _ip_matches(acl_expr: str, client_addr: str) -> bool:
-    acl = _ip_acl(acl_expr)
+    acl = ipv4_acl(acl_expr)
     if acl is None:
         return False
-    client = _ipv4_bytes(client_addr)
+    client = ipv4_bytes(client_addr)
     if client is None:
         return False
     network, bits = acl
@@ -449,11 +265,10 @@ def who_am_i(auth_ids: Iterable[Id], providers: AuthProviders | None = None) -> 
     out: list[tuple[str, str]] = []
     for ident in auth_ids:
         if ident.scheme == "digest" and digest_enabled:
-            parts = _java_split(ident.id, ":")
+            parts = java_split(ident.id, ":")
             out.append((ident.scheme, parts[0] if parts else ""))
         elif ident.scheme == "ip":
             out.append((ident.scheme, ident.id))
         else:
             out.append((ident.scheme, ""))
     return out
-

@@ -79,9 +79,11 @@ class WatchManager(Generic[W]):
 
     def fire(self, path: str, event: int) -> dict[W, None]:
         """Every watcher ``event`` on ``path`` reaches, in order; drops fired one-shot watches."""
+        watchers = self._by_path.get(path)
+        if watchers is None and not self._recursive:
+            return {}  # the common case: nobody watches this path
         fired: dict[W, None] = {}
         children = event == _CHILDREN_CHANGED
-        watchers = self._by_path.get(path)
         if watchers is not None:
             one_shot: list[W] = []
             for watcher, mode in watchers.items():

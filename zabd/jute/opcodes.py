@@ -89,21 +89,23 @@ class CreateMode(IntEnum):
     PERSISTENT_WITH_TTL = 5
     PERSISTENT_SEQUENTIAL_WITH_TTL = 6
 
+    # Sets of plain ints: these run on every create.
     @property
     def is_ephemeral(self) -> bool:
-        return self in (CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL)
+        return self._value_ in _EPHEMERAL_MODES
 
     @property
     def is_sequential(self) -> bool:
-        return self in (
-            CreateMode.PERSISTENT_SEQUENTIAL,
-            CreateMode.EPHEMERAL_SEQUENTIAL,
-            CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL,
-        )
+        return self._value_ in _SEQUENTIAL_MODES
 
     @property
     def is_ttl(self) -> bool:
-        return self in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
+        return self._value_ in _TTL_MODES
+
+
+_EPHEMERAL_MODES = frozenset({1, 3})
+_SEQUENTIAL_MODES = frozenset({2, 3, 6})
+_TTL_MODES = frozenset({5, 6})
 
 
 class WatcherType(IntEnum):

@@ -116,6 +116,22 @@ def _generate(schema: tuple[object, ...], fields: list[str], names: dict[str, ob
     )
 
 
+def _fast_init(cls: Any, fields: list[str]) -> Any:
+    """An ``__init__`` that fills the slots through their descriptors.
+
+    A frozen dataclass's own ``__init__`` goes through ``object.__setattr__``
+    per field, which costs twice as much; records are built on every request.
+    The instances stay frozen: ``__setattr__`` still refuses later writes.
+    """
+    names: dict[str, object] = {f"_set_{name}": getattr(cls, name).__set__ for name in fields}
+    params = ", ".join(fields)
+    body = "".join(f"    _set_{name}(self, {name})\n" for name in fields) or "    pass\n"
+    exec(f"def __init__(self, {params}):\n{body}" if fields else f"def __init__(self):\n{body}", names)
+    init = names["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    return init
+
+
 def _record_writer(w: Writer, value: Any) -> None:
     value.write(w)
 
@@ -131,6 +147,7 @@ def jute_record(*schema: object) -> Callable[[type[R]], type[R]]:
             raise TypeError(f"{cls.__name__}: {len(fields)} fields but {len(schema)} schema entries")
         names: dict[str, object] = {}
         exec(_generate(tuple(schema), fields, names), names)
+        dc.__init__ = _fast_init(dc, fields)
         dc.SCHEMA = tuple(schema)
         dc.write = names["write"]
         dc.read = classmethod(names["read"])  # type: ignore[arg-type]

@@ -78,7 +78,9 @@ class PrepStage:
 
     def _txn_for(self, request: Request) -> Txn:
         zxid = self.ctx.next_zxid()
-        time = self.ctx.wall_ms()
+        # The txn's wall-clock time: when the request arrived, read off the
+        # same clock, saves reading it again on the write path.
+        time = int(request.received_ms) if request.received_ms else self.ctx.wall_ms()
         builder = TxnBuilder(self.ctx, request.session_id, request.auth_ids, zxid, time)
         kind = request.type
         body: TxnBody | None

@@ -53,7 +53,5 @@ class Request:
     txn: Txn | None = None
     #: Set by prep when a non-txn request must fail (an expired session).
     error: KeeperError | None = None
-    #: Decoded request record, when prep has already decoded it.
-    record: object = None
     #: When the request arrived, in ms of the server clock (for latency figures).
     received_ms: float = 0.0

@@ -5,16 +5,26 @@ A client that has not sent a ConnectRequest may send four ASCII bytes instead
 of a frame length; if those bytes (read as a big-endian int) name a command,
 the server writes text and closes.  This module only recognises the word and
 renders the text from a read-only :class:`ServerView`; sockets live in
-``client_port.py``.  Formats were checked against a real 3.8.0 standalone.
+``client_port.py``, the view's types in ``fourletter_view.py`` and Java's
+number and date formats in ``javaformat.py``.  Formats were checked against a
+real 3.8.0 standalone.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
-from decimal import Decimal
-from typing import Mapping, Protocol, Sequence, Union
+from zabd.server.fourletter_view import (
+    ConnectionInfo,
+    MetricValue,
+    ServerView,
+    WatchSummary,
+)
+from zabd.server.javaformat import java_date, java_double, java_hex
+
+__all__ = [
+    "COMMANDS", "COMMAND_NAMES", "COMPATIBLE_ZOOKEEPER_VERSION", "NOT_SERVING",
+    "ConnectionInfo", "MetricValue", "ServerView", "WatchSummary",
+    "command_for_length", "java_date", "java_double", "render", "version_string",
+]
 
 #: The ZooKeeper release whose behaviour zabd reproduces.
 COMPATIBLE_ZOOKEEPER_VERSION = "3.8.0"
@@ -32,9 +42,6 @@ COMMAND_NAMES: frozenset[str] = frozenset(_WORDS)
 
 #: What ZooKeeper prints when the server is not up (yet).
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests"
-
-#: A value in ``mntr``; ints print as ints, floats as Java doubles.
-MetricValue = Union[int, float, str, bool, None]
 
 
 def command_for_length(first4: int) -> str | None:
@@ -57,200 +64,6 @@ def version_string(zabd_version: str, built_on: str) -> str:
     return f"{COMPATIBLE_ZOOKEEPER_VERSION}-zabd-{zabd_version}, built on {built_on}"
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionInfo:
-    """
-    One client connection as ``stat``/``cons`` print it.
-
-    :param remote_host: peer IP address.
-    :param remote_port: peer port.
-    :param interest_ops: selector interest, printed in hex (1 = reading,
-        0 for the connection that is asking).
-    :param queued: requests outstanding on this connection.
-    :param packets_received: packets read.
-    :param packets_sent: packets written.
-    :param session_id: 0 until a session is established; then ``cons``
-        prints the fields below.
-    :param last_op: short name of the last operation (``GETD``, ``PING``...).
-    :param established_ms: wall-clock epoch ms the connection was set up.
-    :param session_timeout_ms: negotiated session timeout.
-    :param last_cxid: last client xid seen, -1 for none (then omitted).
-    :param last_zxid: last zxid replied with, -1 for none.
-    :param last_response_ms: time of the last response, in ms.
-    :param last_latency_ms: latency of the last request.
-    :param min_latency_ms: smallest request latency.
-    :param avg_latency_ms: mean request latency (an integer, as in ZooKeeper).
-    :param max_latency_ms: largest request latency.
-    """
-
-    remote_host: str
-    remote_port: int
-    interest_ops: int = 1
-    queued: int = 0
-    packets_received: int = 0
-    packets_sent: int = 0
-    session_id: int = 0
-    last_op: str = "NA"
-    established_ms: int = 0
-    session_timeout_ms: int = 0
-    last_cxid: int = -1
-    last_zxid: int = -1
-    last_response_ms: int = 0
-    last_latency_ms: int = 0
-    min_latency_ms: int = 0
-    avg_latency_ms: int = 0
-    max_latency_ms: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class WatchSummary:
-    """
-    ``wchs`` counts, over data watches (as ZooKeeper counts them).
-
-    :param connections: connections holding at least one watch.
-    :param paths: distinct watched paths.
-    :param total: total (connection, path) watches.
-    """
-
-    connections: int
-    paths: int
-    total: int
-
-
-class ServerView(Protocol):
-    """What rendering needs from the server; read-only apart from the resets."""
-
-    @property
-    def version(self) -> str:
-        """Full version, see :func:`version_string`."""
-    @property
-    def mode(self) -> str:
-        """standalone, leader, follower, observer or read-only."""
-    @property
-    def serving(self) -> bool:
-        """True once the server answers client requests."""
-    @property
-    def read_only(self) -> bool:
-        """True when running as a read-only server."""
-    @property
-    def last_zxid(self) -> int: ...
-    @property
-    def node_count(self) -> int: ...
-    @property
-    def min_latency_ms(self) -> int: ...
-    @property
-    def avg_latency_ms(self) -> float:
-        """Mean latency, rounded half-up to 4 decimals as ZooKeeper does."""
-    @property
-    def max_latency_ms(self) -> int: ...
-    @property
-    def packets_received(self) -> int: ...
-    @property
-    def packets_sent(self) -> int: ...
-    @property
-    def outstanding_requests(self) -> int: ...
-    @property
-    def proposal_sizes(self) -> tuple[int, int, int] | None:
-        """Leader only: last/min/max proposal size (-1 before any)."""
-    @property
-    def uptime_ms(self) -> int: ...
-    @property
-    def watch_count(self) -> int:
-        """Data plus child watches (mntr's zk_watch_count)."""
-    @property
-    def ephemerals_count(self) -> int: ...
-    @property
-    def approximate_data_size(self) -> int: ...
-    @property
-    def global_sessions(self) -> int: ...
-    @property
-    def local_sessions(self) -> int: ...
-    @property
-    def auth_failed_count(self) -> int: ...
-    @property
-    def open_file_descriptor_count(self) -> int: ...
-    @property
-    def max_file_descriptor_count(self) -> int: ...
-    @property
-    def data_dir_size(self) -> int: ...
-    @property
-    def log_dir_size(self) -> int: ...
-    @property
-    def trace_mask(self) -> int: ...
-
-    def connections(self) -> Sequence[ConnectionInfo]:
-        """Every client connection, including the one asking (ZooKeeper does)."""
-    def watch_summary(self) -> WatchSummary: ...
-    def watches_by_session(self) -> Mapping[int, Sequence[str]]:
-        """Session id -> watched paths (data watches)."""
-    def watches_by_path(self) -> Mapping[str, Sequence[int]]:
-        """Watched path -> session ids (data watches)."""
-    def session_expiry(self) -> Sequence[tuple[int, Sequence[int]]]:
-        """(wall-clock expiry epoch ms, session ids) buckets, earliest first."""
-    def sessions_with_ephemerals(self) -> Mapping[int, Sequence[str]]:
-        """Session id -> its ephemeral paths."""
-    def config_lines(self) -> Sequence[tuple[str, str]]:
-        """``conf`` output; see ``ZabdConfig.conf_lines``."""
-    def digest_history(self) -> Sequence[tuple[int, int]]:
-        """(zxid, tree digest) pairs, oldest first."""
-    def environment(self) -> Sequence[tuple[str, str]]:
-        """``envi`` entries after zookeeper.version (host.name, python.version...)."""
-    def mntr_extra(self) -> Sequence[tuple[str, MetricValue]]:
-        """Further mntr pairs, keys without the ``zk_`` prefix."""
-    def reset_connection_stats(self) -> None: ...
-    def reset_server_stats(self) -> None: ...
-    def set_trace_mask(self, mask: int) -> None: ...
-
-
-def java_double(value: float) -> str:
-    """
-    Format a float as Java's ``Double.toString`` does (``0.0``, ``2.2208``, ``1.0E-4``).
-
-    :param value: the number.
-    """
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    sign = "-" if value < 0 else ""
-    digits_tuple = Decimal(repr(abs(value))).normalize().as_tuple()
-    digits = "".join(str(d) for d in digits_tuple.digits)
-    assert isinstance(digits_tuple.exponent, int)
-    # position of the decimal point relative to the start of `digits`
-    point = len(digits) + digits_tuple.exponent
-    if 1e-3 <= abs(value) < 1e7:
-        if point <= 0:
-            return f"{sign}0.{'0' * -point}{digits}"
-        if point >= len(digits):
-            return f"{sign}{digits}{'0' * (point - len(digits))}.0"
-        return f"{sign}{digits[:point]}.{digits[point:]}"
-    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{point - 1}"
-
-
-def java_date(epoch_ms: int, tz: tzinfo | None = None) -> str:
-    """
-    Format a time as Java's ``Date.toString`` (``Sun Nov 22 03:12:40 UTC 2026``).
-
-    :param epoch_ms: wall-clock milliseconds since the epoch.
-    :param tz: time zone; the machine's local zone when ``None``, as Java.
-    """
-    when = datetime.fromtimestamp(epoch_ms / 1000, tz or timezone.utc)
-    if tz is None:
-        when = when.astimezone()
-    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-    return (f"{days[when.weekday()]} {months[when.month - 1]} {when.day:02d} "
-            f"{when:%H:%M:%S} {when.tzname()} {when.year}")
-
-
-def _hex(value: int) -> str:
-    """Java's ``Long.toHexString``: two's complement, no prefix."""
-    return format(value & 0xFFFFFFFFFFFFFFFF, "x")
-
-
 def _address(c: ConnectionInfo) -> str:
     host = f"[{c.remote_host}]" if ":" in c.remote_host else c.remote_host
     return f"/{host}:{c.remote_port}"
@@ -261,11 +74,11 @@ def _connection_line(c: ConnectionInfo, brief: bool) -> str:
     text = (f" {_address(c)}[{ops}](queued={c.queued},"
             f"recved={c.packets_received},sent={c.packets_sent}")
     if not brief and c.session_id != 0:
-        text += (f",sid=0x{_hex(c.session_id)},lop={c.last_op},"
+        text += (f",sid=0x{java_hex(c.session_id)},lop={c.last_op},"
                  f"est={c.established_ms},to={c.session_timeout_ms}")
         if c.last_cxid >= 0:
-            text += f",lcxid=0x{_hex(c.last_cxid)}"
-        text += (f",lzxid=0x{_hex(c.last_zxid)},lresp={c.last_response_ms},"
+            text += f",lcxid=0x{java_hex(c.last_cxid)}"
+        text += (f",lzxid=0x{java_hex(c.last_zxid)},lresp={c.last_response_ms},"
                  f"llat={c.last_latency_ms},minlat={c.min_latency_ms},"
                  f"avglat={c.avg_latency_ms},maxlat={c.max_latency_ms}")
     return text + ")"
@@ -299,7 +112,7 @@ def _stat(view: ServerView, with_clients: bool) -> str:
         f"Sent: {view.packets_sent}",
         f"Connections: {len(connections)}",
         f"Outstanding: {view.outstanding_requests}",
-        f"Zxid: 0x{_hex(view.last_zxid)}",
+        f"Zxid: 0x{java_hex(view.last_zxid)}",
         f"Mode: {view.mode}",
         f"Node count: {view.node_count}",
     ]
@@ -342,11 +155,11 @@ def _dump(view: ServerView) -> str:
     out = ["SessionTracker dump:", f"Session Sets ({len(buckets)})/({total}):"]
     for expiry_ms, ids in buckets:
         out.append(f"{len(ids)} expire at {java_date(expiry_ms)}:")
-        out.extend(f"\t0x{_hex(sid)}" for sid in ids)
+        out.extend(f"\t0x{java_hex(sid)}" for sid in ids)
     owners = view.sessions_with_ephemerals()
     out += ["ephemeral nodes dump:", f"Sessions with Ephemerals ({len(owners)}):"]
     for sid, paths in owners.items():
-        out.append(f"0x{_hex(sid)}:")
+        out.append(f"0x{java_hex(sid)}:")
         out.extend(f"\t{path}" for path in paths)
     # zabd has no NIO connection-expiry queue; this is what 3.8 prints with
     # NettyServerCnxnFactory (the factory kazoo's test harness configures).
@@ -362,12 +175,12 @@ def _watches(command: str, view: ServerView) -> str:
     out: list[str] = []
     if command == "wchc":
         for sid, paths in view.watches_by_session().items():
-            out.append(f"0x{_hex(sid)}\n")
+            out.append(f"0x{java_hex(sid)}\n")
             out.extend(f"\t{path}\n" for path in paths)
     else:
         for path, sids in view.watches_by_path().items():
             out.append(f"{path}\n")
-            out.extend(f"\t0x{_hex(sid)}\n" for sid in sids)
+            out.extend(f"\t0x{java_hex(sid)}\n" for sid in sids)
     return "".join(out) + "\n"
 
 
@@ -398,7 +211,7 @@ def _serving_only(command: str, view: ServerView) -> str:
     if command == "dirs":
         return f"datadir_size: {view.data_dir_size}\nlogdir_size: {view.log_dir_size}\n"
     if command == "hash":
-        return "".join(f"{_hex(z)}: {d}\n" for z, d in view.digest_history())
+        return "".join(f"{java_hex(z)}: {d}\n" for z, d in view.digest_history())
     return _watches(command, view)
 
 

@@ -121,7 +121,7 @@ class ServerConnection:
                 self.closing = True
             stats.last_op = kind
             stats.last_cxid = xid
-            server.submit(Request(self.session_id, xid, kind, payload, self, self.auth_ids, received_ms=now))
+            server.submit(Request(self.session_id, xid, kind, payload, self, self.auth_ids, None, None, now))
         elif kind == _AUTH:
             self._auth(xid, payload)
         elif kind == _SASL:

@@ -14,49 +14,31 @@ import atexit
 import os
 import shlex
 import shutil
-import socket
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-import zabd
+# Some names are re-exported: callers have always imported them from here.
+from zabd.testing.commands import (
+    CFG_NAME,
+    LOCALHOST,
+    repository_root,
+    write_config,
+    zabd_command,
+    zabd_environment,
+    zookeeper_command,
+    zookeeper_system_properties,
+)
+from zabd.testing.probes import four_letter, free_port, listens_on, wait_until
 
-LOCALHOST = "127.0.0.1"
 LOG_NAME = "server.log"
-CFG_NAME = "zoo.cfg"
-POLL_INTERVAL = 0.05
 NOT_SERVING = "not currently serving requests"
 ADDRESS_IN_USE = "Address already in use"
-TCP_LISTEN = "0A"
 PORT_ATTEMPTS = 3
-
-# Debian's zookeeper.jar names its dependencies in its manifest Class-Path
-# (slf4j-api included, but no slf4j binding); slf4j-simple makes the server log
-# to stderr, which we capture.
-ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
-SLF4J_BINDING_JAR = Path("/usr/share/java/slf4j-simple.jar")
-ZOOKEEPER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
-
-# zoo.cfg keys that ZooKeeper honours only as JVM system properties, mapped to
-# the property name. Any extra_cfg key starting with "zookeeper." is passed
-# through as a property of the same name. The cfg line is written as well, so
-# zabd sees exactly the same zoo.cfg.
-ZOOKEEPER_SYSTEM_PROPERTIES: Mapping[str, str] = {
-    "extendedTypesEnabled": "zookeeper.extendedTypesEnabled",
-    "DigestAuthenticationProvider.superDigest": "zookeeper.DigestAuthenticationProvider.superDigest",
-    "znode.container.checkIntervalMs": "znode.container.checkIntervalMs",
-    "znode.container.maxPerMinute": "znode.container.maxPerMinute",
-    "znode.container.maxNeverUsedIntervalMs": "znode.container.maxNeverUsedIntervalMs",
-    "jute.maxbuffer": "jute.maxbuffer",
-}
-
-_TWISTD_BOOTSTRAP = "from twisted.scripts.twistd import run; run()"
 
 _live: set[ServerProcess] = set()
 _live_lock = threading.Lock()
@@ -156,134 +138,6 @@ class ServerProcess:
             self._log_file.close()
         with _live_lock:
             _live.discard(self)
-
-
-def four_letter(host: str, port: int, word: str, timeout: float = 5.0) -> str:
-    """Send ``word`` on a fresh connection and read until the peer closes."""
-    if len(word) != 4:
-        raise ValueError(f"four-letter word must be 4 characters: {word!r}")
-    chunks: list[bytes] = []
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode("ascii"))
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{word} to {host}:{port}: no EOF within {timeout}s")
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks).decode("utf-8", errors="replace")
-
-
-def free_port(host: str = LOCALHOST) -> int:
-    """A port that was free a moment ago (bind to port 0 and release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(
-    predicate: Callable[[], bool],
-    timeout: float,
-    what: str,
-    describe: Callable[[], str] | None = None,
-) -> None:
-    """Poll ``predicate`` until it is true; raise TimeoutError(what [+ describe()]) at the deadline.
-
-    Exceptions raised by ``predicate`` propagate (use that to fail fast).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() >= deadline:
-            detail = f"\n{describe()}" if describe is not None else ""
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(POLL_INTERVAL)
-
-
-def repository_root() -> Path:
-    """The directory holding the ``zabd`` package (and ``twisted/plugins``)."""
-    return Path(zabd.__file__).resolve().parent.parent
-
-
-def write_config(
-    workdir: Path, port: int, extra_cfg: Mapping[str, str] | None = None
-) -> Path:
-    """Write ``workdir/zoo.cfg`` for a standalone server on 127.0.0.1:port."""
-    data_dir = workdir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings: dict[str, str] = {
-        "tickTime": "2000",
-        "dataDir": str(data_dir),
-        "clientPort": str(port),
-        "clientPortAddress": LOCALHOST,
-        "4lw.commands.whitelist": "*",
-        "admin.enableServer": "false",
-    }
-    settings.update(extra_cfg or {})
-    cfg = workdir / CFG_NAME
-    cfg.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
-    return cfg
-
-
-def zookeeper_classpath() -> str:
-    for jar in (ZOOKEEPER_JAR, SLF4J_BINDING_JAR):
-        if not jar.exists():
-            raise FileNotFoundError(f"ZooKeeper needs {jar} (Debian packages zookeeper, libslf4j-java)")
-    return f"{ZOOKEEPER_JAR}:{SLF4J_BINDING_JAR}"
-
-
-def zookeeper_system_properties(extra_cfg: Mapping[str, str] | None) -> list[str]:
-    """``-D`` flags for the settings ZooKeeper takes only as system properties."""
-    flags = []
-    for key, value in (extra_cfg or {}).items():
-        if key.startswith("zookeeper."):
-            flags.append(f"-D{key}={value}")
-        elif key in ZOOKEEPER_SYSTEM_PROPERTIES:
-            flags.append(f"-D{ZOOKEEPER_SYSTEM_PROPERTIES[key]}={value}")
-    return flags
-
-
-def zookeeper_command(cfg: Path, workdir: Path, extra_cfg: Mapping[str, str] | None) -> list[str]:
-    java = shutil.which("java")
-    if java is None:
-        raise FileNotFoundError("java not found on PATH (needed to run Apache ZooKeeper)")
-    return [
-        java,
-        "-Xmx512m",
-        "-Djava.net.preferIPv4Stack=true",
-        f"-Dzookeeper.log.dir={workdir}",
-        "-Dzookeeper.admin.enableServer=false",
-        "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-        "-Dorg.slf4j.simpleLogger.showDateTime=true",
-        "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
-        *zookeeper_system_properties(extra_cfg),
-        "-cp",
-        zookeeper_classpath(),
-        ZOOKEEPER_MAIN,
-        str(cfg),
-    ]
-
-
-def zabd_command(cfg: Path) -> list[str]:
-    return [sys.executable, "-c", _TWISTD_BOOTSTRAP, "-n", "--pidfile=", "zabd", "--config", str(cfg)]
-
-
-def zabd_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(repository_root())
-    previous = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = root if not previous else f"{root}{os.pathsep}{previous}"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 class ServerStartError(RuntimeError):
@@ -395,7 +249,7 @@ def _ready(server: ServerProcess, log_start: int) -> bool:
             f"{server.kind} exited or could not listen during startup\n{server.describe()}",
             _log_since(server, log_start),
         )
-    if not _listens(server.process.pid, server.port):
+    if not listens_on(server.process.pid, server.port):
         return False  # not bound yet; also guards against a foreign server on our port
     try:
         if server.four_letter("ruok", timeout=2.0) != "imok":
@@ -412,38 +266,6 @@ def _log_since(server: ServerProcess, offset: int) -> str:
     with open(server.log_path, "rb") as log:
         log.seek(offset)
         return log.read().decode("utf-8", errors="replace")
-
-
-def _listens(pid: int, port: int) -> bool:
-    """Whether process ``pid`` holds a TCP socket listening on ``port`` (Linux /proc).
-
-    Where /proc is not available this answers True and readiness relies on ruok.
-    """
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as rows:
-                next(rows, None)
-                for row in rows:
-                    fields = row.split()
-                    local, state, inode = fields[1], fields[3], fields[9]
-                    if state == TCP_LISTEN and int(local.rsplit(":", 1)[1], 16) == port:
-                        inodes.add(f"socket:[{inode}]")
-        except FileNotFoundError:
-            return True
-    if not inodes:
-        return False
-    fd_dir = f"/proc/{pid}/fd"
-    try:
-        for fd in os.listdir(fd_dir):
-            try:
-                if os.readlink(f"{fd_dir}/{fd}") in inodes:
-                    return True
-            except OSError:
-                continue
-    except OSError:
-        return False
-    return False
 
 
 @atexit.register

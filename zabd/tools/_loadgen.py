@@ -1,102 +1,30 @@
 # -*- test-case-name: tests.unit.test_bench -*-
-"""Minimal ZooKeeper client wire codec and pipelined asyncio load connections.
+"""Pipelined asyncio load connections and the worker processes that run them.
 
-Kept local and tiny on purpose: the benchmark must not depend on zabd's own
-codec (it measures any server, including a broken zabd), and the hot path must
-stay cheap enough that the client is not the bottleneck.
+Kept tiny on purpose: the hot path must stay cheap enough that the client is
+not the bottleneck. The frames themselves come from :mod:`zabd.tools._wire`.
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
-import random
-import struct
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from time import perf_counter_ns, process_time
 
-OP_CREATE = 1
-OP_DELETE = 2
-OP_GET_DATA = 4
-OP_SET_DATA = 5
-OP_PING = 11
-OP_CLOSE_SESSION = -11
-PING_XID = -2
-PERM_ALL = 31
+# Some names are re-exported: callers and tests reach them through this module.
+from zabd.tools._wire import (
+    INT, OP_CLOSE_SESSION, OP_CREATE, OP_GET_DATA, OP_PING, OP_SET_DATA, PING_XID, REPLY_HEADER,
+    REQUEST_HEADER, Request, connect_frame, create_body, delete_body, get_data_body, jute_buffer,
+    parse_connect_response, request_frame, set_data_body, split_frames,
+)
+from zabd.tools._workloads import NextRequest, WorkerSpec, created_path, request_source
 
-_INT = struct.Struct(">i")
-_REQUEST_HEADER = struct.Struct(">iii")  # frame length, xid, type
-_REPLY_HEADER = struct.Struct(">iqi")  # xid, zxid, err (after the frame length)
-_CONNECT = struct.Struct(">iqiq")  # protocolVersion, lastZxidSeen, timeOut, sessionId
-_CONNECT_RESPONSE = struct.Struct(">iiq")  # protocolVersion, timeOut, sessionId
-
-Request = tuple[int, bytes]  # (opcode, encoded request body)
-NextRequest = Callable[[], Request | None]
 CONNECTION_LOSS = -4  # ZooKeeper's code, used here for requests lost with a connection
-
-
-def ustring(text: str) -> bytes:
-    raw = text.encode()
-    return _INT.pack(len(raw)) + raw
-
-
-def jute_buffer(raw: bytes) -> bytes:
-    return _INT.pack(len(raw)) + raw
-
-
-# vector<ACL> holding the single entry world:anyone with every permission.
-OPEN_ACL = _INT.pack(1) + _INT.pack(PERM_ALL) + ustring("world") + ustring("anyone")
-
-
-def create_body(path: str, data: bytes, flags: int = 0) -> bytes:
-    return ustring(path) + jute_buffer(data) + OPEN_ACL + _INT.pack(flags)
-
-
-def set_data_body(path: str, data: bytes, version: int = -1) -> bytes:
-    return ustring(path) + jute_buffer(data) + _INT.pack(version)
-
-
-def get_data_body(path: str) -> bytes:
-    return ustring(path) + b"\x00"  # watch=false
-
-
-def delete_body(path: str, version: int = -1) -> bytes:
-    return ustring(path) + _INT.pack(version)
-
-
-def request_frame(xid: int, opcode: int, body: bytes = b"") -> bytes:
-    return _REQUEST_HEADER.pack(8 + len(body), xid, opcode) + body
-
-
-def connect_frame(timeout_ms: int) -> bytes:
-    """A framed ConnectRequest for a new session (no RequestHeader)."""
-    body = _CONNECT.pack(0, 0, timeout_ms, 0) + jute_buffer(bytes(16)) + b"\x00"
-    return _INT.pack(len(body)) + body
-
-
-def parse_connect_response(body: bytes) -> tuple[int, int]:
-    """Return (negotiated timeout ms, session id); timeout 0 means refused."""
-    _, timeout_ms, session_id = _CONNECT_RESPONSE.unpack_from(body, 0)
-    return timeout_ms, session_id
-
-
-def split_frames(buf: bytearray) -> list[bytes]:
-    """Remove and return every complete length-prefixed frame at the front of buf."""
-    frames: list[bytes] = []
-    offset, end = 0, len(buf)
-    while end - offset >= 4:
-        (length,) = _INT.unpack_from(buf, offset)
-        if end - offset - 4 < length:
-            break
-        frames.append(bytes(buf[offset + 4 : offset + 4 + length]))
-        offset += 4 + length
-    del buf[:offset]
-    return frames
 
 
 def percentile_ms(sorted_ns: Sequence[int], pct: float) -> float:
@@ -174,7 +102,7 @@ class PipelinedConnection(asyncio.Protocol):
     def _write(self, count: int) -> None:
         frames = []
         now = perf_counter_ns()
-        pack, next_request, sent = _REQUEST_HEADER.pack, self.next_request, self.sent_ns
+        pack, next_request, sent = REQUEST_HEADER.pack, self.next_request, self.sent_ns
         for _ in range(count):
             request = next_request()
             if request is None:
@@ -208,10 +136,10 @@ class PipelinedConnection(asyncio.Protocol):
         now = perf_counter_ns()
         window = self.window
         in_window = window.start_ns <= now < window.end_ns
-        unpack, sent, offset, end, replies = _REPLY_HEADER.unpack_from, self.sent_ns, 0, len(buf), 0
+        unpack, sent, offset, end, replies = REPLY_HEADER.unpack_from, self.sent_ns, 0, len(buf), 0
         latencies = window.latencies_ns
         while end - offset >= 20:
-            (length,) = _INT.unpack_from(buf, offset)
+            (length,) = INT.unpack_from(buf, offset)
             if end - offset - 4 < length:
                 break
             xid, _, err = unpack(buf, offset + 4)
@@ -276,23 +204,6 @@ async def run_batch(
     return window.errors
 
 
-@dataclass(frozen=True)
-class WorkerSpec:
-    host: str
-    port: int
-    workload: str  # create | set | get | mix
-    index: int
-    connections: int
-    pipeline: int
-    warmup: float
-    duration: float
-    value_size: int
-    nodes: tuple[str, ...]  # pre-created paths for set/get/mix
-    create_parent: str  # parent of the nodes the create workload makes
-    seed: int
-    timeout_ms: int = 40000
-
-
 @dataclass
 class WorkerResult:
     index: int
@@ -302,36 +213,6 @@ class WorkerResult:
     created: list[int] = field(default_factory=list)  # create requests sent per connection
     cpu_seconds: float = 0.0
     failure: str | None = None
-
-
-def created_path(parent: str, worker: int, conn: int, n: int) -> str:
-    return f"{parent}/{worker}-{conn}-{n}"
-
-
-def request_source(spec: WorkerSpec, conn: int, created: list[int]) -> NextRequest:
-    data = b"x" * spec.value_size
-    if spec.workload == "create":
-        prefix = created_path(spec.create_parent, spec.index, conn, 0)[:-1]  # ends "-"; n follows
-        tail = jute_buffer(data) + OPEN_ACL + _INT.pack(0)  # data, acl, flags=persistent
-
-        def next_create() -> Request:
-            n = created[conn]
-            created[conn] = n + 1
-            return OP_CREATE, ustring(prefix + str(n)) + tail
-
-        return next_create
-    gets = [(OP_GET_DATA, get_data_body(p)) for p in spec.nodes]
-    sets = [(OP_SET_DATA, set_data_body(p, data)) for p in spec.nodes]
-    if spec.workload == "get":
-        requests = gets
-    elif spec.workload == "set":
-        requests = sets
-    elif spec.workload == "mix":  # exactly one write in ten over each cycle
-        requests = [sets[i] if i % 10 == 0 else gets[i] for i in range(len(spec.nodes))]
-    else:
-        raise ValueError(f"unknown workload {spec.workload!r}")
-    random.Random(spec.seed * 7919 + conn).shuffle(requests)
-    return itertools.cycle(requests).__next__
 
 
 async def _run_worker(spec: WorkerSpec, start_barrier: Barrier) -> WorkerResult:

@@ -12,11 +12,9 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
 import math
 import multiprocessing
 import os
-import platform
 import secrets
 import sys
 import tempfile
@@ -24,50 +22,15 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from zabd.testing.processes import four_letter, start_zabd, start_zookeeper
-from zabd.tools._loadgen import (
-    OP_CREATE,
-    OP_DELETE,
-    WorkerResult,
-    WorkerSpec,
-    create_body,
-    created_path,
-    delete_body,
-    percentile_ms,
-    run_batch,
-    worker_main,
-)
+from zabd.tools._loadgen import WorkerResult, percentile_ms, run_batch, worker_main
+from zabd.tools._report import Outcome, Target, report, write_json
+from zabd.tools._wire import OP_CREATE, OP_DELETE, create_body, delete_body
+from zabd.tools._workloads import WorkerSpec, created_path
 
 WORKLOADS = ("create", "set", "get", "mix")
-
-
-@dataclass
-class Target:
-    name: str
-    host: str
-    port: int
-    pid: int | None = None  # known when this tool started the server
-    version: str = "?"
-    root: str = ""
-
-
-@dataclass
-class Outcome:
-    target: str
-    workload: str
-    ops_per_s: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    error_codes: dict[int, int]
-    client_cpu_pct: float  # sum over worker processes, % of one core
-    server_cpu_pct: float | None  # % of one core, when the server pid is known
-    machine_busy_pct: float  # all cores, % of the whole machine
-    other_cpu_pct: float | None  # everything else on the machine, % of one core
-
 
 
 def server_version(target: Target) -> str:
@@ -79,21 +42,6 @@ def server_version(target: Target) -> str:
         if line.startswith("Zookeeper version:"):
             return line.split(":", 1)[1].strip()
     return "?"
-
-
-def machine_info() -> dict[str, str]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cores": str(os.cpu_count()),
-        "cpu": model,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(),
-    }
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -221,31 +169,6 @@ def cleanup(target: Target, args: argparse.Namespace) -> None:
     _delete(target, iter([f"{target.root}/nodes", target.root]))
 
 
-def report(targets: Sequence[Target], outcomes: Sequence[Outcome], args: argparse.Namespace) -> str:
-    lines = ["machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items())]
-    lines += [f"server {t.name} at {t.host}:{t.port}: version {t.version}" for t in targets]
-    lines.append(f"settings: connections={args.connections} pipeline={args.pipeline} processes={args.processes} "
-                 f"duration={args.duration}s warmup={args.warmup}s prewarm={args.prewarm}s value-size={args.value_size} nodes={args.nodes}")
-    lines.append(f"{'target':<12}{'workload':<9}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-                 f"{'client%':>9}{'server%':>9}{'other%':>8}{'machine%':>10}")
-    for o in outcomes:
-        server, other = (f"{v:.0f}" if v is not None else "-" for v in (o.server_cpu_pct, o.other_cpu_pct))
-        errors = "FAILED" if o.errors < 0 else str(o.errors)
-        lines.append(f"{o.target:<12}{o.workload:<9}{o.ops_per_s:>10.0f}{o.p50_ms:>9.2f}{o.p99_ms:>9.2f}"
-                     f"{errors:>8}{o.client_cpu_pct:>9.0f}{server:>9}{other:>8}{o.machine_busy_pct:>10.0f}")
-    if len(targets) == 2:
-        a, b = targets
-        lines.append(f"throughput ratio {a.name}/{b.name}:")
-        by_key = {(o.target, o.workload): o for o in outcomes}
-        for w in args.workloads:
-            oa, ob = by_key.get((a.name, w)), by_key.get((b.name, w))
-            if oa and ob and ob.ops_per_s:
-                lines.append(f"  {w:<8}{oa.ops_per_s / ob.ops_per_s:>8.2f}")
-    lines.append("CPU during the measured window: client% (load generator), server% and other% (everything else)"
-                 " in % of one core; machine% = all cores busy, in % of the machine")
-    return "\n".join(lines)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m zabd.tools.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -321,10 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcomes.sort(key=lambda o: (args.workloads.index(o.workload), targets.index(_by_name(targets, o.target))))
         print(report(targets, outcomes, args))
         if args.json:
-            args.json.write_text(json.dumps({
-                "machine": machine_info(), "settings": {k: str(v) for k, v in vars(args).items()},
-                "servers": {t.name: t.version for t in targets}, "results": [asdict(o) for o in outcomes],
-            }, indent=2))
+            write_json(args.json, targets, outcomes, args)
     return 0
 
 

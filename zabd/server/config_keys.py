@@ -1,0 +1,194 @@
+"""
+What each zoo.cfg key means to zabd: its type, its range and where it goes.
+
+``config.py`` holds the resulting :class:`~zabd.server.config.ZabdConfig`
+and the checks that span several keys; this module is the per-key table
+behind it (ZooKeeper's key -> ``ZabdConfig`` field and converter, the keys
+zabd accepts but only keeps, and the prefixes it passes over silently), so
+adding or retyping a key touches one line here and nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from zabd.server.fourletter import COMMAND_NAMES
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
+class BadValue(Exception):
+    """A value that does not convert; the caller adds key and line."""
+
+
+Converter = Callable[[str], object]
+
+
+def _integer(low: int, high: int, what: str | None = None) -> Converter:
+    def convert(value: str) -> int:
+        if re.fullmatch(r"[+-]?[0-9]+", value) and low <= int(value) <= high:
+            return int(value)
+        raise BadValue(f"expected {what or 'an integer'}, got {value!r}")
+    return convert
+
+
+_any_int = _integer(_INT_MIN, _INT_MAX)
+_any_long = _integer(_LONG_MIN, _LONG_MAX)
+_positive = _integer(1, _INT_MAX, "a positive integer")
+_non_negative = _integer(0, _INT_MAX, "a non-negative integer")
+_port = _integer(1, 65535, "a port number from 1 to 65535")
+_port_or_zero = _integer(0, 65535, "a port number from 0 to 65535")
+_timeout = _integer(-1, _INT_MAX, "-1 or a non-negative integer")
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "yes"):
+        return True
+    if lowered in ("false", "no"):
+        return False
+    raise BadValue(f"expected true, false, yes or no, got {value!r}")
+
+
+def _text(value: str) -> str:
+    if not value:
+        raise BadValue("expected a value, got nothing")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise BadValue(f"expected a path starting with '/', got {value!r}")
+    return value
+
+
+def _super_digest(value: str) -> str:
+    if ":" not in value:
+        raise BadValue(f"expected user:base64-sha1-digest, got {value!r}")
+    return value
+
+
+def _election_alg(value: str) -> int:
+    if value != "3":
+        raise BadValue(f"only 3 (fast leader election) is supported, got {value!r}")
+    return 3
+
+
+def _peer_type(value: str) -> str:
+    if value.lower() not in ("participant", "observer"):
+        raise BadValue(f"expected participant or observer, got {value!r}")
+    return value.lower()
+
+
+#: zoo.cfg key -> (ZabdConfig field, converter).
+FIELDS: dict[str, tuple[str, Converter]] = {
+    "tickTime": ("tick_time", _positive),
+    "dataDir": ("data_dir", _text),
+    "dataLogDir": ("data_log_dir", _text),
+    "clientPort": ("client_port", _port),
+    "clientPortAddress": ("client_port_address", _text),
+    "maxClientCnxns": ("max_client_cnxns", _non_negative),
+    "minSessionTimeout": ("min_session_timeout", _timeout),
+    "maxSessionTimeout": ("max_session_timeout", _timeout),
+    "jute.maxbuffer": ("jute_max_buffer", _positive),
+    "extendedTypesEnabled": ("extended_types_enabled", _boolean),
+    "DigestAuthenticationProvider.superDigest": ("super_digest", _super_digest),
+    "skipACL": ("skip_acl", _boolean),
+    "serverId": ("server_id", _integer(1, 255, "an integer from 1 to 255")),
+    "initLimit": ("init_limit", _positive),
+    "syncLimit": ("sync_limit", _positive),
+    "snapCount": ("snap_count", _integer(2, _INT_MAX, "an integer of at least 2")),
+    "preAllocSize": ("pre_alloc_size_kb", _positive),
+    "forceSync": ("force_sync", _boolean),
+    "autopurge.snapRetainCount": ("snap_retain_count", _any_int),
+    "autopurge.purgeInterval": ("purge_interval_hours", _non_negative),
+    "globalOutstandingLimit": ("global_outstanding_limit", _positive),
+    "znode.container.checkIntervalMs": ("container_check_interval_ms", _positive),
+    "znode.container.maxPerMinute": ("container_max_per_minute", _positive),
+    "digest.enabled": ("digest_enabled", _boolean),
+    "reconfigEnabled": ("reconfig_enabled", _boolean),
+    "standaloneEnabled": ("standalone_enabled", _boolean),
+    "admin.enableServer": ("admin_enable_server", _boolean),
+    "admin.serverAddress": ("admin_server_address", _text),
+    "admin.serverPort": ("admin_server_port", _port_or_zero),
+    "admin.commandURL": ("admin_command_url", _url_path),
+    "readonlymode.enabled": ("read_only_mode_enabled", _boolean),
+    "localSessionsEnabled": ("local_sessions_enabled", _boolean),
+    "localSessionsUpgradingEnabled": ("local_sessions_upgrading_enabled", _boolean),
+    "clientPortListenBacklog": ("client_port_listen_backlog", _any_int),
+    "maxCnxns": ("max_cnxns", _non_negative),
+}
+
+#: Keys ZooKeeper knows that zabd keeps in ``raw`` only; checked when typed.
+KEPT: dict[str, Converter | None] = {
+    "4lw.commands.whitelist": None,
+    "secureClientPort": _port_or_zero, "secureClientPortAddress": _text,
+    "observerMasterPort": _port_or_zero, "connectToLearnerMasterLimit": _non_negative,
+    "electionAlg": _election_alg, "peerType": _peer_type,
+    "quorumListenOnAllIPs": _boolean, "syncEnabled": _boolean, "sslQuorum": _boolean,
+    "portUnification": _boolean, "sslQuorumReloadCertFiles": _boolean,
+    "multiAddress.enabled": _boolean, "multiAddress.reachabilityCheckEnabled": _boolean,
+    "multiAddress.reachabilityCheckTimeoutMs": _non_negative,
+    "quorum.auth.enableSasl": _boolean, "quorum.auth.serverRequireSasl": _boolean,
+    "quorum.auth.learnerRequireSasl": _boolean, "quorum.cnxn.threads.size": _positive,
+    "snapSizeLimitInKb": _any_long, "txnLogSizeLimitInKb": _any_long,
+    "fsync.warningthresholdms": _any_long, "commitLogCount": _non_negative,
+    "audit.enable": _boolean, "dynamicConfigFile": _text, "oraclePath": None,
+    "serverCnxnFactory": None, "flushDelay": _any_long, "maxBatchSize": _any_int,
+    "maxWriteQueuePollTime": _any_long, "leaderServes": None, "cnxTimeout": _any_int,
+    "electionPortBindRetry": _any_int, "maxTimeToWaitForEpoch": _any_int,
+    "closeSessionTxn.enabled": _boolean, "emulate353TTLNodes": _boolean,
+    "sessionRequireClientSASLAuth": _boolean, "ensembleAuthName": None,
+    "watchManagerName": None, "watcherCleanThreshold": _any_int,
+    "watcherCleanIntervalInSeconds": _any_int, "watcherCleanThreadsNum": _any_int,
+    "maxResponseCacheSize": _any_int, "maxGetChildrenResponseCacheSize": _any_int,
+    "largeRequestMaxBytes": _any_int, "largeRequestThreshold": _any_int,
+    "fips-mode": _boolean, "tcpKeepAlive": _boolean, "clientTcpKeepAlive": _boolean,
+    "jute.maxbuffer.extrasize": _any_int, "digest.log.interval": None,
+    "digest.log.limit": None, "version": None, "datadir.autocreate": _boolean,
+    "db.autocreate": _boolean,
+}
+
+KEPT_PREFIXES = (
+    "server.", "group.", "weight.", "metricsProvider.", "admin.", "ssl.", "quorum.",
+    "authProvider.", "jvm.pause.", "autopurge.", "nio.", "netty.", "audit.", "request_",
+    "connection_throttle_", "learner.", "leader.", "follower.", "observer.", "snapshot.",
+    "digest.", "sasl.", "kerberos.", "client.", "znode.container.", "messageTracker.",
+    "enforce", "X509", "DigestAuthenticationProvider.", "pathStats.", "request_throttle",
+)
+
+
+def canonical_key(key: str) -> str:
+    """The key without ``zookeeper.``: zoo.cfg may use the system-property spelling."""
+    return key[len("zookeeper."):] if key.startswith("zookeeper.") else key
+
+
+def four_letter_whitelist(value: str, read_only: bool) -> frozenset[str]:
+    """
+    The enabled four-letter words for a ``4lw.commands.whitelist`` value.
+
+    :param value: comma-separated names, or ``*`` for all; unknown names drop out.
+    :param read_only: whether read-only mode is enabled (then isro is added).
+    """
+    names = {name.strip().lower() for name in value.split(",")}
+    enabled = set(COMMAND_NAMES) if "*" in names else names & COMMAND_NAMES
+    # As in ZooKeeper: zkServer.sh needs srvr; read-only clients probe with isro.
+    enabled.add("srvr")
+    if read_only:
+        enabled.add("isro")
+    return frozenset(enabled)
+
+
+def server_entry(name: str, value: str) -> tuple[int, str]:
+    """
+    A ``server.N`` key's (server id, address spec).
+
+    :param name: the canonical key, ``server.N``.
+    :param value: its value, which must not be empty.
+    :raises BadValue: if N is not a server id or the value is empty.
+    """
+    sid = _integer(0, _LONG_MAX, "server.N with N a server id")(name[7:])
+    assert isinstance(sid, int)
+    return sid, _text(value)

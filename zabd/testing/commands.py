@@ -1,0 +1,120 @@
+"""The files and command lines that start a zabd or Apache ZooKeeper server.
+
+Kept apart from :mod:`zabd.testing.processes`, which runs and supervises the
+processes, so that what a server is started *with* (its ``zoo.cfg``, the twistd
+bootstrap and environment for zabd, the JVM flags, system properties and
+classpath for ZooKeeper) can be read and tested on its own, without starting
+anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import zabd
+
+LOCALHOST = "127.0.0.1"
+CFG_NAME = "zoo.cfg"
+
+# Debian's zookeeper.jar names its dependencies in its manifest Class-Path
+# (slf4j-api included, but no slf4j binding); slf4j-simple makes the server log
+# to stderr, which we capture.
+ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
+SLF4J_BINDING_JAR = Path("/usr/share/java/slf4j-simple.jar")
+ZOOKEEPER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+
+# zoo.cfg keys that ZooKeeper honours only as JVM system properties, mapped to
+# the property name. Any extra_cfg key starting with "zookeeper." is passed
+# through as a property of the same name. The cfg line is written as well, so
+# zabd sees exactly the same zoo.cfg.
+ZOOKEEPER_SYSTEM_PROPERTIES: Mapping[str, str] = {
+    "extendedTypesEnabled": "zookeeper.extendedTypesEnabled",
+    "DigestAuthenticationProvider.superDigest": "zookeeper.DigestAuthenticationProvider.superDigest",
+    "znode.container.checkIntervalMs": "znode.container.checkIntervalMs",
+    "znode.container.maxPerMinute": "znode.container.maxPerMinute",
+    "znode.container.maxNeverUsedIntervalMs": "znode.container.maxNeverUsedIntervalMs",
+    "jute.maxbuffer": "jute.maxbuffer",
+}
+
+_TWISTD_BOOTSTRAP = "from twisted.scripts.twistd import run; run()"
+
+
+def repository_root() -> Path:
+    """The directory holding the ``zabd`` package (and ``twisted/plugins``)."""
+    return Path(zabd.__file__).resolve().parent.parent
+
+
+def write_config(
+    workdir: Path, port: int, extra_cfg: Mapping[str, str] | None = None
+) -> Path:
+    """Write ``workdir/zoo.cfg`` for a standalone server on 127.0.0.1:port."""
+    data_dir = workdir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, str] = {
+        "tickTime": "2000",
+        "dataDir": str(data_dir),
+        "clientPort": str(port),
+        "clientPortAddress": LOCALHOST,
+        "4lw.commands.whitelist": "*",
+        "admin.enableServer": "false",
+    }
+    settings.update(extra_cfg or {})
+    cfg = workdir / CFG_NAME
+    cfg.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    return cfg
+
+
+def zookeeper_classpath() -> str:
+    for jar in (ZOOKEEPER_JAR, SLF4J_BINDING_JAR):
+        if not jar.exists():
+            raise FileNotFoundError(f"ZooKeeper needs {jar} (Debian packages zookeeper, libslf4j-java)")
+    return f"{ZOOKEEPER_JAR}:{SLF4J_BINDING_JAR}"
+
+
+def zookeeper_system_properties(extra_cfg: Mapping[str, str] | None) -> list[str]:
+    """``-D`` flags for the settings ZooKeeper takes only as system properties."""
+    flags = []
+    for key, value in (extra_cfg or {}).items():
+        if key.startswith("zookeeper."):
+            flags.append(f"-D{key}={value}")
+        elif key in ZOOKEEPER_SYSTEM_PROPERTIES:
+            flags.append(f"-D{ZOOKEEPER_SYSTEM_PROPERTIES[key]}={value}")
+    return flags
+
+
+def zookeeper_command(cfg: Path, workdir: Path, extra_cfg: Mapping[str, str] | None) -> list[str]:
+    java = shutil.which("java")
+    if java is None:
+        raise FileNotFoundError("java not found on PATH (needed to run Apache ZooKeeper)")
+    return [
+        java,
+        "-Xmx512m",
+        "-Djava.net.preferIPv4Stack=true",
+        f"-Dzookeeper.log.dir={workdir}",
+        "-Dzookeeper.admin.enableServer=false",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+        "-Dorg.slf4j.simpleLogger.showDateTime=true",
+        "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+        *zookeeper_system_properties(extra_cfg),
+        "-cp",
+        zookeeper_classpath(),
+        ZOOKEEPER_MAIN,
+        str(cfg),
+    ]
+
+
+def zabd_command(cfg: Path) -> list[str]:
+    return [sys.executable, "-c", _TWISTD_BOOTSTRAP, "-n", "--pidfile=", "zabd", "--config", str(cfg)]
+
+
+def zabd_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(repository_root())
+    previous = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = root if not previous else f"{root}{os.pathsep}{previous}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,102 @@
+"""Probes that tell whether a server on 127.0.0.1 is up, and polling with a deadline.
+
+Kept apart from :mod:`zabd.testing.processes` because none of this needs a
+server process object: sending a four-letter word, finding a free port,
+checking in /proc that a given pid listens on a port, and waiting on a
+condition. Tests and tools can use them on any server, started by us or not.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+
+from zabd.testing.commands import LOCALHOST
+
+POLL_INTERVAL = 0.05
+TCP_LISTEN = "0A"
+
+
+def four_letter(host: str, port: int, word: str, timeout: float = 5.0) -> str:
+    """Send ``word`` on a fresh connection and read until the peer closes."""
+    if len(word) != 4:
+        raise ValueError(f"four-letter word must be 4 characters: {word!r}")
+    chunks: list[bytes] = []
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(word.encode("ascii"))
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{word} to {host}:{port}: no EOF within {timeout}s")
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A port that was free a moment ago (bind to port 0 and release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    describe: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``predicate`` until it is true; raise TimeoutError(what [+ describe()]) at the deadline.
+
+    Exceptions raised by ``predicate`` propagate (use that to fail fast).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() >= deadline:
+            detail = f"\n{describe()}" if describe is not None else ""
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
+        time.sleep(POLL_INTERVAL)
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket listening on ``port`` (Linux /proc).
+
+    Where /proc is not available this answers True and readiness relies on ruok.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows, None)
+                for row in rows:
+                    fields = row.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == TCP_LISTEN and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{inode}]")
+        except FileNotFoundError:
+            return True
+    if not inodes:
+        return False
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        for fd in os.listdir(fd_dir):
+            try:
+                if os.readlink(f"{fd_dir}/{fd}") in inodes:
+                    return True
+            except OSError:
+                continue
+    except OSError:
+        return False
+    return False

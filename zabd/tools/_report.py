@@ -1,0 +1,91 @@
+# -*- test-case-name: tests.unit.test_bench -*-
+"""The records a benchmark run produces and how they are presented.
+
+Kept apart from :mod:`zabd.tools.bench`, which drives servers and load
+generators: this module only describes the servers under test and the
+measured outcomes, and turns them into the text table (with throughput ratios
+and the machine description) and the JSON file, so the presentation can change
+without touching the measuring.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class Target:
+    name: str
+    host: str
+    port: int
+    pid: int | None = None  # known when this tool started the server
+    version: str = "?"
+    root: str = ""
+
+
+@dataclass
+class Outcome:
+    target: str
+    workload: str
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    error_codes: dict[int, int]
+    client_cpu_pct: float  # sum over worker processes, % of one core
+    server_cpu_pct: float | None  # % of one core, when the server pid is known
+    machine_busy_pct: float  # all cores, % of the whole machine
+    other_cpu_pct: float | None  # everything else on the machine, % of one core
+
+
+def machine_info() -> dict[str, str]:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": model,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+    }
+
+
+def report(targets: Sequence[Target], outcomes: Sequence[Outcome], args: argparse.Namespace) -> str:
+    lines = ["machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items())]
+    lines += [f"server {t.name} at {t.host}:{t.port}: version {t.version}" for t in targets]
+    lines.append(f"settings: connections={args.connections} pipeline={args.pipeline} processes={args.processes} "
+                 f"duration={args.duration}s warmup={args.warmup}s prewarm={args.prewarm}s value-size={args.value_size} nodes={args.nodes}")
+    lines.append(f"{'target':<12}{'workload':<9}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+                 f"{'client%':>9}{'server%':>9}{'other%':>8}{'machine%':>10}")
+    for o in outcomes:
+        server, other = (f"{v:.0f}" if v is not None else "-" for v in (o.server_cpu_pct, o.other_cpu_pct))
+        errors = "FAILED" if o.errors < 0 else str(o.errors)
+        lines.append(f"{o.target:<12}{o.workload:<9}{o.ops_per_s:>10.0f}{o.p50_ms:>9.2f}{o.p99_ms:>9.2f}"
+                     f"{errors:>8}{o.client_cpu_pct:>9.0f}{server:>9}{other:>8}{o.machine_busy_pct:>10.0f}")
+    if len(targets) == 2:
+        a, b = targets
+        lines.append(f"throughput ratio {a.name}/{b.name}:")
+        by_key = {(o.target, o.workload): o for o in outcomes}
+        for w in args.workloads:
+            oa, ob = by_key.get((a.name, w)), by_key.get((b.name, w))
+            if oa and ob and ob.ops_per_s:
+                lines.append(f"  {w:<8}{oa.ops_per_s / ob.ops_per_s:>8.2f}")
+    lines.append("CPU during the measured window: client% (load generator), server% and other% (everything else)"
+                 " in % of one core; machine% = all cores busy, in % of the machine")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, targets: Sequence[Target], outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
+    path.write_text(json.dumps({
+        "machine": machine_info(), "settings": {k: str(v) for k, v in vars(args).items()},
+        "servers": {t.name: t.version for t in targets}, "results": [asdict(o) for o in outcomes],
+    }, indent=2))
