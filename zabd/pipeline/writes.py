@@ -68,10 +68,7 @@ class TxnBuilder:
             raise KeeperError(Code.SESSIONEXPIRED)
 
     def _check_acl(self, acl: list[ACL], perm: int, path: str) -> None:
-        try:
-            check_acl(acl, perm, self.auth_ids, self.ctx.providers, self.ctx.settings.skip_acl)
-        except KeeperError as e:
-            raise KeeperError(e.code, path) from None
+        check_acl(acl, perm, self.auth_ids, self.ctx.providers, self.ctx.settings.skip_acl)
 
     def _normalize(self, acl: list[ACL] | None, path: str) -> list[ACL]:
         try:
