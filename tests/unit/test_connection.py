@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 
 import pytest
 from twisted.internet.task import Clock
@@ -29,18 +28,6 @@ from zabd.jute.records import (
 )
 from zabd.serving.connection import State
 from zabd.serving.standalone import StandaloneServer
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    clock = Clock()
-    yield clock
-    assert clock.getDelayedCalls() == []
-
-
-@pytest.fixture
-def server(clock: Clock) -> StandaloneServer:
-    return make_server(clock)[0]
 
 
 # ---- handshake ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ Every opcode's success and error replies, watches, multi and setWatches, as a
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -70,18 +69,6 @@ FAILED_MULTI_BODY = bytes.fromhex(
     "ffffffff 00 00000000 00000000  ffffffff 00 ffffff99 ffffff99"
     "ffffffff 00 fffffffe fffffffe  ffffffff 01 ffffffff"
 )
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    clock = Clock()
-    yield clock
-    assert clock.getDelayedCalls() == []
-
-
-@pytest.fixture
-def server(clock: Clock) -> StandaloneServer:
-    return make_server(clock)[0]
 
 
 @pytest.fixture

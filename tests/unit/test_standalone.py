@@ -2,7 +2,6 @@
 pipelining and durability ordering, all on an explicitly advanced Clock."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 from twisted.internet.task import Clock
@@ -33,13 +32,6 @@ from zabd.pipeline.context import Settings
 from zabd.serving.standalone import StandaloneServer
 
 TICK = 2000
-
-
-@pytest.fixture
-def clock() -> Iterator[Clock]:
-    clock = Clock()
-    yield clock
-    assert clock.getDelayedCalls() == []
 
 
 @pytest.fixture

@@ -38,16 +38,8 @@ TXN_TYPES = frozenset({
 _TXN_INTS = frozenset(int(op) for op in TXN_TYPES)
 _PING = int(OpCode.ping)
 
-_REQUEST_RECORDS: dict[int, type[Record]] = {
-    OpCode.create: CreateRequest,
-    OpCode.create2: CreateRequest,
-    OpCode.createContainer: CreateRequest,
-    OpCode.createTTL: CreateTTLRequest,
-    OpCode.delete: DeleteRequest,
-    OpCode.setData: SetDataRequest,
-    OpCode.setACL: SetACLRequest,
-    OpCode.check: CheckVersionRequest,
-}
+#: Records of the single writes: a multi's write ops, plus setACL.
+_REQUEST_RECORDS: dict[int, type[Record]] = {**multi.WRITE_OPS, OpCode.setACL: SetACLRequest}
 
 
 def _prepare_one(builder: TxnBuilder, kind: int, record: Record) -> Prepared:

@@ -29,7 +29,6 @@ from zabd.jute.records import (
     PathWatchRequest,
     SetWatches,
     SetWatches2,
-    StatResponse,
     WatchTypeRequest,
     WhoAmIResponse,
 )

@@ -11,9 +11,7 @@ from zabd.core.datatree import CONFIG_NODE, parent_of
 from zabd.core.nodes import (
     CONTAINER_OWNER,
     MAX_TTL,
-    is_container_owner,
     is_normal_ephemeral,
-    is_ttl_owner,
     ttl_owner,
 )
 from zabd.core.paths import validate_path

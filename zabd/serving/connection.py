@@ -19,7 +19,6 @@ from zabd.jute.codec import JuteError, Reader, Writer
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import OP_NAMES, KeeperState, NOTIFICATION_XID, OpCode
 from zabd.jute.records import AuthPacket, ConnectRequest, ConnectResponse, Id, WatcherEvent
-from zabd.jute.schema import Record
 from zabd.pipeline.request import Reply, Request
 
 if TYPE_CHECKING:
