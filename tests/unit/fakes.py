@@ -12,7 +12,8 @@ from typing import Callable, TypeVar
 
 from twisted.internet.task import Clock
 
-from zabd.core.datatree import DataTree, parent_of
+from zabd.core.datatree import DataTree
+from zabd.core.paths import parent_of
 from zabd.core.digest import node_digest
 from zabd.core.nodes import CONTAINER_OWNER, is_ttl_owner
 from zabd.jute.codec import Reader, Writer

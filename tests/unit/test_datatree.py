@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from tests.unit.fakes import assert_consistent
 from zabd.core.containers import expired_nodes
-from zabd.core.datatree import CONFIG_NODE, DataTree, parent_of
+from zabd.core.datatree import CONFIG_NODE, DataTree
+from zabd.core.paths import parent_of
 from zabd.core.digest import HISTORY_INTERVAL
 from zabd.core.nodes import CONTAINER_OWNER, ttl_of, ttl_owner
 from zabd.jute.errors import Code

@@ -19,6 +19,7 @@ from zabd.core.nodes import (
     is_ttl_owner,
     ttl_owner,
 )
+from zabd.core.paths import basename, parent_of
 from zabd.jute.errors import Code
 from zabd.jute.opcodes import EventType, OpCode, Perms
 from zabd.jute.records import ACL, Id, Stat
@@ -67,17 +68,8 @@ class TxnResult:
     multi: list[TxnResult] | None = None
 
 
-def parent_of(path: str) -> str:
-    cut = path.rfind("/")
-    return path[:cut] if cut > 0 else "/"
-
-
 def _size(data: bytes | None) -> int:
     return len(data) if data is not None else 0
-
-
-def basename(path: str) -> str:
-    return path[path.rfind("/") + 1 :]
 
 
 class DataTree:
@@ -167,13 +159,14 @@ class DataTree:
     ) -> None:
         path = body.path
         result.path = path
+        # Existence first: the root (which has no parent) always exists.
+        if path in self.nodes:
+            result.err = Code.NODEEXISTS
+            return
         parent_path = parent_of(path)
         parent = self.nodes.get(parent_path)
         if parent is None:
             result.err = Code.NONODE
-            return
-        if path in self.nodes:
-            result.err = Code.NODEEXISTS
             return
         if isinstance(body, CreateContainerTxn):
             owner = CONTAINER_OWNER
@@ -245,7 +238,7 @@ class DataTree:
             return
         self._unhash(body.path, node)
         old, new = node.data, body.data
-        self.data_size += (len(new) if new is not None else 0) - (len(old) if old is not None else 0)
+        self.data_size += _size(new) - _size(old)
         node.data = body.data
         node.version = body.version
         node.mzxid = header.zxid
@@ -322,4 +315,4 @@ class DataTree:
         digest.value = (digest.value + value) & _MASK64
 
 
-__all__ = ["DataTree", "TxnResult", "parent_of", "is_container_owner", "OPEN_ACL", "CONFIG_NODE"]
+__all__ = ["DataTree", "TxnResult", "is_container_owner", "OPEN_ACL", "CONFIG_NODE"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from zabd.jute.records import ACL, Stat, StatPersisted
+from zabd.jute.codec import Reader
+from zabd.jute.records import ACL, Stat
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
 
@@ -60,14 +61,8 @@ class DataNode:
         self.digest = 0
 
     def stat(self) -> Stat:
-        owner = self.ephemeral_owner
-        n = len(self.children)
-        return Stat(
-            self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
-            2 * self.cversion - n, self.aversion,
-            owner if is_normal_ephemeral(owner) else 0,
-            len(self.data) if self.data is not None else 0, n, self.pzxid,
-        )
+        """The client-visible Stat as a record (see ``stat_bytes``)."""
+        return Stat.read(Reader(self.stat_bytes()))
 
     def stat_bytes(self) -> bytes:
         """The client-visible Stat, encoded: the hot paths reply with this."""
@@ -78,10 +73,4 @@ class DataNode:
             2 * self.cversion - n, self.aversion,
             owner if is_normal_ephemeral(owner) else 0,
             len(self.data) if self.data is not None else 0, n, self.pzxid,
-        )
-
-    def stat_persisted(self) -> StatPersisted:
-        return StatPersisted(
-            self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
-            self.cversion, self.aversion, self.ephemeral_owner, self.pzxid,
         )

@@ -7,14 +7,14 @@ decides which error a client sees when several apply.
 from __future__ import annotations
 
 from zabd.core.acl import check_acl, normalize_acls
-from zabd.core.datatree import CONFIG_NODE, parent_of
+from zabd.core.datatree import CONFIG_NODE
 from zabd.core.nodes import (
     CONTAINER_OWNER,
     MAX_TTL,
     is_normal_ephemeral,
     ttl_owner,
 )
-from zabd.core.paths import validate_path
+from zabd.core.paths import parent_of, validate_path
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import CreateMode, OpCode, Perms
 from zabd.jute.records import (
