@@ -151,6 +151,13 @@ class Txn:
     body: TxnBody | None
     digest: TxnDigest | None = None
 
+    def __init__(self, header: TxnHeader, body: TxnBody | None, digest: TxnDigest | None = None) -> None:
+        # Through the slot descriptors: a frozen dataclass's own __init__
+        # costs twice as much, and every write builds one of these.
+        _set_header(self, header)
+        _set_body(self, body)
+        _set_digest(self, digest)
+
     @property
     def zxid(self) -> int:
         return self.header.zxid
@@ -171,6 +178,11 @@ class Txn:
         body = _read_body(header.type, r)
         digest = TxnDigest.read(r) if r.remaining() >= 12 else None
         return cls(header, body, digest)
+
+
+_set_header = getattr(Txn, "header").__set__
+_set_body = getattr(Txn, "body").__set__
+_set_digest = getattr(Txn, "digest").__set__
 
 
 def _read_body(kind: int, r: Reader) -> TxnBody | None:

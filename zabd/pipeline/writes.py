@@ -53,6 +53,8 @@ def _check_version(expected: int, current: int, path: str) -> int:
 class TxnBuilder:
     """Builds the txn of one write for one session at one zxid."""
 
+    __slots__ = ("ctx", "pending", "session_id", "auth_ids", "zxid", "time")
+
     def __init__(self, ctx: ServerContext, session_id: int, auth_ids: tuple[Id, ...], zxid: int, time: int):
         self.ctx = ctx
         self.pending = ctx.pending
