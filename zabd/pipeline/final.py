@@ -28,10 +28,6 @@ from zabd.pipeline.request import Client, Reply, Request
 log = Logger()
 
 _CREATE2_TYPES = (OpCode.create2, OpCode.createContainer, OpCode.createTTL)
-# Plain ints for the per-request checks: enum attribute lookups cost on the hot path.
-_PING = int(OpCode.ping)
-_CREATE_SESSION = int(OpCode.createSession)
-_CLOSE_SESSION = int(OpCode.closeSession)
 
 
 class FinalStage:
@@ -55,15 +51,15 @@ class FinalStage:
         ctx.stats.record_latency(int(now - request.received_ms))
         zxid = ctx.tree.last_processed_zxid
         kind = request.type
-        if kind == _PING:
+        if kind == OpCode.ping:
             client.send_reply(PING_XID, zxid, 0, None, now)
             return
-        if kind == _CREATE_SESSION:
+        if kind == OpCode.createSession:
             client.session_established(True)
             return
         err, body = self._reply_for(request, client, result)
         client.send_reply(request.xid, zxid, err, body, now)
-        if kind == _CLOSE_SESSION:
+        if kind == OpCode.closeSession:
             client.close()
 
     def apply(self, txn: Txn) -> TxnResult:

@@ -35,8 +35,6 @@ TXN_TYPES = frozenset({
     OpCode.createSession, OpCode.closeSession,
 })
 
-_TXN_INTS = frozenset(int(op) for op in TXN_TYPES)
-_PING = int(OpCode.ping)
 
 #: Records of the single writes: a multi's write ops, plus setACL.
 _REQUEST_RECORDS: dict[int, type[Record]] = {**multi.WRITE_OPS, OpCode.setACL: SetACLRequest}
@@ -62,9 +60,9 @@ class PrepStage:
         self.next = next_stage
 
     def process(self, request: Request) -> None:
-        if request.type in _TXN_INTS:
+        if request.type in TXN_TYPES:
             request.txn = self._txn_for(request)
-        elif request.type != _PING and not self.ctx.sessions.is_alive(request.session_id):
+        elif request.type != OpCode.ping and not self.ctx.sessions.is_alive(request.session_id):
             request.error = KeeperError(Code.SESSIONEXPIRED)
         self.next.process(request)
 

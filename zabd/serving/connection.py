@@ -35,13 +35,6 @@ VALID_OPS = frozenset(op for op in OP_NAMES if op not in (
 ))
 
 
-# Plain ints for the per-request checks: enum attribute lookups cost on the hot path.
-_AUTH = int(OpCode.auth)
-_SASL = int(OpCode.sasl)
-_CLOSE_SESSION = int(OpCode.closeSession)
-_VALID = frozenset(int(op) for op in VALID_OPS)
-
-
 class Transport(Protocol):
     def write(self, data: bytes) -> None: ...
 
@@ -115,15 +108,15 @@ class ServerConnection:
         now = server.ctx.now_ms()
         # ZooKeeper touches with the connection's negotiated timeout (touch(cnxn)).
         server.ctx.sessions.touch(self.session_id, int(now), self.timeout or None)
-        if kind in _VALID:
-            if kind == _CLOSE_SESSION:
+        if kind in VALID_OPS:
+            if kind == OpCode.closeSession:
                 self.closing = True
             stats.last_op = kind
             stats.last_cxid = xid
             server.submit(Request(self.session_id, xid, kind, payload, self, self.auth_ids, None, None, now))
-        elif kind == _AUTH:
+        elif kind == OpCode.auth:
             self._auth(xid, payload)
-        elif kind == _SASL:
+        elif kind == OpCode.sasl:
             self.send_reply(xid, 0, Code.AUTHFAILED, None)
         else:
             log.info("Closing session 0x{session:x}: unknown opcode {op}", session=self.session_id, op=kind)
