@@ -12,6 +12,7 @@ from typing import Callable
 
 from zabd.core.acl import check_acl, mask_for_get_acl, who_am_i
 from zabd.core.nodes import DataNode
+from zabd.core.watches import WatchManager
 from zabd.jute import multi
 from zabd.jute.codec import Reader
 from zabd.jute.errors import Code, KeeperError
@@ -75,36 +76,27 @@ class Reads:
             raise KeeperError(Code.NONODE, path)
         return node.stat_bytes()
 
-    def get_data(self, request: Request, client: Client, r: Reader) -> Reply:
+    def _watched_node(self, r: Reader, request: Request, client: Client, table: WatchManager[Client]) -> DataNode:
+        """getData / getChildren: READ on an existing node, then arm the watch if asked."""
         req = PathWatchRequest.read(r)
         node = self._node(req.path, Perms.READ, request)
         if req.watch:
-            self.watches.data.add(req.path or "", client)
+            table.add(req.path or "", client)
+        return node
+
+    def get_data(self, request: Request, client: Client, r: Reader) -> Reply:
+        node = self._watched_node(r, request, client, self.watches.data)
         data = node.data
         if data is None:
             return _NULL_BUFFER + node.stat_bytes()
         return _LENGTH.pack(len(data)) + data + node.stat_bytes()
 
-    def _get_data(self, req: PathWatchRequest, request: Request, client: Client) -> GetDataResponse:
-        node = self._node(req.path, Perms.READ, request)
-        if req.watch:
-            self.watches.data.add(req.path or "", client)
-        return GetDataResponse(node.data, node.stat())
-
     def get_children(self, request: Request, client: Client, r: Reader) -> Record:
-        return self._get_children(PathWatchRequest.read(r), request, client)
-
-    def _get_children(self, req: PathWatchRequest, request: Request, client: Client) -> GetChildrenResponse:
-        node = self._node(req.path, Perms.READ, request)
-        if req.watch:
-            self.watches.child.add(req.path or "", client)
+        node = self._watched_node(r, request, client, self.watches.child)
         return GetChildrenResponse(list(node.children))
 
     def get_children2(self, request: Request, client: Client, r: Reader) -> Record:
-        req = PathWatchRequest.read(r)
-        node = self._node(req.path, Perms.READ, request)
-        if req.watch:
-            self.watches.child.add(req.path or "", client)
+        node = self._watched_node(r, request, client, self.watches.child)
         return GetChildren2Response(list(node.children), node.stat())
 
     def get_acl(self, request: Request, client: Client, r: Reader) -> Record:
@@ -190,12 +182,12 @@ class Reads:
         results = []
         for kind, op in multi.read_ops(request.payload, multi.READ_OPS):
             assert isinstance(op, PathWatchRequest)
-            # ZooKeeper's multiRead drops the watch flag: its Op records have none.
-            op = PathWatchRequest(op.path, False)
             try:
+                # ZooKeeper's multiRead ignores the watch flag: its Op records have none.
+                node = self._node(op.path, Perms.READ, request)
                 body: Record = (
-                    self._get_data(op, request, client) if kind == OpCode.getData
-                    else self._get_children(op, request, client)
+                    GetDataResponse(node.data, node.stat()) if kind == OpCode.getData
+                    else GetChildrenResponse(list(node.children))
                 )
                 results.append(multi.OpResult(kind, 0, body))
             except KeeperError as e:

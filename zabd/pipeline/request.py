@@ -22,6 +22,9 @@ class Client(Protocol):
     remote_ip: str
     auth_ids: tuple[Id, ...]
 
+    def __hash__(self) -> int:
+        """Clients are watchers: the watch tables key on them."""
+
     @property
     def connected(self) -> bool:
         """False once the connection is gone: nothing more is sent or watched for it."""

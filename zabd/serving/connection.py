@@ -138,8 +138,7 @@ class ServerConnection:
         self.send_reply(xid, 0, 0, None)
 
     def connection_lost(self) -> None:
-        if self.state is not State.CLOSED:
-            self.state = State.CLOSED
+        self.state = State.CLOSED
         self.server.disconnected(self)
 
     # -- output (the pipeline's Client interface) --------------------------
