@@ -424,7 +424,7 @@ class RawSession:
         self.sock.close()
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
+def read_exactly(sock: socket.socket, size: int) -> bytes:
     chunks = b""
     while len(chunks) < size:
         chunk = sock.recv(size - len(chunks))
@@ -435,5 +435,5 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def _read_frame(sock: socket.socket) -> bytes:
-    (length,) = struct.unpack("!i", _read_exactly(sock, 4))
-    return _read_exactly(sock, length)
+    (length,) = struct.unpack("!i", read_exactly(sock, 4))
+    return read_exactly(sock, length)

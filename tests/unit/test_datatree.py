@@ -449,3 +449,85 @@ def test_incremental_digest_equals_recomputation(ops: list[tuple[str, Any]]) -> 
                 subs.append((OpCode.error, ErrorTxn(Code.BADVERSION)))
             a.apply(OpCode.multi, MultiTxn(tuple(subs)), session=session)
         assert_consistent(a.tree)
+
+
+# ---- loading from a snapshot, and ZooKeeper's replay adjustments ---------------------------
+
+
+def test_a_tree_without_system_nodes_is_filled_by_add_loaded_node() -> None:
+    from zabd.core.nodes import DataNode
+
+    live = Applier()
+    live.create("/a", b"x")
+    live.create("/a/e", b"y", ephemeral=True)
+    live.apply(OpCode.createContainer, CreateContainerTxn("/c", b"", OPEN, -1))
+    live.apply(OpCode.createTTL, CreateTTLTxn("/t", b"", OPEN, -1, 99))
+    empty = DataTree(system_nodes=False)
+    assert empty.nodes == {} and empty.digest.value == 0 and empty.data_size == 0
+    for path, node in live.tree.nodes.items():  # dict order: parents first
+        copy = DataNode(node.data, node.acl)
+        for field in ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion",
+                      "ephemeral_owner", "pzxid"):
+            setattr(copy, field, getattr(node, field))
+        parent = None if path == "/" else parent_of(path)
+        empty.add_loaded_node(path, copy, parent, path.rsplit("/", 1)[1])
+    assert empty.digest.value == live.tree.digest.value and empty.data_size == live.tree.data_size
+    assert empty.ephemerals == {SESSION: {"/a/e"}} and empty.containers == {"/c"} and empty.ttls == {"/t"}
+    assert_consistent(empty)
+
+
+def test_replayed_create_moves_the_parent_cversion_forward_zookeeper_1046() -> None:
+    a = Applier()
+    a.create("/p")
+    a.create("/p/c", parent_cversion=1, zxid=10)
+    parent = a.tree.get("/p")
+    assert parent is not None and (parent.cversion, parent.pzxid) == (1, 10)
+    # create (type 1) of a node that is there: the parent still moves forward.
+    assert a.create("/p/c", parent_cversion=3, zxid=12).err == Code.NODEEXISTS
+    assert (parent.cversion, parent.pzxid) == (3, 12)
+    # ...but never back, and not for create2 or the other create types.
+    a.create("/p/c", parent_cversion=2, zxid=13)
+    a.apply(OpCode.create2, CreateTxn("/p/c", b"", OPEN, False, 7), zxid=14)
+    a.apply(OpCode.createContainer, CreateContainerTxn("/p/c", b"", OPEN, 8), zxid=15)
+    # A legacy txn without parentCVersion (-1) changes nothing when re-applied.
+    a.create("/p/c", zxid=16)
+    assert (parent.cversion, parent.pzxid) == (3, 12)
+    # Within a multi, sub-creates are type 1 too.
+    a.apply(OpCode.multi, MultiTxn(((OpCode.create, CreateTxn("/p/c", b"", OPEN, False, 5)),)), zxid=17)
+    assert (parent.cversion, parent.pzxid) == (5, 17)
+    assert_consistent(a.tree)
+
+
+def test_delete_of_a_missing_node_moves_the_parent_pzxid_forward() -> None:
+    a = Applier()
+    a.create("/p", zxid=5)
+    a.create("/p/c", zxid=6)
+    parent = a.tree.get("/p")
+    assert parent is not None
+    a.delete("/p/c", zxid=9)
+    assert a.delete("/p/c", zxid=8).err == Code.NONODE and parent.pzxid == 9  # never back
+    assert a.delete("/p/gone", zxid=20).err == Code.NONODE and parent.pzxid == 20
+    assert a.delete("/nowhere/x", zxid=21).err == Code.NONODE
+    a.apply(OpCode.closeSession, CloseSessionTxn(["/p/left"]), zxid=22)
+    assert parent.pzxid == 22 and parent.cversion == 1
+    assert_consistent(a.tree)
+
+
+def test_close_session_deletes_a_later_incarnation_of_a_listed_ephemeral() -> None:
+    # Log: 1 create /p, 2 create /p/e (SESSION), 3 closeSession SESSION [/p/e],
+    # 4 create /p/e (OTHER). A fuzzy snapshot may hold /p as of 1 and /p/e as of 4.
+    a = Applier()
+    a.create("/p", zxid=1)
+    a.create("/p/e", ephemeral=True, session=OTHER, parent_cversion=2, zxid=4)
+    parent = a.tree.get("/p")
+    assert parent is not None
+    a.tree._unhash("/p", parent)
+    parent.cversion, parent.pzxid = 0, 1  # as the snapshot wrote it, before 2
+    a.tree._hash("/p", parent)
+    a.apply(OpCode.create2, CreateTxn("/p/e", b"", OPEN, True, 1), session=SESSION, zxid=2)
+    a.apply(OpCode.closeSession, CloseSessionTxn(["/p/e"]), session=SESSION, zxid=3)
+    assert a.tree.get("/p/e") is None and a.tree.ephemerals_of(OTHER) == set()
+    a.apply(OpCode.create2, CreateTxn("/p/e", b"", OPEN, True, 2), session=OTHER, zxid=4)
+    assert (parent.cversion, parent.pzxid) == (2, 4)
+    assert a.tree.ephemerals_of(OTHER) == {"/p/e"}
+    assert_consistent(a.tree)

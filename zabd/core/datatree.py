@@ -1,81 +1,34 @@
 # -*- test-case-name: tests.unit.test_datatree -*-
-"""The in-memory znode tree and the application of committed txns to it.
+"""The in-memory znode tree: nodes by path, their indexes, and the digest kept in step.
 
-``DataTree.apply(txn)`` is pure bookkeeping: time comes from the txn header,
-and the watch events it causes come back as data for the caller to deliver.
-Application tolerates re-application (fuzzy snapshots replay txns the
-snapshot already holds): an existing create or a missing delete is an error
-result, never a crash, and a parent's cversion and pzxid only move forward.
+How each txn changes the tree lives in ``zabd.core.txnapply`` (mixed in as
+``TxnRules``); this module keeps the storage and the bookkeeping that every
+change goes through.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from zabd.core.digest import TreeDigest, node_digest
-from zabd.core.nodes import (
-    CONTAINER_OWNER,
-    DataNode,
-    is_container_owner,
-    is_ttl_owner,
-    ttl_owner,
-)
-from zabd.core.paths import basename, parent_of
-from zabd.jute.errors import Code
-from zabd.jute.opcodes import EventType, OpCode, Perms
-from zabd.jute.records import ACL, Id, Stat
-from zabd.jute.txns import (
-    CloseSessionTxn,
-    CreateContainerTxn,
-    CreateTTLTxn,
-    CreateTxn,
-    DeleteTxn,
-    ErrorTxn,
-    MultiTxn,
-    SetACLTxn,
-    SetDataTxn,
-    SingleBody,
-    Txn,
-    TxnHeader,
-)
+from zabd.core.nodes import CONTAINER_OWNER, DataNode, is_container_owner, is_ttl_owner
+from zabd.core.txnapply import Event, TxnResult, TxnRules
+from zabd.jute.opcodes import Perms
+from zabd.jute.records import ACL, Id
 
 _MASK64 = (1 << 64) - 1
 OPEN_ACL = [ACL(Perms.ALL, Id("world", "anyone"))]
 CONFIG_NODE = "/zookeeper/config"
 QUOTA_NODE = "/zookeeper/quota"
 
-#: (type, path, ACL of the node, ACL of its parent): watchers only hear of a
-#: change to a node they may read (ZooKeeper's fix for CVE-2024-23944).
-Event = tuple[int, str, list[ACL], list[ACL]]
-
-
-@dataclass(slots=True)
-class TxnResult:
-    """What applying one txn did: the reply's material and the watch events.
-
-    ``events`` names only the node that changed (created, deleted, data
-    changed); the parent's NodeChildrenChanged follows from it.
-    """
-
-    type: int
-    err: int = 0
-    path: str | None = None
-    #: The node the txn created or changed; its stat is taken only when a
-    #: reply needs it (building a Stat record costs more than the change).
-    node: DataNode | None = None
-    #: The stat as of this txn, for multi sub-results (later ops may change the node).
-    stat: Stat | None = None
-    events: list[Event] = field(default_factory=list)
-    multi: list[TxnResult] | None = None
-
-
 def _size(data: bytes | None) -> int:
     return len(data) if data is not None else 0
 
 
-class DataTree:
+class DataTree(TxnRules):
     """Every znode by path, plus the ephemeral, container and TTL indexes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, system_nodes: bool = True) -> None:
+        """A fresh tree; ``system_nodes=False`` gives one without even a root,
+        to be filled by ``add_loaded_node`` (a snapshot holds its own root,
+        /zookeeper, /zookeeper/quota and /zookeeper/config)."""
         self.nodes: dict[str, DataNode] = {}
         self.ephemerals: dict[int, set[str]] = {}
         self.containers: set[str] = set()
@@ -83,6 +36,10 @@ class DataTree:
         self.digest = TreeDigest()
         self.last_processed_zxid = 0
         self.data_size = 0
+        if system_nodes:
+            self._add_system_nodes()
+
+    def _add_system_nodes(self) -> None:
         self._add_node("/", DataNode(b"", OPEN_ACL))
         self._add_child("/", "zookeeper")
         self._add_node("/zookeeper", DataNode(b"", OPEN_ACL))
@@ -127,169 +84,25 @@ class DataTree:
                     stack.append((child_path, child))
         return total
 
-    # -- applying txns -----------------------------------------------------
+    # -- node bookkeeping (keeps the digest and data size in step) ---------
 
-    def apply(self, txn: Txn) -> TxnResult:
-        header = txn.header
-        result = self._apply_body(header, header.type, txn.body)
-        if header.zxid > self.last_processed_zxid:
-            self.last_processed_zxid = header.zxid
-        return result
-
-    def _apply_body(self, header: TxnHeader, kind: int, body: object) -> TxnResult:
-        if isinstance(body, MultiTxn):
-            return self._apply_multi(header, body)
-        if kind == OpCode.closeSession:
-            return self._close_session(header, body)
-        result = TxnResult(kind)
-        if isinstance(body, (CreateTxn, CreateContainerTxn, CreateTTLTxn)):
-            self._create(header, body, result)
-        elif isinstance(body, DeleteTxn):
-            self._delete(body.path, header.zxid, result)
-        elif isinstance(body, SetDataTxn):
-            self._set_data(header, body, result)
-        elif isinstance(body, SetACLTxn):
-            self._set_acl(body, result)
-        elif isinstance(body, ErrorTxn):
-            result.err = body.err
-        return result
-
-    def _create(
-        self, header: TxnHeader, body: CreateTxn | CreateContainerTxn | CreateTTLTxn, result: TxnResult
-    ) -> None:
-        path = body.path
-        result.path = path
-        # Existence first: the root (which has no parent) always exists.
-        if path in self.nodes:
-            result.err = Code.NODEEXISTS
-            return
-        parent_path = parent_of(path)
-        parent = self.nodes.get(parent_path)
-        if parent is None:
-            result.err = Code.NONODE
-            return
-        if isinstance(body, CreateContainerTxn):
-            owner = CONTAINER_OWNER
-        elif isinstance(body, CreateTTLTxn):
-            owner = ttl_owner(body.ttl)
-        else:
-            owner = header.clientId if body.ephemeral else 0
-        cversion = body.parentCVersion
-        if cversion == -1:
-            cversion = parent.cversion + 1
-        if cversion > parent.cversion:
-            self._touch_parent(parent_path, parent, cversion, header.zxid)
-        zxid, time = header.zxid, header.time
-        node = DataNode(body.data, body.acl)
-        node.czxid = node.mzxid = node.pzxid = zxid
-        node.ctime = node.mtime = time
-        node.ephemeral_owner = owner
-        self._add_child(parent_path, basename(path))
+    def add_loaded_node(self, path: str, node: DataNode, parent_path: str | None, name: str) -> None:
+        """Put a node read from a snapshot into the tree, with all the bookkeeping
+        (digest, data size, indexes). The caller has checked that ``path`` is new
+        and that ``parent_path`` is in the tree (None for the root)."""
+        if parent_path is not None:
+            self._add_child(parent_path, name)
         self._add_node(path, node)
+        if node.ephemeral_owner:
+            self._index(path, node.ephemeral_owner)
+
+    def _index(self, path: str, owner: int) -> None:
         if owner == CONTAINER_OWNER:
             self.containers.add(path)
         elif is_ttl_owner(owner):
             self.ttls.add(path)
         elif owner != 0:
             self.ephemerals.setdefault(owner, set()).add(path)
-        result.node = node
-        result.events.append((EventType.NodeCreated, path, node.acl, parent.acl))
-
-    def _touch_parent(self, parent_path: str, parent: DataNode, cversion: int, zxid: int) -> None:
-        self._unhash(parent_path, parent)
-        parent.cversion = cversion
-        parent.pzxid = zxid
-        self._hash(parent_path, parent)
-
-    def _delete(self, path: str, zxid: int, result: TxnResult) -> None:
-        node = self.nodes.get(path)
-        if node is None or path == "/":
-            result.err = Code.NONODE
-            return
-        # A valid log never deletes a node with children, but a replay over a
-        # fuzzy snapshot can: drop the subtree too, so that no orphan outlives it.
-        for child in list(node.children):
-            self._delete(f"{path}/{child}", zxid, TxnResult(OpCode.delete))
-        parent_path = parent_of(path)
-        parent = self.nodes[parent_path]
-        del parent.children[basename(path)]
-        if zxid > parent.pzxid:
-            self._unhash(parent_path, parent)
-            parent.pzxid = zxid
-            self._hash(parent_path, parent)
-        self._remove_node(path, node)
-        owner = node.ephemeral_owner
-        if owner == CONTAINER_OWNER:
-            self.containers.discard(path)
-        elif is_ttl_owner(owner):
-            self.ttls.discard(path)
-        elif owner != 0:
-            paths = self.ephemerals.get(owner)
-            if paths is not None:
-                paths.discard(path)
-                if not paths:
-                    del self.ephemerals[owner]
-        result.events.append((EventType.NodeDeleted, path, node.acl, parent.acl))
-
-    def _set_data(self, header: TxnHeader, body: SetDataTxn, result: TxnResult) -> None:
-        node = self.nodes.get(body.path)
-        if node is None:
-            result.err = Code.NONODE
-            return
-        self._unhash(body.path, node)
-        old, new = node.data, body.data
-        self.data_size += _size(new) - _size(old)
-        node.data = body.data
-        node.version = body.version
-        node.mzxid = header.zxid
-        node.mtime = header.time
-        self._hash(body.path, node)
-        result.path = body.path
-        result.node = node
-        result.events.append((EventType.NodeDataChanged, body.path, node.acl, node.acl))
-
-    def _set_acl(self, body: SetACLTxn, result: TxnResult) -> None:
-        node = self.nodes.get(body.path)
-        if node is None:
-            result.err = Code.NONODE
-            return
-        self._unhash(body.path, node)
-        node.acl = body.acl
-        node.aversion = body.version
-        self._hash(body.path, node)
-        result.path = body.path
-        result.node = node
-
-    def _close_session(self, header: TxnHeader, body: object) -> TxnResult:
-        result = TxnResult(OpCode.closeSession)
-        owned = self.ephemerals.pop(header.clientId, set())
-        paths = body.paths2Delete if isinstance(body, CloseSessionTxn) else sorted(owned)
-        for path in list(paths) + sorted(owned - set(paths)):
-            node = self.nodes.get(path)
-            if node is not None and node.ephemeral_owner == header.clientId:
-                self.ephemerals.setdefault(header.clientId, set()).add(path)
-                self._delete(path, header.zxid, result)
-        self.ephemerals.pop(header.clientId, None)
-        return result
-
-    def _apply_multi(self, header: TxnHeader, body: MultiTxn) -> TxnResult:
-        failed = any(kind == OpCode.error for kind, _ in body.txns)
-        result = TxnResult(OpCode.multi, multi=[])
-        assert result.multi is not None
-        for kind, sub in body.txns:
-            record: SingleBody = sub
-            if failed and kind != OpCode.error:
-                kind, record = OpCode.error, ErrorTxn(0)
-            sub_result = self._apply_body(header, kind, record)
-            if sub_result.node is not None:
-                sub_result.stat = sub_result.node.stat()
-            result.multi.append(sub_result)
-            result.events += sub_result.events
-            if sub_result.err and not result.err:
-                result.err = sub_result.err
-        return result
-
-    # -- node bookkeeping (keeps the digest and data size in step) ---------
 
     def _add_node(self, path: str, node: DataNode) -> None:
         self.nodes[path] = node
@@ -315,4 +128,4 @@ class DataTree:
         digest.value = (digest.value + value) & _MASK64
 
 
-__all__ = ["DataTree", "TxnResult", "is_container_owner", "OPEN_ACL", "CONFIG_NODE"]
+__all__ = ["DataTree", "Event", "TxnResult", "is_container_owner", "OPEN_ACL", "CONFIG_NODE"]

@@ -105,6 +105,14 @@ class ZabdConfig:
         if not self.data_log_dir:
             object.__setattr__(self, "data_log_dir", self.data_dir)
 
+    def setting(self, key: str, default: str) -> str:
+        """The last value given for ``key`` (with or without ``zookeeper.``), else ``default``."""
+        value = default
+        for written, given in self.raw:
+            if canonical_key(written) == key:
+                value = given
+        return value
+
     @property
     def min_session_timeout_ms(self) -> int:
         """The effective minimum session timeout (2 ticks unless set)."""

@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.unit.test_service -*-
-"""Wire a standalone zabd from a ZabdConfig: the client port and the timers."""
+"""Wire a standalone zabd from a ZabdConfig: storage, the client port and the timers."""
 from __future__ import annotations
 
 import os
-from typing import Any
+import sys
+from typing import Any, Callable
 
 from twisted.application.internet import StreamServerEndpointService, TimerService
 from twisted.application.service import MultiService
@@ -14,10 +15,18 @@ from zabd.pipeline.context import Settings
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
 from zabd.server.fourletter import COMMANDS
+from zabd.server.persistence import Storage, open_database
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.server.stats_view import FourLetterWords
+from zabd.storage.logformat import CorruptLogError
+from zabd.storage.recovery import RecoveryError
+from zabd.storage.snapformat import CorruptSnapshotError
 
 log = Logger()
+
+
+class StartupError(SystemExit):
+    """The data directory cannot be served from; the message says why."""
 
 
 def server_options(config: ZabdConfig) -> ServerOptions:
@@ -36,39 +45,82 @@ def server_options(config: ZabdConfig) -> ServerOptions:
     )
 
 
-class ZabdService(MultiService):
-    """The standalone server: its client port plus session and container timers."""
+def _exit_now(code: int) -> None:
+    # No orderly shutdown: it could answer requests whose sync failed.
+    sys.stderr.flush()
+    os._exit(code)
 
-    def __init__(self, config: ZabdConfig, reactor: Any) -> None:
+
+class ZabdService(MultiService):
+    """The standalone server: storage, its client port, and session and container timers.
+
+    The database is loaded in ``startService``, once logging is running, and
+    the port only listens after that.
+    """
+
+    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = _exit_now) -> None:
         super().__init__()
         self.config = config
         self.reactor = reactor
-        self.server = StandaloneServer(server_options(config), reactor.seconds)
-        words = FourLetterWords(self.server, config)
-        factory = ClientPortFactory(self.server, words.answer, COMMANDS, config.jute_max_buffer,
-                                    config.max_client_cnxns)
-        self.factory = factory
+        self.server: StandaloneServer | None = None
+        self._snapshot_after_start = False
+        self.storage = Storage(config, reactor, self._durable_state, halt)
+        self.storage.setServiceParent(self)
         self.endpoint = _endpoint(reactor, config)
-        self.port_service = StreamServerEndpointService(self.endpoint, factory)
+        self.port_service = StreamServerEndpointService(self.endpoint, None)
         # A port we cannot listen on must stop startup, not leave a deaf server.
         self.port_service._raiseSynchronously = True
         self.port_service.setServiceParent(self)
         for interval_ms, work in (
-            (config.tick_time, self.server.expire_sessions),
-            (config.container_check_interval_ms, self.server.collect_containers),
+            (config.tick_time, lambda: self.running_server.expire_sessions()),
+            (config.container_check_interval_ms, lambda: self.running_server.collect_containers()),
         ):
             timer = TimerService(interval_ms / 1000.0, work)
             timer.clock = reactor
             timer.setServiceParent(self)
 
+    @property
+    def running_server(self) -> StandaloneServer:
+        assert self.server is not None, "the server exists once the service has started"
+        return self.server
+
+    def _durable_state(self) -> Any:
+        return self.running_server.durable_state()
+
+    def privilegedStartService(self) -> None:
+        # twistd binds ports here, before startService: the server must exist first.
+        self._open()
+        super().privilegedStartService()
+
     def startService(self) -> None:
-        os.makedirs(self.config.data_dir, exist_ok=True)
-        for key in self.config.unknown_keys:
-            log.warn("Ignoring unknown configuration key {key}", key=key)
-        log.info("zabd standalone serving clients on {address}:{port}, data in {data_dir}",
-                 address=self.config.client_port_address or "0.0.0.0", port=self.config.client_port,
-                 data_dir=self.config.data_dir)
+        self._open()
         super().startService()
+        if self._snapshot_after_start:
+            # The logs replayed at startup stay needed until a snapshot covers them.
+            self.storage.snapshotter.take()
+
+    def _open(self) -> None:
+        if self.server is not None:
+            return
+        config = self.config
+        for key in config.unknown_keys:
+            log.warn("Ignoring unknown configuration key {key}", key=key)
+        try:
+            recovered = open_database(config)
+        except (RecoveryError, CorruptLogError, CorruptSnapshotError) as e:
+            log.critical("Unable to load database on disk: {error}", error=str(e))
+            raise StartupError(f"zabd: unable to load database on disk: {e}") from None
+        server = StandaloneServer(server_options(config), self.reactor.seconds, self.storage.log,
+                                  recovered.tree, recovered.sessions)
+        self.server = server
+        words = FourLetterWords(server, config)
+        self.factory = ClientPortFactory(server, words.answer, COMMANDS, config.jute_max_buffer,
+                                         config.max_client_cnxns)
+        self.port_service.factory = self.factory
+        self._snapshot_after_start = recovered.replayed > 0 and not recovered.needs_snapshot
+        log.info("zabd standalone serving clients on {address}:{port}, data in {data_dir}",
+                 address=config.client_port_address or "0.0.0.0", port=config.client_port,
+                 data_dir=config.data_dir)
 
 
 def _endpoint(reactor: Any, config: ZabdConfig) -> Any:

@@ -155,6 +155,12 @@ class ServerConnection:
     def _write(self, data: bytes) -> None:
         if self._batch is not None:
             self._batch.append(data)
+            return
+        collecting = self.server.collecting
+        if collecting is not None:
+            # Replies released together (one fsync's worth) leave in one write.
+            self._batch = [data]
+            collecting.append(self)
         else:
             self.transport.write(data)
 

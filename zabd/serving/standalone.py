@@ -42,7 +42,8 @@ class ServerOptions:
 
 class StandaloneServer:
     def __init__(self, options: ServerOptions, clock: Callable[[], float],
-                 txn_log: TxnLog | None = None, tree: DataTree | None = None) -> None:
+                 txn_log: TxnLog | None = None, tree: DataTree | None = None,
+                 sessions: dict[int, int] | None = None) -> None:
         self.options = options
         now_ms = int(clock() * 1000)
         self.ctx = ServerContext(
@@ -53,11 +54,22 @@ class StandaloneServer:
             settings=options.settings,
         )
         self.final = FinalStage(self.ctx, self._session_closed)
-        self.sync = SyncStage(txn_log or MemoryTxnLog(), self.final)
+        txn_log = txn_log or MemoryTxnLog()
+        self.sync = SyncStage(txn_log, self.final)
+        txn_log.set_durable_callback(self._durable)
+        #: Connections holding replies until the current release ends.
+        self.collecting: list[ServerConnection] | None = None
         self.prep = PrepStage(self.ctx, self.sync)
         self.connections: set[ServerConnection] = set()
         self.by_session: dict[int, ServerConnection] = {}
         self.started_ms = self.ctx.now_ms()
+        # Recovered sessions get a whole timeout from now, as in ZooKeeper.
+        for session_id, timeout in (sessions or {}).items():
+            self.ctx.sessions.add(session_id, timeout, now_ms)
+
+    def durable_state(self) -> tuple[DataTree, dict[int, int]]:
+        """What a snapshot holds: the tree and the global sessions with their timeouts."""
+        return self.ctx.tree, self.ctx.sessions.sessions()
 
     # -- connections --------------------------------------------------------
 
@@ -108,6 +120,18 @@ class StandaloneServer:
             self.by_session[session_id] = conn
             log.info("Reopened session 0x{session:x} for {peer}", session=session_id, peer=conn.peer)
         conn.session_established(valid)
+
+    def _durable(self, zxid: int) -> None:
+        if self.collecting is not None:
+            self.sync.durable(zxid)
+            return
+        collecting = self.collecting = []
+        try:
+            self.sync.durable(zxid)
+        finally:
+            self.collecting = None
+            for conn in collecting:
+                conn.end_batch()
 
     def submit(self, request: Request) -> None:
         self.ctx.stats.outstanding += 1

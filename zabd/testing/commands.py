@@ -92,7 +92,8 @@ def zookeeper_command(cfg: Path, workdir: Path, extra_cfg: Mapping[str, str] | N
         raise FileNotFoundError("java not found on PATH (needed to run Apache ZooKeeper)")
     return [
         java,
-        "-Xmx512m",
+        # The benchmarks raise the heap for large trees.
+        f"-Xmx{os.environ.get('ZABD_ZOOKEEPER_HEAP', '512m')}",
         "-Djava.net.preferIPv4Stack=true",
         f"-Dzookeeper.log.dir={workdir}",
         "-Dzookeeper.admin.enableServer=false",

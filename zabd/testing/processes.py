@@ -254,8 +254,10 @@ def _ready(server: ServerProcess, log_start: int) -> bool:
     try:
         if server.four_letter("ruok", timeout=2.0) != "imok":
             return False
-        # ZooKeeper answers ruok before its request pipeline is up; srvr tells.
-        return NOT_SERVING not in server.four_letter("srvr", timeout=2.0)
+        # ZooKeeper answers ruok before its database is loaded; srvr tells,
+        # and is empty when the JVM is on its way out.
+        srvr = server.four_letter("srvr", timeout=2.0)
+        return NOT_SERVING not in srvr and "Zxid:" in srvr
     except OSError:
         return False
 

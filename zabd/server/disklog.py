@@ -1,0 +1,116 @@
+# -*- test-case-name: tests.unit.test_disklog -*-
+"""The txn log on disk, with group commit through the one syncer thread.
+
+Appends collect on the reactor thread.  One batch at a time goes to the
+syncer, which writes and fsyncs it; appends that arrive meanwhile form the
+next batch.  Only when a batch is durable does the sync stage hear of its
+last zxid.  A failed write or fsync halts the server: nothing is answered
+after it, since a retried fsync can report success over lost pages.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from zabd.jute.txns import Txn
+from zabd.storage.logwriter import LogWriter
+
+log = Logger()
+
+#: The process exit status after a failed write or fsync.
+SYNC_FAILED_EXIT = 14
+
+
+class GroupCommitLog:
+    """A TxnLog (see zabd.pipeline.sync) over a LogWriter run in ``pool``."""
+
+    def __init__(
+        self,
+        writer: LogWriter,
+        pool: ThreadPool,
+        reactor: Any,
+        halt: Callable[[int], None],
+        fsync_warning_ms: int = 1000,
+    ) -> None:
+        self.writer = writer
+        self.pool = pool
+        self.reactor = reactor
+        self.halt = halt
+        self.fsync_warning_ms = fsync_warning_ms
+        self._durable: Callable[[int], None] = lambda zxid: None
+        self._pending: list[tuple[int, bytes]] = []
+        self._roll_before_next = False
+        self._flushing = False
+        self._scheduled = False
+        self.failed = False
+        #: Called with the count of txns appended since the last roll.
+        self.on_append: Callable[[int], None] = lambda count: None
+        self.since_roll = 0
+        self.batches = 0
+        self.last_fsync_ms = 0.0
+
+    def set_durable_callback(self, durable: Callable[[int], None]) -> None:
+        self._durable = durable
+
+    def append(self, txn: Txn) -> None:
+        if self.failed:
+            return
+        self._pending.append((txn.header.zxid, txn.to_bytes()))
+        self.since_roll += 1
+        if not self._flushing and not self._scheduled:
+            # Wait for the end of this reactor turn, so that every txn that
+            # arrived in the same burst shares one fsync.
+            self._scheduled = True
+            self.reactor.callLater(0, self._flush)
+        self.on_append(self.since_roll)
+
+    def roll(self) -> None:
+        """Start a new log file with the next txn appended (a snapshot is beginning)."""
+        self._roll_before_next = True
+        self.since_roll = 0
+
+    def run_in_syncer(self, work: Callable[[], Any]) -> Any:
+        """Run other disk work (snapshot files, purge) in order with the log's batches."""
+        return deferToThreadPool(self.reactor, self.pool, work)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._flushing or not self._pending or self.failed:
+            return
+        batch, self._pending = self._pending, []
+        roll, self._roll_before_next = self._roll_before_next, False
+        self._flushing = True
+        d = deferToThreadPool(self.reactor, self.pool, self._write, batch, roll)
+        d.addCallbacks(self._written, self._write_failed, callbackArgs=(batch[-1][0], len(batch)))
+
+    def _write(self, batch: list[tuple[int, bytes]], roll: bool) -> float:
+        # In the syncer thread.
+        writer = self.writer
+        if roll:
+            writer.roll()
+        for zxid, data in batch:
+            writer.append(zxid, data)
+        return writer.commit()
+
+    def _written(self, fsync_seconds: float, zxid: int, count: int) -> None:
+        self._flushing = False
+        self.batches += 1
+        self.last_fsync_ms = fsync_seconds * 1000.0
+        if self.last_fsync_ms > self.fsync_warning_ms:
+            log.warn(
+                "fsync-ing the write ahead log took {fsync_ms:.0f}ms, which will adversely affect "
+                "operation latency ({count} txns up to zxid 0x{zxid:x})",
+                fsync_ms=self.last_fsync_ms, count=count, zxid=zxid,
+            )
+        self._durable(zxid)
+        if self._pending:
+            self._flush()
+
+    def _write_failed(self, failure: Failure) -> None:
+        self.failed = True
+        log.failure("Severe unrecoverable error writing the txn log, exiting", failure)
+        self.halt(SYNC_FAILED_EXIT)
