@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from twisted.application.internet import TimerService
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -15,7 +17,9 @@ from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, DeleteRequest, SetDataRequest
 from zabd.jute.schema import encode
 from zabd.jute.txns import CreateSessionTxn, Txn, TxnHeader
+from zabd.server.config import ZabdConfig
 from zabd.server.disklog import SYNC_FAILED_EXIT, GroupCommitLog
+from zabd.server.persistence import Storage
 from zabd.server.snapshots import SnapshotPolicy, Snapshotter
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.storage.layout import DataDirs
@@ -222,3 +226,18 @@ def test_a_fuzzy_snapshot_plus_replay_equals_the_live_tree(tmp_path: Path) -> No
     assert sorted(recovered.tree.nodes) == sorted(live.nodes)
     assert recovered.sessions == {client.session_id: 10000}
     reactor.advance(server.options.tick_ms * 100)
+
+
+def _timers(storage: Storage) -> list[float]:
+    return [s.step for s in storage if isinstance(s, TimerService)]  # type: ignore[attr-defined]
+
+
+def test_autopurge_runs_hourly_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    reactor = ReactorByHand()
+    config = ZabdConfig(data_dir=str(tmp_path))
+    storage = Storage(config, reactor, lambda: (DataTree(), {}), lambda code: None)
+    assert (config.snap_retain_count, _timers(storage)) == (3, [3600.0])
+    assert storage.writer.force_sync and storage.writer.prealloc_bytes == 64 * 1024 * 1024
+    off = Storage(replace(config, purge_interval_hours=0, force_sync=False, pre_alloc_size_kb=1024),
+                  reactor, lambda: (DataTree(), {}), lambda code: None)
+    assert _timers(off) == [] and not off.writer.force_sync and off.writer.prealloc_bytes == 1024 * 1024
