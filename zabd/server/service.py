@@ -46,8 +46,10 @@ def server_options(config: ZabdConfig) -> ServerOptions:
 
 
 def _exit_now(code: int) -> None:
-    # No orderly shutdown: it could answer requests whose sync failed.
-    sys.stderr.flush()
+    # No orderly shutdown: it could answer requests whose sync failed.  The
+    # log observer writes to stdout, so flush it for the error to be seen.
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
     os._exit(code)
 
 
