@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from zabd.core.digest import TreeDigest, node_digest
 from zabd.core.nodes import CONTAINER_OWNER, DataNode, is_container_owner, is_ttl_owner
-from zabd.core.txnapply import Event, TxnResult, TxnRules
+from zabd.core.txnapply import Event, TxnResult, TxnRules, data_length
 from zabd.jute.opcodes import Perms
 from zabd.jute.records import ACL, Id
 
@@ -17,10 +17,6 @@ _MASK64 = (1 << 64) - 1
 OPEN_ACL = [ACL(Perms.ALL, Id("world", "anyone"))]
 CONFIG_NODE = "/zookeeper/config"
 QUOTA_NODE = "/zookeeper/quota"
-
-def _size(data: bytes | None) -> int:
-    return len(data) if data is not None else 0
-
 
 class DataTree(TxnRules):
     """Every znode by path, plus the ephemeral, container and TTL indexes."""
@@ -106,13 +102,13 @@ class DataTree(TxnRules):
 
     def _add_node(self, path: str, node: DataNode) -> None:
         self.nodes[path] = node
-        self.data_size += len(path) + _size(node.data)
+        self.data_size += len(path) + data_length(node.data)
         node.digest = node_digest(path, node)
         self.digest.add(path, node.digest)
 
     def _remove_node(self, path: str, node: DataNode) -> None:
         del self.nodes[path]
-        self.data_size -= len(path) + _size(node.data)
+        self.data_size -= len(path) + data_length(node.data)
         self.digest.remove(path, node.digest)
 
     def _add_child(self, parent_path: str, name: str) -> None:

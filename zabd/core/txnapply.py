@@ -57,7 +57,7 @@ class TxnResult:
     multi: list[TxnResult] | None = None
 
 
-def _size(data: bytes | None) -> int:
+def data_length(data: bytes | None) -> int:
     return len(data) if data is not None else 0
 
 
@@ -225,7 +225,7 @@ class TxnRules:
             return
         self._unhash(body.path, node)
         old, new = node.data, body.data
-        self.data_size += _size(new) - _size(old)
+        self.data_size += data_length(new) - data_length(old)
         node.data = body.data
         node.version = body.version
         node.mzxid = header.zxid

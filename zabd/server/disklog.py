@@ -50,8 +50,6 @@ class GroupCommitLog:
         #: Called with the count of txns appended since the last roll.
         self.on_append: Callable[[int], None] = lambda count: None
         self.since_roll = 0
-        self.batches = 0
-        self.last_fsync_ms = 0.0
 
     def set_durable_callback(self, durable: Callable[[int], None]) -> None:
         self._durable = durable
@@ -98,13 +96,12 @@ class GroupCommitLog:
 
     def _written(self, fsync_seconds: float, zxid: int, count: int) -> None:
         self._flushing = False
-        self.batches += 1
-        self.last_fsync_ms = fsync_seconds * 1000.0
-        if self.last_fsync_ms > self.fsync_warning_ms:
+        fsync_ms = fsync_seconds * 1000.0
+        if fsync_ms > self.fsync_warning_ms:
             log.warn(
                 "fsync-ing the write ahead log took {fsync_ms:.0f}ms, which will adversely affect "
                 "operation latency ({count} txns up to zxid 0x{zxid:x})",
-                fsync_ms=self.last_fsync_ms, count=count, zxid=zxid,
+                fsync_ms=fsync_ms, count=count, zxid=zxid,
             )
         self._durable(zxid)
         if self._pending:

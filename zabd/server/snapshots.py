@@ -61,7 +61,6 @@ class Snapshotter:
         self.policy = policy
         self.running: Deferred[None] | None = None
         self.taken = 0
-        self.last_zxid = -1
         disk.on_append = self._appended
 
     def _appended(self, logged_since_roll: int) -> None:
@@ -112,5 +111,4 @@ class Snapshotter:
             await run(snap.abort)
             return
         self.taken += 1
-        self.last_zxid = zxid
         log.info("Snapshot {path} written: {size} bytes", path=path, size=snap.size)

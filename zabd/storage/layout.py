@@ -7,6 +7,7 @@ lowercase hex without leading zeros (``log.100000001``, ``snapshot.0``).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 LOG_PREFIX = "log"
@@ -14,17 +15,20 @@ SNAPSHOT_PREFIX = "snapshot"
 VERSION_DIR = "version-2"
 #: ZooKeeper looks at no more than this many snapshots when loading.
 SNAPSHOTS_TRIED = 100
+_HEX_ZXID = re.compile(r"\+?[0-9a-fA-F]+")
 
 
 def zxid_in_name(name: str, prefix: str) -> int | None:
-    """The zxid in ``<prefix>.<hex>[.<suffix>]``, or None for any other name."""
+    """The zxid in ``<prefix>.<hex>[.<suffix>]``, or None for any other name.
+
+    As ZooKeeper's Long.parseLong(part, 16): hex digits only (no ``0x``, no
+    ``_``), an optional ``+``, and below 2**63.
+    """
     parts = name.split(".")
-    if len(parts) < 2 or parts[0] != prefix:
+    if len(parts) < 2 or parts[0] != prefix or not _HEX_ZXID.fullmatch(parts[1]):
         return None
-    try:
-        return int(parts[1], 16)
-    except ValueError:
-        return None
+    zxid = int(parts[1], 16)
+    return zxid if zxid < 1 << 63 else None
 
 
 def log_name(zxid: int) -> str:

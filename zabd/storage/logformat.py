@@ -16,12 +16,12 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import re
 import struct
 import zlib
 from dataclasses import dataclass
 
 from zabd.jute.codec import DEFAULT_MAX_BUFFER
+from zabd.storage.layout import LOG_PREFIX, zxid_in_name
 
 LOG_MAGIC = 0x5A4B4C47  # "ZKLG"
 FILE_VERSION = 2
@@ -40,7 +40,6 @@ _PREFIX = struct.Struct(">qi")
 _LONG = struct.Struct(">q")
 _INT = struct.Struct(">i")
 _ADLER_MOD = 65521
-_LOG_NAME = re.compile(r"log\.([0-9a-fA-F]+)\Z")
 #: How many zxids past a known one to look for when checking for records after a bad one.
 _ZXID_LOOKAHEAD = 8
 #: The end of one record and the start of the next: an Adler32 fits in the low half of its long.
@@ -221,9 +220,9 @@ class _Scanner:
         if last_zxid is not None:
             bases.add(last_zxid)
         else:
-            match = _LOG_NAME.search(os.path.basename(self.path))
-            if match:  # the file is named after its first zxid
-                bases.add(int(match.group(1), 16) - 1)
+            first = zxid_in_name(os.path.basename(self.path), LOG_PREFIX)
+            if first is not None:  # the file is named after its first zxid
+                bases.add(first - 1)
         zxid_at = pos + RECORD_PREFIX + TXN_ZXID_OFFSET
         if zxid_at + 8 <= self.size:  # the bad record's own zxid, if it got that far
             bases.add(_LONG.unpack_from(self.mm, zxid_at)[0])

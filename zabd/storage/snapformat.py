@@ -20,7 +20,6 @@ from __future__ import annotations
 import gzip
 import mmap
 import os
-import re
 import zlib
 from collections.abc import Iterator
 
@@ -28,6 +27,7 @@ from zabd.core.datatree import OPEN_ACL, DataTree
 from zabd.core.nodes import DataNode
 from zabd.jute.codec import DEFAULT_MAX_BUFFER, Writer
 from zabd.jute.records import ACL, Id
+from zabd.storage.layout import SNAPSHOT_PREFIX, zxid_in_name
 from zabd.storage.snapload import (
     DIGEST_VERSION,
     HEADER,
@@ -56,8 +56,6 @@ __all__ = [
     "snapshot_zxid",
 ]
 
-SNAPSHOT_PREFIX = "snapshot"
-_HEX_ZXID = re.compile(r"\+?[0-9a-fA-F]+")
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNAPPY_MAGIC = b"\x82SNAPPY\x00"
 #: Nodes written per ``next()``: a few ms of work (about 3 us a node).
@@ -79,11 +77,7 @@ AclKey = tuple[object, ...]
 
 def snapshot_zxid(name: str) -> int | None:
     """The zxid in ``snapshot.<hex>[.suffix]`` (Util.getZxidFromName), else None."""
-    parts = name.split(".")
-    if len(parts) < 2 or parts[0] != SNAPSHOT_PREFIX or not _HEX_ZXID.fullmatch(parts[1]):
-        return None
-    zxid = int(parts[1], 16)
-    return zxid if zxid < 1 << 63 else None
+    return zxid_in_name(name, SNAPSHOT_PREFIX)
 
 
 def _stream_mode(name: str) -> str:
