@@ -521,9 +521,8 @@ def test_close_session_deletes_a_later_incarnation_of_a_listed_ephemeral() -> No
     a.create("/p/e", ephemeral=True, session=OTHER, parent_cversion=2, zxid=4)
     parent = a.tree.get("/p")
     assert parent is not None
-    a.tree._unhash("/p", parent)
     parent.cversion, parent.pzxid = 0, 1  # as the snapshot wrote it, before 2
-    a.tree._hash("/p", parent)
+    a.tree._rehash("/p", parent)
     a.apply(OpCode.create2, CreateTxn("/p/e", b"", OPEN, True, 1), session=SESSION, zxid=2)
     a.apply(OpCode.closeSession, CloseSessionTxn(["/p/e"]), session=SESSION, zxid=3)
     assert a.tree.get("/p/e") is None and a.tree.ephemerals_of(OTHER) == set()

@@ -152,7 +152,6 @@ def test_policy_threshold_is_randomised_between_half_and_whole_snap_count() -> N
         policy.reset()
         thresholds.add(policy.threshold)
     assert min(thresholds) >= 50 and max(thresholds) < 100 and len(thresholds) > 20
-    assert not policy.due(policy.threshold) and policy.due(policy.threshold + 1)
 
 
 def _storage(tmp_path: Path, snap_count: int) -> tuple[StandaloneServer, GroupCommitLog, Snapshotter,
@@ -194,6 +193,25 @@ def test_snapshots_are_taken_after_snap_count_txns_and_logs_roll(tmp_path: Path)
     loaded = load_snapshot(newest)
     assert loaded.sessions == {client.session_id: 10000}
     assert all(f"/n{i}" in loaded.tree.nodes for i in range(newest_zxid - 2))
+    reactor.advance(server.options.tick_ms * 100)
+
+
+def test_the_log_rolls_and_a_snapshot_starts_on_the_append_after_the_threshold(tmp_path: Path) -> None:
+    server, disk, snapshotter, pool, reactor, dirs = _storage(tmp_path, snap_count=20)
+    threshold = snapshotter.policy.threshold
+    assert disk.roll_due_after == threshold
+
+    def append(zxid: int) -> None:
+        disk.append(Txn(TxnHeader(zxid, 0, zxid, 0, OpCode.createSession), CreateSessionTxn(1000)))
+
+    for zxid in range(1, threshold + 1):
+        append(zxid)
+    assert (disk.since_roll, snapshotter.running) == (threshold, None)
+    append(threshold + 1)
+    assert disk.since_roll == 0 and snapshotter.running is not None
+    assert disk.roll_due_after == snapshotter.policy.threshold
+    _drive(reactor, pool)
+    assert snapshotter.taken == 1 and len(dirs.logs()) == 1
     reactor.advance(server.options.tick_ms * 100)
 
 

@@ -169,6 +169,8 @@ def normalize_acls(
             out.append(acl)
         else:
             raise KeeperError(Code.INVALIDACL, path)
+    if isinstance(acls, list) and len(out) == len(acls) and all(a is b for a, b in zip(out, acls)):
+        return acls  # unchanged: keep sharing the list (see zabd.jute.schema)
     return out
 
 

@@ -114,14 +114,12 @@ class DataTree(TxnRules):
     def _add_child(self, parent_path: str, name: str) -> None:
         self.nodes[parent_path].children[name] = None
 
-    def _unhash(self, path: str, node: DataNode) -> None:
+    def _rehash(self, path: str, node: DataNode) -> None:
+        # node.digest still holds the value from before the change.
+        value = node_digest(path, node)
         digest = self.digest
-        digest.value = (digest.value - node.digest) & _MASK64
-
-    def _hash(self, path: str, node: DataNode) -> None:
-        node.digest = value = node_digest(path, node)
-        digest = self.digest
-        digest.value = (digest.value + value) & _MASK64
+        digest.value = (digest.value - node.digest + value) & _MASK64
+        node.digest = value
 
 
 __all__ = ["DataTree", "Event", "TxnResult", "is_container_owner", "OPEN_ACL", "CONFIG_NODE"]

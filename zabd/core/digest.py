@@ -25,17 +25,15 @@ HISTORY_LENGTH = 1024
 def node_digest(path: str, node: DataNode) -> int:
     if path.startswith("/zookeeper/"):
         return 0
-    crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8", "surrogatepass"))
-    if node.data:
-        crc = zlib.crc32(node.data, crc)
-    crc = zlib.crc32(
+    # One CRC32 over path, data and stat fields, as ZooKeeper feeds them in turn.
+    return zlib.crc32(b"".join((
+        b"" if path == "/" else path.encode("utf-8", "surrogatepass"),
+        node.data or b"",
         _STAT.pack(
             node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime,
             node.version, node.cversion, node.aversion, node.ephemeral_owner,
         ),
-        crc,
-    )
-    return crc
+    )))
 
 
 class TreeDigest:

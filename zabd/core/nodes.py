@@ -71,6 +71,6 @@ class DataNode:
         return _STAT.pack(
             self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
             2 * self.cversion - n, self.aversion,
-            owner if is_normal_ephemeral(owner) else 0,
+            owner if owner and is_normal_ephemeral(owner) else 0,
             len(self.data) if self.data is not None else 0, n, self.pzxid,
         )

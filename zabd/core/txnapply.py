@@ -83,10 +83,8 @@ class TxnRules:
     def _index(self, path: str, owner: int) -> None:
         raise NotImplementedError
 
-    def _unhash(self, path: str, node: DataNode) -> None:
-        raise NotImplementedError
-
-    def _hash(self, path: str, node: DataNode) -> None:
+    def _rehash(self, path: str, node: DataNode) -> None:
+        """Bring the digest up to date with ``node``, which has just changed."""
         raise NotImplementedError
 
     def apply(self, txn: Txn) -> TxnResult:
@@ -176,15 +174,13 @@ class TxnRules:
         parent_path = path[:cut] or "/"
         parent = self.nodes.get(parent_path) if cut >= 0 else None
         if parent is not None and zxid > parent.pzxid:
-            self._unhash(parent_path, parent)
             parent.pzxid = zxid
-            self._hash(parent_path, parent)
+            self._rehash(parent_path, parent)
 
     def _touch_parent(self, parent_path: str, parent: DataNode, cversion: int, zxid: int) -> None:
-        self._unhash(parent_path, parent)
         parent.cversion = cversion
         parent.pzxid = zxid
-        self._hash(parent_path, parent)
+        self._rehash(parent_path, parent)
 
     def _delete(self, path: str, zxid: int, result: TxnResult) -> None:
         node = self.nodes.get(path)
@@ -201,9 +197,8 @@ class TxnRules:
         parent = self.nodes[parent_path]
         del parent.children[basename(path)]
         if zxid > parent.pzxid:
-            self._unhash(parent_path, parent)
             parent.pzxid = zxid
-            self._hash(parent_path, parent)
+            self._rehash(parent_path, parent)
         self._remove_node(path, node)
         owner = node.ephemeral_owner
         if owner == CONTAINER_OWNER:
@@ -223,14 +218,13 @@ class TxnRules:
         if node is None:
             result.err = Code.NONODE
             return
-        self._unhash(body.path, node)
         old, new = node.data, body.data
-        self.data_size += data_length(new) - data_length(old)
-        node.data = body.data
+        self.data_size += (len(new) if new is not None else 0) - (len(old) if old is not None else 0)
+        node.data = new
         node.version = body.version
         node.mzxid = header.zxid
         node.mtime = header.time
-        self._hash(body.path, node)
+        self._rehash(body.path, node)
         result.path = body.path
         result.node = node
         result.events.append((EventType.NodeDataChanged, body.path, node.acl, node.acl))
@@ -240,10 +234,9 @@ class TxnRules:
         if node is None:
             result.err = Code.NONODE
             return
-        self._unhash(body.path, node)
         node.acl = body.acl
         node.aversion = body.version
-        self._hash(body.path, node)
+        self._rehash(body.path, node)
         result.path = body.path
         result.node = node
 

@@ -208,6 +208,10 @@ class Watches(Generic[W]):
         self.data: WatchManager[W] = WatchManager()
         self.child: WatchManager[W] = WatchManager()
 
+    def __bool__(self) -> bool:
+        """False when no watch is set at all: then no change needs looking up."""
+        return bool(self.data._by_path or self.child._by_path)
+
     def add_data_watch(self, path: str, watcher: W) -> None:
         """A standard watch set by exists or getData."""
         self.data.add(path, watcher)

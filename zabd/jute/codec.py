@@ -11,7 +11,7 @@ from typing import Callable, Iterable, TypeVar
 
 T = TypeVar("T")
 
-_INT = struct.Struct(">i")
+INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _BYTE = struct.Struct(">b")
 
@@ -62,7 +62,7 @@ class Reader:
         if pos + 4 > self.end:
             self._need(4)
         self.pos = pos + 4
-        value: int = _INT.unpack_from(self.buf, pos)[0]
+        value: int = INT.unpack_from(self.buf, pos)[0]
         return value
 
     def read_long(self) -> int:
@@ -86,7 +86,7 @@ class Reader:
         end = pos + 4
         if end > self.end:
             self._need(4)
-        n: int = _INT.unpack_from(self.buf, pos)[0]
+        n: int = INT.unpack_from(self.buf, pos)[0]
         if n == -1:
             self.pos = end
             return None
@@ -105,7 +105,7 @@ class Reader:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            return _decode_lenient(raw)
+            return decode_lenient(raw)
 
     def read_vector(self, item: Callable[[Reader], T]) -> list[T] | None:
         n = self.read_int()
@@ -118,7 +118,7 @@ class Reader:
         return [item(self) for _ in range(n)]
 
 
-def _decode_lenient(raw: bytes) -> str:
+def decode_lenient(raw: bytes) -> str:
     """Decode Java's CESU-8 (surrogate pairs as two 3-byte sequences), else replace."""
     try:
         halves = raw.decode("utf-8", "surrogatepass")
@@ -139,7 +139,7 @@ class Writer:
         return bytes(self.buf)
 
     def write_int(self, value: int) -> None:
-        self.buf += _INT.pack(value)
+        self.buf += INT.pack(value)
 
     def write_long(self, value: int) -> None:
         self.buf += _LONG.pack(value)
@@ -154,7 +154,7 @@ class Writer:
         if value is None:
             self.buf += b"\xff\xff\xff\xff"
         else:
-            self.buf += _INT.pack(len(value))
+            self.buf += INT.pack(len(value))
             self.buf += value
 
     def write_ustring(self, value: str | None) -> None:
@@ -165,6 +165,6 @@ class Writer:
             self.buf += b"\xff\xff\xff\xff"
             return
         seq = list(items)
-        self.buf += _INT.pack(len(seq))
+        self.buf += INT.pack(len(seq))
         for value in seq:
             item(self, value)

@@ -57,7 +57,8 @@ class FinalStage:
         if kind == OpCode.createSession:
             client.session_established(True)
             return
-        err, body = self._reply_for(request, client, result)
+        # A write's outcome is all in its txn and result; the rest are reads.
+        err, body = self._write_reply(request, result) if result is not None else self._read_reply(request, client)
         client.send_reply(request.xid, zxid, err, body, now)
         if kind == OpCode.closeSession:
             client.close()
@@ -73,7 +74,8 @@ class FinalStage:
         if header.zxid % HISTORY_INTERVAL == 0:
             ctx.tree.digest.record(header.zxid)
         ctx.pending.applied(header.zxid)
-        self._deliver(result)
+        if result.events and ctx.watches:
+            self._deliver(result)
         if header.type == OpCode.closeSession:
             ctx.sessions.remove(header.clientId)
             self.session_closed(header.clientId)
@@ -96,13 +98,11 @@ class FinalStage:
                 if has_perm(node_acl, Perms.READ, watcher.auth_ids, ctx.providers, ctx.settings.skip_acl):
                     watcher.send_event(fired_type, fired_path)
 
-    def _reply_for(self, request: Request, client: Client, result: TxnResult | None) -> tuple[int, Reply]:
+    def _read_reply(self, request: Request, client: Client) -> tuple[int, Reply]:
         try:
             if request.error is not None:
                 raise request.error
-            if result is None:
-                return 0, self.reads.handle(request, client)
-            return self._write_reply(request, result)
+            return 0, self.reads.handle(request, client)
         except KeeperError as e:
             return e.code, None
         except (JuteError, ValueError) as e:

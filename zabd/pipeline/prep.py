@@ -6,6 +6,8 @@ logged like any other, exactly as ZooKeeper does.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from twisted.logger import Logger
 
 from zabd.jute import multi
@@ -36,22 +38,20 @@ TXN_TYPES = frozenset({
 })
 
 
-#: Records of the single writes: a multi's write ops, plus setACL.
-_REQUEST_RECORDS: dict[int, type[Record]] = {**multi.WRITE_OPS, OpCode.setACL: SetACLRequest}
+Prepare = Callable[[TxnBuilder, int, Any], Prepared]
 
-
-def _prepare_one(builder: TxnBuilder, kind: int, record: Record) -> Prepared:
-    if isinstance(record, (CreateRequest, CreateTTLRequest)):
-        return builder.create(kind, record)
-    if isinstance(record, DeleteRequest):
-        return builder.delete(record)
-    if isinstance(record, SetDataRequest):
-        return builder.set_data(record)
-    if isinstance(record, SetACLRequest):
-        return builder.set_acl(record)
-    if isinstance(record, CheckVersionRequest):
-        return builder.check(record)
-    raise JuteError(f"no txn for op {kind}")
+#: The single writes (a multi's write ops, plus setACL): request record and builder step.
+_SINGLE_WRITES: dict[int, tuple[type[Record], Prepare]] = {
+    OpCode.create: (CreateRequest, TxnBuilder.create),
+    OpCode.create2: (CreateRequest, TxnBuilder.create),
+    OpCode.createContainer: (CreateRequest, TxnBuilder.create),
+    OpCode.createTTL: (CreateTTLRequest, TxnBuilder.create),
+    OpCode.delete: (DeleteRequest, TxnBuilder.delete),
+    OpCode.setData: (SetDataRequest, TxnBuilder.set_data),
+    OpCode.check: (CheckVersionRequest, TxnBuilder.check),
+    OpCode.setACL: (SetACLRequest, TxnBuilder.set_acl),
+}
+assert all(_SINGLE_WRITES[kind][0] is record for kind, record in multi.WRITE_OPS.items())
 
 
 class PrepStage:
@@ -97,6 +97,12 @@ class PrepStage:
 
     def _body(self, request: Request, builder: TxnBuilder) -> tuple[int, TxnBody | None]:
         kind = request.type
+        single = _SINGLE_WRITES.get(kind)
+        if single is not None:
+            record_type, prepare = single
+            sub_kind, body = prepare(builder, kind, record_type.read(Reader(request.payload)))
+            # A create2 stays create2 in the header; its body is a CreateTxn.
+            return (kind if sub_kind == OpCode.create else sub_kind), body
         if kind == OpCode.createSession:
             return kind, CreateSessionTxn(Reader(request.payload).read_int())
         if kind == OpCode.closeSession:
@@ -114,10 +120,7 @@ class PrepStage:
                 # bytes always make it BADARGUMENTS; zabd answers the same.
                 raise KeeperError(Code.BADARGUMENTS)
             return builder.delete_container(request.payload.decode("utf-8", "replace"))
-        record = _REQUEST_RECORDS[kind].read(Reader(request.payload))
-        sub_kind, body = _prepare_one(builder, kind, record)
-        # A create2 stays create2 in the header; its body is a CreateTxn.
-        return (kind if sub_kind == OpCode.create else sub_kind), body
+        raise JuteError(f"no txn for op {kind}")
 
     def _multi(self, request: Request, builder: TxnBuilder) -> MultiTxn:
         ops = multi.read_ops(request.payload, multi.WRITE_OPS)
@@ -128,7 +131,7 @@ class PrepStage:
                 txns.append((OpCode.error, ErrorTxn(Code.RUNTIMEINCONSISTENCY)))
                 continue
             try:
-                txns.append(_prepare_one(builder, kind, record))
+                txns.append(_SINGLE_WRITES[kind][1](builder, kind, record))
             except KeeperError as e:
                 failed = True
                 txns.append((OpCode.error, ErrorTxn(e.code)))

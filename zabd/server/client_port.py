@@ -2,7 +2,9 @@
 """The client port: frames bytes for ServerConnection, and answers four-letter words.
 
 All protocol logic lives in zabd.serving; this adapter only frames (4-byte
-big-endian length, at most jute.maxbuffer) and moves bytes.
+big-endian length, at most jute.maxbuffer) and moves bytes.  The framing loop
+is its own rather than Int32StringReceiver's: it runs for every request, and
+every pipelined frame of a read goes through it.
 """
 from __future__ import annotations
 
@@ -13,21 +15,23 @@ from typing import Callable
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.basic import Int32StringReceiver
 
 from zabd.serving.connection import ServerConnection
 from zabd.serving.standalone import StandaloneServer
 
 log = Logger()
 
+_LENGTH = struct.Struct(">i")
+
 #: Renders a four-letter word (name, optional 8-byte argument) to its text answer.
 FourLetterHandler = Callable[[str, bytes], str]
 
 
-class ClientPortProtocol(Int32StringReceiver):
+class ClientPortProtocol(Protocol):
     def __init__(self, factory: ClientPortFactory, conn_maker: Callable[[ClientPortProtocol], ServerConnection]):
         self.factory = factory
-        self.MAX_LENGTH = factory.max_buffer
+        self.max_length = factory.max_buffer
+        self._unprocessed = b""
         self._conn_maker = conn_maker
         self.conn: ServerConnection | None = None
         self._first = True
@@ -47,9 +51,27 @@ class ClientPortProtocol(Int32StringReceiver):
         assert conn is not None
         conn.begin_batch()
         try:
-            super().dataReceived(data)
+            self._frames(conn, self._unprocessed + data if self._unprocessed else data)
         finally:
             conn.end_batch()
+
+    def _frames(self, conn: ServerConnection, data: bytes) -> None:
+        """Hand every whole frame in ``data`` to the connection; keep the rest."""
+        end = len(data)
+        pos = 0
+        limit = self.max_length
+        while end - pos >= 4:
+            (length,) = _LENGTH.unpack_from(data, pos)
+            if not 0 <= length <= limit:
+                self._length_out_of_range(length)
+                return
+            start = pos + 4
+            pos = start + length
+            if pos > end:
+                pos = start - 4
+                break
+            conn.frame_received(data[start:pos])
+        self._unprocessed = data[pos:] if pos < end else b""
 
     def _sniff(self, data: bytes) -> bytes:
         """Before the handshake, the first 4 bytes may be a four-letter word."""
@@ -84,13 +106,10 @@ class ClientPortProtocol(Int32StringReceiver):
         self.transport.write(text.encode("utf-8"))
         self.transport.loseConnection()
 
-    def stringReceived(self, frame: bytes) -> None:
-        assert self.conn is not None
-        self.conn.frame_received(frame)
-
-    def lengthLimitExceeded(self, length: int) -> None:
+    def _length_out_of_range(self, length: int) -> None:
         log.info("Closing {peer}: frame length {length} out of range (jute.maxbuffer {limit})",
-                 peer=self.conn.peer if self.conn else "?", length=length, limit=self.MAX_LENGTH)
+                 peer=self.conn.peer if self.conn else "?", length=length, limit=self.max_length)
+        self._unprocessed = b""
         assert self.transport is not None
         self.transport.loseConnection()
 

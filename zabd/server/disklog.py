@@ -9,6 +9,7 @@ after it, since a retried fsync can report success over lost pages.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 from twisted.internet.threads import deferToThreadPool
@@ -47,8 +48,10 @@ class GroupCommitLog:
         self._flushing = False
         self._scheduled = False
         self.failed = False
-        #: Called with the count of txns appended since the last roll.
-        self.on_append: Callable[[int], None] = lambda count: None
+        #: Called once more than ``roll_due_after`` txns were appended since the
+        #: last roll (the snapshot trigger; a plain count, checked per append).
+        self.on_roll_due: Callable[[], None] = lambda: None
+        self.roll_due_after = sys.maxsize
         self.since_roll = 0
 
     def set_durable_callback(self, durable: Callable[[int], None]) -> None:
@@ -64,7 +67,8 @@ class GroupCommitLog:
             # arrived in the same burst shares one fsync.
             self._scheduled = True
             self.reactor.callLater(0, self._flush)
-        self.on_append(self.since_roll)
+        if self.since_roll > self.roll_due_after:
+            self.on_roll_due()
 
     def roll(self) -> None:
         """Start a new log file with the next txn appended (a snapshot is beginning)."""
@@ -103,9 +107,11 @@ class GroupCommitLog:
                 "operation latency ({count} txns up to zxid 0x{zxid:x})",
                 fsync_ms=fsync_ms, count=count, zxid=zxid,
             )
-        self._durable(zxid)
         if self._pending:
+            # The next batch first: its write and fsync then overlap with
+            # answering this one, which is most of the reactor's work.
             self._flush()
+        self._durable(zxid)
 
     def _write_failed(self, failure: Failure) -> None:
         self.failed = True

@@ -43,9 +43,6 @@ class SnapshotPolicy:
         half = self.snap_count // 2
         self.threshold = half + self.rng.randrange(half)
 
-    def due(self, logged_since_roll: int) -> bool:
-        return logged_since_roll > self.threshold
-
 
 class Snapshotter:
     def __init__(
@@ -61,12 +58,12 @@ class Snapshotter:
         self.policy = policy
         self.running: Deferred[None] | None = None
         self.taken = 0
-        disk.on_append = self._appended
+        disk.on_roll_due = self._due
+        disk.roll_due_after = policy.threshold
 
-    def _appended(self, logged_since_roll: int) -> None:
-        if not self.policy.due(logged_since_roll):
-            return
+    def _due(self) -> None:
         self.policy.reset()
+        self.disk.roll_due_after = self.policy.threshold
         self.disk.roll()
         if self.running is not None:
             log.warn("Too busy to snap, skipping")

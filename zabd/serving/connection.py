@@ -67,7 +67,9 @@ class ServerConnection:
         #: While the adapter feeds one chunk of input, output collects here
         #: and leaves in one write (one syscall for many pipelined replies).
         self._batch: list[bytes] | None = None
+        self._arrived_ms: float | None = None
         self.stats = ConnectionStats(server.ctx.now_ms())
+        self._server_stats = server.ctx.stats
 
     # -- input ------------------------------------------------------------
 
@@ -97,15 +99,17 @@ class ServerConnection:
             return
         stats = self.stats
         stats.received += 1
+        self._server_stats.packets_received += 1
         server = self.server
-        server.ctx.stats.packets_received += 1
         if len(frame) < 8:
             log.info("Closing {peer}: request frame of {n} bytes", peer=self.peer, n=len(frame))
             self.close()
             return
         xid, kind = _HEADER.unpack_from(frame)
         payload = frame[8:]
-        now = server.ctx.now_ms()
+        now = self._arrived_ms
+        if now is None:
+            now = server.ctx.now_ms()
         # ZooKeeper touches with the connection's negotiated timeout (touch(cnxn)).
         server.ctx.sessions.touch(self.session_id, int(now), self.timeout or None)
         if kind in VALID_OPS:
@@ -146,8 +150,11 @@ class ServerConnection:
     def begin_batch(self) -> None:
         if self._batch is None:
             self._batch = []
+        # The frames of one chunk arrived together: one clock reading serves them all.
+        self._arrived_ms = self.server.ctx.now_ms()
 
     def end_batch(self) -> None:
+        self._arrived_ms = None
         batch, self._batch = self._batch, None
         if batch:
             self.transport.write(b"".join(batch))
@@ -203,7 +210,7 @@ class ServerConnection:
     def _sent(self, xid: int, zxid: int, now_ms: float = 0.0) -> None:
         stats = self.stats
         stats.sent += 1
-        self.server.ctx.stats.packets_sent += 1
+        self._server_stats.packets_sent += 1
         if xid >= 0:
             stats.last_zxid = zxid
             stats.last_response_ms = now_ms

@@ -8,6 +8,7 @@ whose sync failed.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ _log = Logger()
 DEFAULT_PREALLOC_BYTES = 64 * 1024 * 1024
 #: ZooKeeper grows the file when a write starts this close to its allocated end.
 _PREALLOC_MARGIN = 4096
+_ZXID = struct.Struct(">q")
 
 
 def padded_size(position: int, allocated: int, prealloc_bytes: int) -> int:
@@ -84,7 +86,7 @@ class LogWriter:
             raise ValueError(f"zxid {zxid:#x} does not follow {self.last_zxid:#x}")
         if not TXN_HEADER_SIZE <= len(txn) <= MAX_TXN_SIZE:
             raise ValueError(f"txn of {len(txn)} bytes cannot be logged")
-        if int.from_bytes(txn[TXN_ZXID_OFFSET : TXN_ZXID_OFFSET + 8], "big", signed=True) != zxid:
+        if _ZXID.unpack_from(txn, TXN_ZXID_OFFSET)[0] != zxid:
             raise ValueError(f"txn header does not carry zxid {zxid:#x}")
         log = self._current
         if log is None:
@@ -158,7 +160,8 @@ class LogWriter:
         # Grow before the data, as ZooKeeper pads before each append, by one zero at the new end.
         position, allocated = log.position, log.allocated
         for record in log.pending:
-            allocated = max(padded_size(position, allocated, self.prealloc_bytes), allocated)
+            if position + _PREALLOC_MARGIN >= allocated:  # else padded_size leaves it
+                allocated = max(padded_size(position, allocated, self.prealloc_bytes), allocated)
             position += len(record)
         if allocated > log.allocated:
             _pwrite_all(log.fd, b"\0", allocated - 1)
