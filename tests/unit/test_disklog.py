@@ -177,12 +177,17 @@ def _drive(reactor: ReactorByHand, pool: SyncerByHand) -> None:
         pool.run_all()
 
 
-def test_snapshots_are_taken_after_snap_count_txns_and_logs_roll(tmp_path: Path) -> None:
-    server, disk, snapshotter, pool, reactor, dirs = _storage(tmp_path, snap_count=20)
+def _connected(server: StandaloneServer, reactor: ReactorByHand, pool: SyncerByHand) -> FakeClient:
     client = FakeClient(server)
     client.handshake()
     _drive(reactor, pool)
     assert client.read_connect_response() is not None
+    return client
+
+
+def test_snapshots_are_taken_after_snap_count_txns_and_logs_roll(tmp_path: Path) -> None:
+    server, disk, snapshotter, pool, reactor, dirs = _storage(tmp_path, snap_count=20)
+    client = _connected(server, reactor, pool)
     for i in range(60):
         client.send(OpCode.create, CreateRequest(f"/n{i}", b"v", OPEN_ACL, 0))
         _drive(reactor, pool)
@@ -217,10 +222,7 @@ def test_the_log_rolls_and_a_snapshot_starts_on_the_append_after_the_threshold(t
 
 def test_a_fuzzy_snapshot_plus_replay_equals_the_live_tree(tmp_path: Path) -> None:
     server, disk, snapshotter, pool, reactor, dirs = _storage(tmp_path, snap_count=10**6)
-    client = FakeClient(server)
-    client.handshake()
-    _drive(reactor, pool)
-    assert client.read_connect_response() is not None
+    client = _connected(server, reactor, pool)
     for i in range(3000):
         client.send(OpCode.create, CreateRequest(f"/n{i}", b"v", OPEN_ACL, 0))
     _drive(reactor, pool)

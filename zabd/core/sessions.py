@@ -135,11 +135,7 @@ class SessionTracker:
         session = self._sessions.get(session_id)
         if session is None or session.closing:
             return False
-        # Most touches land in the bucket the session is already in.
-        timeout = session.timeout_ms if timeout_ms is None else timeout_ms
-        tick = self.tick_ms
-        if ((now_ms + timeout) // tick + 1) * tick != session.expiry_ms:
-            self._schedule(session, now_ms, timeout)
+        self._schedule(session, now_ms, timeout_ms)
         return True
 
     def set_closing(self, session_id: int) -> None:

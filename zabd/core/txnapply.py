@@ -219,7 +219,7 @@ class TxnRules:
             result.err = Code.NONODE
             return
         old, new = node.data, body.data
-        self.data_size += (len(new) if new is not None else 0) - (len(old) if old is not None else 0)
+        self.data_size += data_length(new) - data_length(old)
         node.data = new
         node.version = body.version
         node.mzxid = header.zxid

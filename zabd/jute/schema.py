@@ -128,7 +128,7 @@ def _read_lines(spec: object, target: str, names: dict[str, object]) -> list[str
     if isinstance(spec, str):
         call = f"{target} = r.read_{spec}()"
     elif isinstance(spec, Vector) and not isinstance(spec.item, str):
-        # Reader.read_vector, inline (ACL lists come with every create).
+        # Remembered (ACL lists come with every create); Reader.read_vector on a miss.
         key = f"_t{len(names)}"
         names[key] = spec.item
         memo = f"_rmemo{len(names)}"
@@ -138,12 +138,7 @@ def _read_lines(spec: object, target: str, names: dict[str, object]) -> list[str
                 f"    {target} = {memo}[1]; pos += len(raw)",
                 "else:",
                 "    start = r.pos = pos",
-                "    n = r.read_int()",
-                f"    if n == -1: {target} = None",
-                "    else:",
-                "        if n < -1 or n > end - r.pos: _bad_count(n, r.pos - 4)",
-                f"        {target} = []",
-                f"        for _ in range(n): {target}.append({key}.read(r))",
+                f"    {target} = r.read_vector({key}.read)",
                 "    pos = r.pos",
                 f"    {memo}[0] = bytes(buf[start:pos]); {memo}[1] = {target}"]
     else:
@@ -159,7 +154,7 @@ def _read_lines(spec: object, target: str, names: dict[str, object]) -> list[str
 
 def _generate(schema: tuple[object, ...], fields: list[str], names: dict[str, object]) -> str:
     """Source of write() and read(); runs of fixed-size fields use one struct each."""
-    names.update(_NULL=_NULL, _INT=INT, _bad_length=_bad_length, _bad_count=_bad_count, _lenient=decode_lenient)
+    names.update(_NULL=_NULL, _INT=INT, _bad_length=_bad_length, _lenient=decode_lenient)
     writes: list[str] = ["buf = w.buf"]
     reads: list[str] = ["buf = r.buf; pos = r.pos; end = r.end"]
     for start, end in _runs(schema):
@@ -189,10 +184,6 @@ def _generate(schema: tuple[object, ...], fields: list[str], names: dict[str, ob
 
 def _bad_length(n: int, offset: int) -> None:
     raise JuteError(f"invalid length {n} at offset {offset}")
-
-
-def _bad_count(n: int, offset: int) -> None:
-    raise JuteError(f"invalid vector count {n} at offset {offset}")
 
 
 def _fast_init(cls: Any, fields: list[str]) -> Any:

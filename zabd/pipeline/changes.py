@@ -10,7 +10,6 @@ from collections import deque
 from dataclasses import dataclass
 
 from zabd.core.datatree import DataTree
-from zabd.core.nodes import DataNode
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.records import ACL
 
@@ -42,13 +41,6 @@ class ChangeRecord:
         )
 
 
-def _as_in_tree(path: str, node: DataNode) -> ChangeRecord:
-    return ChangeRecord(
-        -1, path, True, node.version, node.cversion, node.aversion,
-        node.ephemeral_owner, len(node.children), node.acl,
-    )
-
-
 class PendingChanges:
     def __init__(self, tree: DataTree) -> None:
         self.tree = tree
@@ -62,19 +54,19 @@ class PendingChanges:
         record = self.by_path.get(path)
         if record is not None:
             return record if record.exists else None
-        node = self.tree.nodes.get(path or "/")
-        return _as_in_tree(path, node) if node is not None else None
+        node = self.tree.get(path)
+        if node is None:
+            return None
+        return ChangeRecord(
+            -1, path, True, node.version, node.cversion, node.aversion,
+            node.ephemeral_owner, len(node.children), node.acl,
+        )
 
     def require(self, path: str) -> ChangeRecord:
-        record = self.by_path.get(path)
+        record = self.lookup(path)
         if record is None:
-            # Nothing outstanding: the tree has it as it will be (the usual case).
-            node = self.tree.nodes.get(path or "/")
-            if node is not None:
-                return _as_in_tree(path, node)
-        elif record.exists:
-            return record
-        raise KeeperError(Code.NONODE, path)
+            raise KeeperError(Code.NONODE, path)
+        return record
 
     def add(self, record: ChangeRecord) -> None:
         self.queue.append(record)

@@ -167,10 +167,7 @@ class TxnBuilder:
         path = validate_path(request.path)
         node = self.pending.require(path)
         self._check_acl(node.acl, Perms.WRITE, path)
-        expected = request.version
-        if expected != -1 and expected != node.version:
-            raise KeeperError(Code.BADVERSION, path)
-        version = node.version + 1
+        version = _check_version(request.version, node.version, path)
         self.pending.add(node.next(self.zxid, version=version))
         return OpCode.setData, SetDataTxn(path, request.data, version)
 
