@@ -11,6 +11,7 @@ result, never a crash, and a parent's cversion and pzxid only move forward.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from zabd.core.nodes import CONTAINER_OWNER, DataNode, is_ttl_owner, ttl_owner
 from zabd.core.paths import basename, parent_of
@@ -89,7 +90,14 @@ class TxnRules:
 
     def apply(self, txn: Txn) -> TxnResult:
         header = txn.header
-        result = self._apply_body(header, header.type, txn.body)
+        body = txn.body
+        change = _NODE_CHANGES.get(type(body))
+        if change is not None:
+            # One node's change, the commonest txn: dispatched here directly.
+            result = TxnResult(header.type)
+            change(self, header, body, result)
+        else:
+            result = self._apply_body(header, header.type, body)
         if header.zxid > self.last_processed_zxid:
             self.last_processed_zxid = header.zxid
         return result
@@ -100,16 +108,9 @@ class TxnRules:
         if kind == OpCode.closeSession:
             return self._close_session(header, body)
         result = TxnResult(kind)
-        if isinstance(body, (CreateTxn, CreateContainerTxn, CreateTTLTxn)):
-            self._create(header, body, result)
-        elif isinstance(body, DeleteTxn):
-            self._delete(body.path, header.zxid, result)
-        elif isinstance(body, SetDataTxn):
-            self._set_data(header, body, result)
-        elif isinstance(body, SetACLTxn):
-            self._set_acl(body, result)
-        elif isinstance(body, ErrorTxn):
-            result.err = body.err
+        change = _NODE_CHANGES.get(type(body))
+        if change is not None:
+            change(self, header, body, result)
         return result
 
     def _create(
@@ -229,7 +230,13 @@ class TxnRules:
         result.node = node
         result.events.append((EventType.NodeDataChanged, body.path, node.acl, node.acl))
 
-    def _set_acl(self, body: SetACLTxn, result: TxnResult) -> None:
+    def _delete_txn(self, header: TxnHeader, body: DeleteTxn, result: TxnResult) -> None:
+        self._delete(body.path, header.zxid, result)
+
+    def _error(self, header: TxnHeader, body: ErrorTxn, result: TxnResult) -> None:
+        result.err = body.err
+
+    def _set_acl(self, header: TxnHeader, body: SetACLTxn, result: TxnResult) -> None:
         node = self.nodes.get(body.path)
         if node is None:
             result.err = Code.NONODE
@@ -275,3 +282,16 @@ class TxnRules:
             if sub_result.err and not result.err:
                 result.err = sub_result.err
         return result
+
+
+#: The txns that change one node, by body type (createSession has no body
+#: effect on the tree; closeSession and multi have their own paths).
+_NODE_CHANGES: dict[type, Callable[[TxnRules, TxnHeader, Any, TxnResult], None]] = {
+    CreateTxn: TxnRules._create,
+    CreateContainerTxn: TxnRules._create,
+    CreateTTLTxn: TxnRules._create,
+    DeleteTxn: TxnRules._delete_txn,
+    SetDataTxn: TxnRules._set_data,
+    SetACLTxn: TxnRules._set_acl,
+    ErrorTxn: TxnRules._error,
+}

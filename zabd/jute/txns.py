@@ -6,6 +6,7 @@ section 3.  ``Txn`` holds the decoded form the data tree applies.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Union
 
@@ -163,8 +164,11 @@ class Txn:
         return self.header.zxid
 
     def to_bytes(self) -> bytes:
-        w = Writer()
-        self.header.write(w)
+        # Every write comes here: the header is one struct call, and the
+        # writer is made without a Python-level __init__ call.
+        h = self.header
+        w = _new_writer(Writer)
+        w.buf = bytearray(_HEADER.pack(h.clientId, h.cxid, h.zxid, h.time, h.type))
         if self.body is not None:
             self.body.write(w)
         if self.digest is not None:
@@ -180,6 +184,8 @@ class Txn:
         return cls(header, body, digest)
 
 
+_HEADER = struct.Struct(">qiqqi")  # TxnHeader: clientId, cxid, zxid, time, type
+_new_writer = Writer.__new__
 _set_header = getattr(Txn, "header").__set__
 _set_body = getattr(Txn, "body").__set__
 _set_digest = getattr(Txn, "digest").__set__

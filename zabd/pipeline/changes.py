@@ -62,6 +62,20 @@ class PendingChanges:
             node.ephemeral_owner, len(node.children), node.acl,
         )
 
+    def with_version(self, record: ChangeRecord, zxid: int, version: int) -> ChangeRecord:
+        """``record`` as of ``zxid`` with a new data version, added to the queue.
+
+        A record fresh from the tree (zxid -1) belongs to its caller alone, so
+        it is changed in place rather than copied: setData is the commonest write.
+        """
+        if record.zxid == -1:
+            record.zxid = zxid
+            record.version = version
+        else:
+            record = record.next(zxid, version=version)
+        self.add(record)
+        return record
+
     def require(self, path: str) -> ChangeRecord:
         record = self.lookup(path)
         if record is None:

@@ -168,7 +168,7 @@ class TxnBuilder:
         node = self.pending.require(path)
         self._check_acl(node.acl, Perms.WRITE, path)
         version = _check_version(request.version, node.version, path)
-        self.pending.add(node.next(self.zxid, version=version))
+        self.pending.with_version(node, self.zxid, version)
         return OpCode.setData, SetDataTxn(path, request.data, version)
 
     def set_acl(self, op: int, request: SetACLRequest) -> Prepared:
