@@ -1,0 +1,295 @@
+# -*- test-case-name: tests.unit.test_election_port -*-
+"""The rules of the election port's peer links (QuorumCnxManager), sans-IO.
+
+One TCP connection per pair of peers carries FastLeaderElection payloads both
+ways. Both peers may dial at once; the tie-break keeps only the connection the
+larger sid opened. Outgoing traffic per peer is a slot of capacity one (the
+newest payload wins, an older vote is worthless), and a link that comes up
+with an empty slot re-sends the last payload, since the previous connection
+may have died before the peer read it.
+
+:class:`LinkTable` decides; it returns effects (:class:`Write`, :class:`Close`,
+:class:`Dial`, :class:`Up`, :class:`Loopback`) for an adapter to carry out,
+and never sees a socket. Connections are opaque hashable handles.
+:class:`FrameReader` cuts one connection's byte stream into the initial
+message and the ``int len`` frames.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Callable, Generic, Protocol, TypeVar, Union
+
+from zabd.election.messages import MAX_FRAME, ElectionWireError, InitialMessage, initial_length, parse_initial
+
+OBSERVER_ID = (1 << 63) - 1  # QuorumPeer.OBSERVER_ID: an observer without a sid of its own
+DEFAULT_CONNECT_TIMEOUT_MS = 5000  # zookeeper.cnxTimeout
+
+_LENGTH = struct.Struct(">i")
+
+#: What the network hands up: (sender sid, payload).
+MessageHandler = Callable[[int, bytes], None]
+
+
+class ElectionNetwork(Protocol):
+    """What FastLeaderElection needs from the peer links (QuorumCnxManager's toSend/haveDelivered/connectAll)."""
+
+    def send(self, sid: int, payload: bytes) -> None:
+        """Queue ``payload`` for ``sid`` (newest wins) and dial it if not connected; to myself, loop back."""
+
+    def all_delivered(self) -> bool:
+        """No payload waits for a peer."""
+
+    def connect_all(self) -> None:
+        """Dial every known peer that has no link and no dial under way."""
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def check_frame_length(length: int) -> None:
+    """RecvWorker's rule: a frame of 1..MAX_FRAME bytes, anything else ends the connection."""
+    if not 0 < length <= MAX_FRAME:
+        raise ElectionWireError(f"invalid frame length {length} (1..{MAX_FRAME})")
+
+
+def frame(payload: bytes) -> bytes:
+    """``int len`` + payload; refuses what the receiver would drop the connection for."""
+    check_frame_length(len(payload))
+    return _LENGTH.pack(len(payload)) + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What one chunk of input held, in stream order: initial message first, then frames, then an error."""
+
+    initial: InitialMessage | None = None
+    frames: tuple[bytes, ...] = ()
+    error: ElectionWireError | None = None
+
+
+class FrameReader:
+    """Splits one connection's input; the accepting side expects the initial message first.
+
+    After an error the reader is spent: the connection is to be dropped, and
+    what follows is ignored rather than misread.
+    """
+
+    def __init__(self, expect_initial: bool) -> None:
+        self._expect_initial = expect_initial
+        self._buffer = b""
+        self._failed = False
+
+    def feed(self, data: bytes) -> Received:
+        if self._failed:
+            return Received()
+        buffer = self._buffer + data if self._buffer else data
+        initial: InitialMessage | None = None
+        frames: list[bytes] = []
+        pos = 0
+        try:
+            if self._expect_initial:
+                size = initial_length(buffer)
+                if size is None or len(buffer) < size:
+                    self._buffer = buffer
+                    return Received()
+                initial = parse_initial(buffer[:size])
+                self._expect_initial = False
+                pos = size
+            end = len(buffer)
+            while end - pos >= _LENGTH.size:
+                (length,) = _LENGTH.unpack_from(buffer, pos)
+                check_frame_length(length)
+                start = pos + _LENGTH.size
+                if start + length > end:
+                    break
+                frames.append(buffer[start:start + length])
+                pos = start + length
+        except ElectionWireError as error:
+            self._failed = True
+            self._buffer = b""
+            return Received(initial, tuple(frames), error)
+        self._buffer = buffer[pos:]
+        return Received(initial, tuple(frames))
+
+
+# --------------------------------------------------------------------------- effects
+
+C = TypeVar("C", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class Write(Generic[C]):
+    """Send ``payload`` (unframed) on ``conn``."""
+
+    conn: C
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Generic[C]):
+    """Close ``conn`` (to or from ``sid``), logging ``reason`` once."""
+
+    conn: C
+    sid: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Up(Generic[C]):
+    """``conn`` is now the link to ``sid``: frames read from it come from that sid."""
+
+    conn: C
+    sid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Open a connection to ``sid``; ``address`` None means the configured one."""
+
+    sid: int
+    address: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Loopback:
+    """A payload to myself: hand it to my own receive side (on a later turn)."""
+
+    payload: bytes
+
+
+Effect = Union[Write[C], Close[C], Up[C], Dial, Loopback]
+
+
+@dataclass(slots=True)
+class _Peer(Generic[C]):
+    slot: bytes | None = None  # capacity-1 send queue
+    last_sent: bytes | None = None  # QuorumCnxManager.lastMessageSent
+    link: C | None = None
+    dialing: bool = False
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass(slots=True)
+class LinkTable(Generic[C]):
+    """Per-peer link state of one server; every method returns the effects to carry out."""
+
+    my_sid: int
+    known_sids: tuple[int, ...] = ()
+    _peers: dict[int, _Peer[C]] = field(default_factory=dict)
+    _next_observer_id: int = -1  # QuorumCnxManager.observerCounter
+    _stopped: bool = False
+
+    def __post_init__(self) -> None:
+        self.known_sids = tuple(sid for sid in self.known_sids if sid != self.my_sid)
+        for sid in self.known_sids:
+            self._peer(sid)
+
+    def _peer(self, sid: int) -> _Peer[C]:
+        peer = self._peers.get(sid)
+        if peer is None:
+            peer = self._peers[sid] = _Peer()
+        return peer
+
+    def link(self, sid: int) -> C | None:
+        """The live connection to ``sid``, if any."""
+        peer = self._peers.get(sid)
+        return None if peer is None else peer.link
+
+    def all_delivered(self) -> bool:
+        return all(peer.slot is None for peer in self._peers.values())
+
+    def send(self, sid: int, payload: bytes) -> list[Effect[C]]:
+        if self._stopped:
+            return []
+        if sid == self.my_sid:
+            return [Loopback(payload)]
+        frame(payload)  # refuse here what the peer would drop the connection for
+        peer = self._peer(sid)
+        if peer.link is not None:
+            peer.last_sent = payload
+            return [Write(peer.link, payload)]
+        peer.slot = payload  # newest wins
+        return self._dial(sid, peer)
+
+    def connect_all(self) -> list[Effect[C]]:
+        if self._stopped:
+            return []
+        return [effect for sid in self.known_sids for effect in self._dial(sid, self._peer(sid))]
+
+    def _dial(self, sid: int, peer: _Peer[C], address: tuple[str, int] | None = None) -> list[Effect[C]]:
+        if peer.link is not None or peer.dialing:
+            return []
+        peer.dialing = True
+        return [Dial(sid, address)]
+
+    def dial_failed(self, sid: int) -> None:
+        """The connect attempt ended without a connection; the slot keeps its payload."""
+        self._peer(sid).dialing = False
+
+    def dialled(self, sid: int, conn: C) -> list[Effect[C]]:
+        """My dial reached ``sid`` and the initial message is written: keep it only if my sid is larger."""
+        peer = self._peer(sid)
+        peer.dialing = False
+        if self._stopped:
+            return [Close(conn, sid, "stopped")]
+        if sid > self.my_sid:
+            return [Close(conn, sid, "peer has the larger sid and dials me")]
+        return self._start(sid, peer, conn)
+
+    def accepted(self, initial: InitialMessage, conn: C) -> list[Effect[C]]:
+        """A peer dialled me and said who it is: keep it only if its sid is larger."""
+        sid = initial.sid
+        if sid == OBSERVER_ID:  # a connection needs some id: count observers down from -1
+            sid = self._next_observer_id
+            self._next_observer_id -= 1
+        if self._stopped:
+            return [Close(conn, sid, "stopped")]
+        if sid == self.my_sid:
+            return [Close(conn, sid, "peer claims my own sid")]
+        peer = self._peer(sid)
+        if sid > self.my_sid:
+            return self._start(sid, peer, conn)
+        # The lower sid believes it has no link to me, so mine is stale: drop both and dial back.
+        effects: list[Effect[C]] = []
+        if peer.link is not None:
+            effects.append(Close(peer.link, sid, "the lower sid dialled again"))
+            peer.link = None
+        effects.append(Close(conn, sid, "lower sid dialled; dialling back"))
+        endpoints = initial.endpoints()
+        return effects + self._dial(sid, peer, endpoints[0] if endpoints else None)
+
+    def _start(self, sid: int, peer: _Peer[C], conn: C) -> list[Effect[C]]:
+        """SendWorker start: replace the old link, then the queued payload or else the last one again."""
+        effects: list[Effect[C]] = []
+        if peer.link is not None:
+            effects.append(Close(peer.link, sid, "replaced by a newer connection"))
+        peer.link = conn
+        effects.append(Up(conn, sid))
+        if peer.slot is not None:
+            peer.last_sent, peer.slot = peer.slot, None
+        if peer.last_sent is not None:
+            effects.append(Write(conn, peer.last_sent))
+        return effects
+
+    def lost(self, sid: int, conn: C) -> bool:
+        """``conn`` closed; True if it was the live link to ``sid`` (a replaced one is not)."""
+        peer = self._peers.get(sid)
+        if peer is None or peer.link != conn:
+            return False
+        peer.link = None
+        return True
+
+    def stop(self) -> list[Effect[C]]:
+        """Close every link; from now on nothing is sent or dialled."""
+        self._stopped = True
+        effects: list[Effect[C]] = []
+        for sid, peer in self._peers.items():
+            peer.dialing = False
+            if peer.link is not None:
+                effects.append(Close(peer.link, sid, "stopped"))
+                peer.link = None
+        return effects

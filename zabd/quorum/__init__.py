@@ -1,0 +1,1 @@
+"""The learner-leader (quorum port) protocol of a zabd ensemble: wire formats, sans-IO."""

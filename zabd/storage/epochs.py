@@ -1,0 +1,119 @@
+# -*- test-case-name: tests.unit.test_epochs -*-
+"""The ``acceptedEpoch`` and ``currentEpoch`` files of a quorum peer (protocol doc 4.3).
+
+Both live in the snapshot directory (``<dataDir>/version-2``) and hold one
+epoch as decimal ASCII with no newline. A write goes to ``<name>.tmp``, is
+fsynced, renamed over the file, and the directory is fsynced. The startup
+rules are QuorumPeer.loadDataBase's (branch-3.8), so a data directory moves
+between zabd and ZooKeeper unchanged. Blocking I/O: startup, or the syncer.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from twisted.logger import Logger
+
+from zabd.storage.layout import fsync_directory
+
+ACCEPTED_EPOCH = "acceptedEpoch"
+CURRENT_EPOCH = "currentEpoch"
+TEMP_SUFFIX = ".tmp"  # AtomicFileOutputStream's: the same name plus .tmp
+_JAVA_LONG = re.compile(r"[+-]?[0-9]+")  # what Long.parseLong takes (ASCII digits)
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+
+log = Logger()
+
+
+class EpochFileError(Exception):
+    """An epoch file that stops startup; ``path`` names it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Epochs:
+    accepted: int
+    current: int
+
+
+def epoch_of(zxid: int) -> int:
+    """The high 32 bits of a zxid (ZxidUtils.getEpochFromZxid)."""
+    return zxid >> 32
+
+
+def read_epochs(snap_dir: str, last_logged_zxid: int) -> Epochs:
+    """Read both files, creating a missing one with the last zxid's epoch.
+
+    As 3.8 does: a currentEpoch older than the last zxid's epoch is an error,
+    unless ``currentEpoch.tmp`` exists (a crash between writing it and the
+    rename), whose value is then taken and written properly; an acceptedEpoch
+    below currentEpoch is an error.
+    """
+    zxid_epoch = epoch_of(last_logged_zxid)
+    current_path = os.path.join(snap_dir, CURRENT_EPOCH)
+    current = _read_or_create(snap_dir, CURRENT_EPOCH, zxid_epoch)
+    if zxid_epoch > current:
+        temp_path = current_path + TEMP_SUFFIX
+        if not os.path.exists(temp_path):
+            raise EpochFileError(
+                current_path,
+                f"the current epoch {current} is older than the last zxid {last_logged_zxid:#x} (epoch {zxid_epoch})",
+            )
+        current = _read_long(temp_path)
+        log.info("{path} found: setting the current epoch to {epoch}", path=temp_path, epoch=current)
+        write_epoch(snap_dir, CURRENT_EPOCH, current)
+    accepted = _read_or_create(snap_dir, ACCEPTED_EPOCH, zxid_epoch)
+    if accepted < current:
+        raise EpochFileError(
+            os.path.join(snap_dir, ACCEPTED_EPOCH),
+            f"the accepted epoch {accepted} is less than the current epoch {current}",
+        )
+    return Epochs(accepted, current)
+
+
+def write_epoch(snap_dir: str, name: str, value: int) -> None:
+    """Replace ``snap_dir/name`` atomically and durably with ``value``."""
+    path = os.path.join(snap_dir, name)
+    temp_path = path + TEMP_SUFFIX
+    try:
+        with open(temp_path, "wb") as f:
+            f.write(str(value).encode("ascii"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp_path, path)
+    except OSError as e:
+        # As AtomicFileOutputStream: a failed write leaves no .tmp to mislead the next start.
+        try:
+            os.remove(temp_path)
+        except OSError:
+            pass
+        raise EpochFileError(path, f"cannot write: {e.strerror or e}") from e
+    fsync_directory(snap_dir)
+
+
+def _read_or_create(snap_dir: str, name: str, default: int) -> int:
+    path = os.path.join(snap_dir, name)
+    if not os.path.lexists(path):
+        log.info("{path} not found: creating it with the epoch of the last zxid, {epoch}", path=path, epoch=default)
+        write_epoch(snap_dir, name, default)
+        return default
+    return _read_long(path)
+
+
+def _read_long(path: str) -> int:
+    """The first line of the file as a Java long (readLine, then Long.parseLong)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise EpochFileError(path, f"cannot read: {e.strerror or e}") from e
+    line = re.split(rb"\r\n|\r|\n", raw, maxsplit=1)[0]
+    text = line.decode("ascii", "replace")
+    if not raw or not _JAVA_LONG.fullmatch(text) or not _LONG_MIN <= int(text) <= _LONG_MAX:
+        raise EpochFileError(path, f"not an epoch: {text!r}")
+    return int(text)
