@@ -118,7 +118,7 @@ def test_every_field_key() -> None:
         "preAllocSize=1024", "forceSync=no", "autopurge.snapRetainCount=7",
         "autopurge.purgeInterval=0", "globalOutstandingLimit=9",
         "znode.container.checkIntervalMs=500", "znode.container.maxPerMinute=20",
-        "digest.enabled=false", "reconfigEnabled=true", "standaloneEnabled=false",
+        "digest.enabled=false", "reconfigEnabled=true", "standaloneEnabled=true",
         "admin.enableServer=false", "admin.serverAddress=0.0.0.0", "admin.serverPort=0",
         "admin.commandURL=/zk", "readonlymode.enabled=true", "localSessionsEnabled=true",
         "localSessionsUpgradingEnabled=TRUE", "clientPortListenBacklog=50", "maxCnxns=77",
@@ -131,7 +131,7 @@ def test_every_field_key() -> None:
         init_limit=4, sync_limit=2, snap_count=50, pre_alloc_size_kb=1024, force_sync=False,
         snap_retain_count=7, purge_interval_hours=0, global_outstanding_limit=9,
         container_check_interval_ms=500, container_max_per_minute=20, digest_enabled=False,
-        reconfig_enabled=True, standalone_enabled=False, admin_enable_server=False,
+        reconfig_enabled=True, standalone_enabled=True, admin_enable_server=False,
         admin_server_address="0.0.0.0", admin_server_port=0, admin_command_url="/zk",
         read_only_mode_enabled=True, local_sessions_enabled=True,
         local_sessions_upgrading_enabled=True, client_port_listen_backlog=50, max_cnxns=77,
@@ -251,9 +251,10 @@ def test_min_session_timeout_above_max() -> None:
     assert str(e).startswith("zoo.cfg line 3: maxSessionTimeout: minSessionTimeout (4000)")
 
 
-def test_server_entries_belong_in_dynamic_file_when_one_is_named() -> None:
+def test_dynamic_config_files_are_not_supported_yet() -> None:
     e = error_for("dynamicConfigFile=/etc/zoo.cfg.dynamic", "server.1=a:1:2")
-    assert str(e) == "zoo.cfg line 3: server.1: must be in the separate dynamic config file"
+    assert str(e) == ("zoo.cfg line 2: dynamicConfigFile: dynamic config files are not "
+                      "supported yet; write the server.N lines in zoo.cfg instead")
 
 
 def test_snap_retain_count_is_raised_to_three_with_a_warning() -> None:
@@ -316,8 +317,14 @@ server.2=localhost:20011:20012:participant;localhost:20010
 server.3=localhost:20021:20022:observer;localhost:20020
 peerType=participant
 """
-    c = parse_config(text, source="/tmp/kazoo/ZOOKEEPER-0/zoo.cfg")
+    c = parse_config(text, source="/tmp/kazoo/ZOOKEEPER-0/zoo.cfg", myid="1")
     assert (c.client_port, c.max_client_cnxns, c.admin_server_port) == (20000, 0, 20100)
+    assert c.ensemble is not None and c.ensemble.myid == c.server_id == 1
+    assert c.ensemble.verifier.voting_members == {1, 2}
+    assert c.ensemble.verifier.observing_members == {3}
+    assert c.client_port_address == "localhost"
+    assert c.warnings == ("/tmp/kazoo/ZOOKEEPER-0/zoo.cfg: no server failure will be "
+                          "tolerated: an ensemble needs at least 3 participants",)
     assert c.four_letter_words == COMMAND_NAMES
     assert (c.reconfig_enabled, c.standalone_enabled, c.admin_enable_server) == (True, False, False)
     assert (c.init_limit, c.sync_limit) == (4, 2)

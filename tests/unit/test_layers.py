@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE_LAYERS = ("jute", "core", "pipeline", "serving", "storage", "election", "quorum")
+PURE_LAYERS = ("jute", "core", "pipeline", "serving", "storage", "election", "quorum", "ensemble")
 
 
 def _imports(path: Path) -> set[str]:

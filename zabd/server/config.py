@@ -15,10 +15,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from zabd.ensemble import (
+    EnsembleConfig,
+    EnsembleError,
+    QuorumOptions,
+    build_ensemble,
+    java_host_string,
+)
 from zabd.server.config_keys import (
     FIELDS,
     KEPT,
     KEPT_PREFIXES,
+    QUORUM_FIELDS,
     BadValue,
     canonical_key,
     four_letter_whitelist,
@@ -55,9 +63,12 @@ class ZabdConfig:
     Everything zabd reads from zoo.cfg, with ZooKeeper's defaults.
 
     Times are milliseconds.  ``data_log_dir`` left empty means ``data_dir``.
-    ``raw`` keeps every (key, value) in file order; ``unknown_keys`` the keys
-    zabd does not understand (logged, never fatal); ``warnings`` values that
-    were adjusted as ZooKeeper adjusts them.
+    ``ensemble`` is None for a standalone server; for a quorum peer it holds
+    myid, the members and the peer settings, and ``server_id``, ``client_port``
+    and ``client_port_address`` follow it.  ``servers`` keeps each
+    ``server.N`` value as written.  ``raw`` keeps every (key, value) in file
+    order; ``unknown_keys`` the keys zabd does not understand (logged, never
+    fatal); ``warnings`` values that were adjusted as ZooKeeper adjusts them.
     """
 
     tick_time: int = 3000
@@ -97,6 +108,7 @@ class ZabdConfig:
     client_port_listen_backlog: int = -1
     max_cnxns: int = 0
     servers: dict[int, str] = field(default_factory=dict)
+    ensemble: EnsembleConfig | None = None
     raw: tuple[tuple[str, str], ...] = ()
     unknown_keys: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -129,6 +141,8 @@ class ZabdConfig:
 
         ZooKeeper prints the absolute ``version-2`` directories and, for a
         standalone server, ``serverId=0``; zabd prints its own ``server_id``.
+        A quorum peer adds its quorum lines; see :meth:`conf_text` for the
+        whole output, which ends with the membership.
 
         :param data_dir_size: bytes in the snapshot directory.
         :param log_dir_size: bytes in the log directory.
@@ -148,7 +162,12 @@ class ZabdConfig:
             ("maxSessionTimeout", str(self.max_session_timeout_ms)),
             ("clientPortListenBacklog", str(self.client_port_listen_backlog)),
             ("serverId", str(self.server_id)),
-        ]
+        ] + (self.ensemble.conf_lines() if self.ensemble else [])
+
+    def conf_text(self, data_dir_size: int, log_dir_size: int) -> str:
+        """The whole ``conf`` reply: a quorum peer ends it with the config text, no newline."""
+        lines = "".join(f"{k}={v}\n" for k, v in self.conf_lines(data_dir_size, log_dir_size))
+        return lines + (self.ensemble.conf_membership() if self.ensemble else "")
 
 
 def default_config() -> ZabdConfig:
@@ -172,46 +191,50 @@ def read_properties(text: str, source: str = "zoo.cfg") -> list[tuple[str, str, 
         raise ConfigError(f"{source} line {e.line}: {e.problem}", None, source, e.line) from None
 
 
-def parse_config(text: str, source: str = "zoo.cfg") -> ZabdConfig:
+def _error(source: str, key: str, line: int | None, problem: str) -> ConfigError:
+    where = f"{source} line {line}" if line is not None else source
+    return ConfigError(f"{where}: {key}: {problem}", key, source, line)
+
+
+def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None) -> ZabdConfig:
     """
     Build a :class:`ZabdConfig` from zoo.cfg text.
 
     :param text: the file contents.
     :param source: file name shown in error messages.
-    :raises ConfigError: naming the key and line of the first bad value.
+    :param myid: the text of ``<dataDir>/myid``, None if there is no such file;
+        a quorum peer needs it (:func:`load_config` reads it).
+    :raises ConfigError: naming the key and line (or the myid file) at fault.
     """
     entries = read_properties(text, source)
     latest: dict[str, tuple[str, str, int]] = {}  # canonical -> (as written, value, line)
     for key, value, line in entries:
         latest[canonical_key(key)] = (key, value, line)
 
-    def fail(key: str, line: int | None, problem: str) -> ConfigError:
-        where = f"{source} line {line}" if line is not None else source
-        return ConfigError(f"{where}: {key}: {problem}", key, source, line)
-
     values: dict[str, object] = {}
+    quorum_values: dict[str, object] = {}
     servers: dict[int, str] = {}
     unknown: list[str] = []
     warnings: list[str] = []
-    dynamic = "dynamicConfigFile" in latest
     for name, (written, value, line) in latest.items():
         try:
             if name in FIELDS:
                 attribute, convert = FIELDS[name]
                 values[attribute] = convert(value)
-            elif name.startswith(("server.", "group.", "weight.")) and dynamic:
-                raise BadValue("must be in the separate dynamic config file")
-            elif name.startswith("server."):
+            elif name in QUORUM_FIELDS:
+                attribute, convert = QUORUM_FIELDS[name]
+                quorum_values[attribute] = convert(value)
+            elif name.startswith("server.") and written == name:  # 3.8 reads no zookeeper.server.N
                 sid, address = server_entry(name, value)
                 servers[sid] = address
             elif name in KEPT:
                 check = KEPT[name]
                 if check is not None:
                     check(value)
-            elif not name.startswith(KEPT_PREFIXES):
+            elif name.startswith("server.") or not name.startswith(KEPT_PREFIXES):
                 unknown.append(written)
         except BadValue as e:
-            raise fail(written, line, str(e)) from None
+            raise _error(source, written, line, str(e)) from None
 
     config = ZabdConfig(**values, servers=servers)  # type: ignore[arg-type]
     if "dataDir" not in latest:
@@ -224,9 +247,9 @@ def parse_config(text: str, source: str = "zoo.cfg") -> ZabdConfig:
     if config.min_session_timeout_ms > config.max_session_timeout_ms:
         blamed = "minSessionTimeout" if "minSessionTimeout" in latest else "maxSessionTimeout"
         written, _, line = latest[blamed]
-        raise fail(written, line,
-                   f"minSessionTimeout ({config.min_session_timeout_ms}) must not be "
-                   f"larger than maxSessionTimeout ({config.max_session_timeout_ms})")
+        raise _error(source, written, line,
+                     f"minSessionTimeout ({config.min_session_timeout_ms}) must not be "
+                     f"larger than maxSessionTimeout ({config.max_session_timeout_ms})")
     if "4lw.commands.whitelist" in latest:
         written, value, line = latest["4lw.commands.whitelist"]
         words = four_letter_whitelist(value, config.read_only_mode_enabled)
@@ -235,6 +258,7 @@ def parse_config(text: str, source: str = "zoo.cfg") -> ZabdConfig:
                      for name in strays]
     else:
         words = DEFAULT_FOUR_LETTER_WORDS
+    config = _with_ensemble(config, entries, latest, quorum_values, myid, source, warnings)
     return replace(
         config,
         four_letter_words=words,
@@ -244,9 +268,43 @@ def parse_config(text: str, source: str = "zoo.cfg") -> ZabdConfig:
     )
 
 
+def _with_ensemble(config: ZabdConfig, entries: list[tuple[str, str, int]],
+                   latest: dict[str, tuple[str, str, int]], quorum_values: dict[str, object],
+                   myid: str | None, source: str, warnings: list[str]) -> ZabdConfig:
+    """``config`` with its ensemble (3.8's QuorumPeerConfig rules), or as it is if standalone."""
+    options = QuorumOptions(
+        tick_time=config.tick_time, init_limit=config.init_limit, sync_limit=config.sync_limit,
+        reconfig_enabled=config.reconfig_enabled, **quorum_values)  # type: ignore[arg-type]
+    static_client = ((java_host_string(config.client_port_address or "0.0.0.0"), config.client_port)
+                     if "clientPort" in latest else None)
+
+    def at(key: str, problem: str) -> ConfigError:  # names the key as written, and its line
+        written, _, line = latest.get(canonical_key(key), (key, "", None))
+        return _error(source, written, line, problem)
+
+    try:
+        ensemble, notes = build_ensemble(
+            [(key, value) for key, value, _ in entries], options,
+            standalone_enabled=config.standalone_enabled, myid=myid,
+            myid_path=os.path.join(config.data_dir, "myid"), static_client=static_client)
+    except EnsembleError as e:
+        if e.key is not None:
+            raise at(e.key, e.problem) from None
+        file = e.file or source
+        raise ConfigError(f"{file}: {e.problem}", None, file, None) from None
+    warnings += [f"{source}: {note}" if key is None else str(at(key, note)) for key, note in notes]
+    if ensemble is None:
+        return config
+    client = ensemble.client_address  # the server line's client address beats clientPort
+    port, host = (config.client_port, config.client_port_address) if client is None else (
+        client[1], None if client[0] in ("0.0.0.0", "0:0:0:0:0:0:0:0") else client[0])
+    return replace(config, ensemble=ensemble, server_id=ensemble.myid, client_port=port,
+                   client_port_address=host)
+
+
 def load_config(path: str) -> ZabdConfig:
     """
-    Read and parse a zoo.cfg file.
+    Read and parse a zoo.cfg file, and the myid file in its dataDir if there is one.
 
     :param path: the file.
     :raises ConfigError: if it cannot be read or is invalid.
@@ -260,4 +318,15 @@ def load_config(path: str) -> ZabdConfig:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = data.decode("latin-1")  # what Java's Properties.load assumes
-    return parse_config(text, source=path)
+    # A quorum peer's id is in <dataDir>/myid; 3.8 ignores the path unless it is a file.
+    data_dirs = [v for k, v, _ in read_properties(text, path) if canonical_key(k) == "dataDir"]
+    myid_path = os.path.join(data_dirs[-1], "myid") if data_dirs else ""
+    myid = None
+    if os.path.isfile(myid_path):
+        try:
+            with open(myid_path, "rb") as f:
+                myid = f.read().decode("utf-8", "replace")
+        except OSError as e:
+            raise ConfigError(f"{myid_path}: cannot read myid: {e.strerror}",
+                              None, myid_path, None) from None
+    return parse_config(text, source=path, myid=myid)

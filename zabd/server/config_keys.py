@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from zabd.ensemble import parse_server_id
 from zabd.server.fourletter import COMMAND_NAMES
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -82,6 +83,26 @@ def _peer_type(value: str) -> str:
     return value.lower()
 
 
+def _yes_no(value: str) -> bool:
+    # 3.8 serves clients on the leader unless the value is exactly "no"; zabd
+    # takes the obvious spellings at their word and refuses the rest.
+    lowered = value.lower()
+    if lowered in ("yes", "no", "true", "false"):
+        return lowered in ("yes", "true")
+    raise BadValue(f"expected yes or no, got {value!r}")
+
+
+def _real(value: str) -> float:
+    if re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[dDfF]?", value):
+        return float(value.rstrip("dDfF"))
+    raise BadValue(f"expected a number, got {value!r}")
+
+
+def _not_yet(value: str) -> str:
+    raise BadValue("dynamic config files are not supported yet; "
+                   "write the server.N lines in zoo.cfg instead")
+
+
 #: zoo.cfg key -> (ZabdConfig field, converter).
 FIELDS: dict[str, tuple[str, Converter]] = {
     "tickTime": ("tick_time", _positive),
@@ -121,31 +142,42 @@ FIELDS: dict[str, tuple[str, Converter]] = {
     "maxCnxns": ("max_cnxns", _non_negative),
 }
 
+#: zoo.cfg key -> (QuorumOptions field, converter): a quorum peer's settings.
+QUORUM_FIELDS: dict[str, tuple[str, Converter]] = {
+    "electionAlg": ("election_alg", _election_alg),
+    "syncEnabled": ("sync_enabled", _boolean),
+    "quorumListenOnAllIPs": ("quorum_listen_on_all_ips", _boolean),
+    "cnxTimeout": ("cnx_timeout_ms", _non_negative),
+    "electionPortBindRetry": ("election_port_bind_retry", _any_int),
+    "tcpKeepAlive": ("tcp_keep_alive", _boolean),
+    "leaderServes": ("leader_serves", _yes_no),
+    "commitLogCount": ("commit_log_count", _any_int),
+    "snapshotSizeFactor": ("snapshot_size_factor", _real),
+}
+
 #: Keys ZooKeeper knows that zabd keeps in ``raw`` only; checked when typed.
 KEPT: dict[str, Converter | None] = {
     "4lw.commands.whitelist": None,
     "secureClientPort": _port_or_zero, "secureClientPortAddress": _text,
     "observerMasterPort": _port_or_zero, "connectToLearnerMasterLimit": _non_negative,
-    "electionAlg": _election_alg, "peerType": _peer_type,
-    "quorumListenOnAllIPs": _boolean, "syncEnabled": _boolean, "sslQuorum": _boolean,
+    "peerType": _peer_type, "sslQuorum": _boolean,
     "portUnification": _boolean, "sslQuorumReloadCertFiles": _boolean,
     "multiAddress.enabled": _boolean, "multiAddress.reachabilityCheckEnabled": _boolean,
     "multiAddress.reachabilityCheckTimeoutMs": _non_negative,
     "quorum.auth.enableSasl": _boolean, "quorum.auth.serverRequireSasl": _boolean,
     "quorum.auth.learnerRequireSasl": _boolean, "quorum.cnxn.threads.size": _positive,
     "snapSizeLimitInKb": _any_long, "txnLogSizeLimitInKb": _any_long,
-    "fsync.warningthresholdms": _any_long, "commitLogCount": _non_negative,
-    "audit.enable": _boolean, "dynamicConfigFile": _text, "oraclePath": None,
+    "fsync.warningthresholdms": _any_long,
+    "audit.enable": _boolean, "dynamicConfigFile": _not_yet, "oraclePath": None,
     "serverCnxnFactory": None, "flushDelay": _any_long, "maxBatchSize": _any_int,
-    "maxWriteQueuePollTime": _any_long, "leaderServes": None, "cnxTimeout": _any_int,
-    "electionPortBindRetry": _any_int, "maxTimeToWaitForEpoch": _any_int,
+    "maxWriteQueuePollTime": _any_long, "maxTimeToWaitForEpoch": _any_int,
     "closeSessionTxn.enabled": _boolean, "emulate353TTLNodes": _boolean,
     "sessionRequireClientSASLAuth": _boolean, "ensembleAuthName": None,
     "watchManagerName": None, "watcherCleanThreshold": _any_int,
     "watcherCleanIntervalInSeconds": _any_int, "watcherCleanThreadsNum": _any_int,
     "maxResponseCacheSize": _any_int, "maxGetChildrenResponseCacheSize": _any_int,
     "largeRequestMaxBytes": _any_int, "largeRequestThreshold": _any_int,
-    "fips-mode": _boolean, "tcpKeepAlive": _boolean, "clientTcpKeepAlive": _boolean,
+    "fips-mode": _boolean, "clientTcpKeepAlive": _boolean,
     "jute.maxbuffer.extrasize": _any_int, "digest.log.interval": None,
     "digest.log.limit": None, "version": None, "datadir.autocreate": _boolean,
     "db.autocreate": _boolean,
@@ -189,6 +221,8 @@ def server_entry(name: str, value: str) -> tuple[int, str]:
     :param value: its value, which must not be empty.
     :raises BadValue: if N is not a server id or the value is empty.
     """
-    sid = _integer(0, _LONG_MAX, "server.N with N a server id")(name[7:])
-    assert isinstance(sid, int)
+    try:
+        sid = parse_server_id(name)
+    except ValueError as e:
+        raise BadValue(str(e)) from None
     return sid, _text(value)
