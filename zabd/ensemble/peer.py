@@ -1,0 +1,329 @@
+# -*- test-case-name: tests.unit.test_ensemble_sim -*-
+"""One member of an ensemble: LOOKING, then LEADING, FOLLOWING or OBSERVING, and back.
+
+``QuorumPeer`` wires Fast Leader Election to the Zab roles. It owns no
+sockets and no clock: the election network, the quorum-port connections, a
+scheduler and the replica are given to it, so the same peer runs on real
+ports (zabd.server) and on the simulated network (zabd.testing). A role
+that ends, for whatever reason, sends the peer back to LOOKING for a new
+round, as ZooKeeper's QuorumPeer.run loop does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.logger import Logger
+
+from zabd.election.fle import FastLeaderElection
+from zabd.election.links import ElectionNetwork
+from zabd.election.messages import ElectionWireError, PeerState, parse_notification
+from zabd.election.votes import ArmTimer, Decided, Effect, ReconnectAll, Send, Vote
+from zabd.ensemble.verifier import QuorumVerifier
+from zabd.quorum.leader import Leader
+from zabd.quorum.learner import Learner
+from zabd.quorum.learnerhandler import LearnerHandler
+from zabd.quorum.packets import PacketStreamDecoder, QuorumPacket, encode_packet
+from zabd.quorum.roles import Replica, Timing
+from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
+
+log = Logger()
+
+#: Between a learner's attempts to reach its leader (3.8's leaderConnectDelayDuringRetryMs).
+CONNECT_RETRY_MS = 100
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Scheduler(Protocol):
+    def call_later(self, delay_ms: int, fn: Callable[[], object]) -> Cancellable: ...
+
+
+class Stream(Protocol):
+    """One quorum-port connection: bytes both ways. The owner sets the callbacks."""
+
+    on_data: Callable[[bytes], None]
+    on_close: Callable[[], None]
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class QuorumNetwork(Protocol):
+    def connect(self, sid: int, connected: Callable[[Stream], None], failed: Callable[[], None]) -> None:
+        """Dial ``sid``'s quorum port; exactly one of the callbacks is called later."""
+
+
+class StreamLink:
+    """A PacketLink over a Stream; incoming bytes become packets for ``deliver``."""
+
+    def __init__(self, stream: Stream, deliver: Callable[[QuorumPacket | SnapshotStream], None],
+                 lost: Callable[[], None]) -> None:
+        self.stream = stream
+        self._decoder = PacketStreamDecoder()
+        self._deliver = deliver
+        self._lost = lost
+        self.closed = False
+        stream.on_data = self._data
+        stream.on_close = self._closed
+
+    def send(self, packet: QuorumPacket) -> None:
+        if not self.closed:
+            self.stream.write(encode_packet(packet))
+
+    def send_raw(self, data: bytes) -> None:
+        if not self.closed:
+            self.stream.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.stream.close()
+
+    def _data(self, data: bytes) -> None:
+        try:
+            items = self._decoder.feed(data)
+        except QuorumWireError as e:
+            log.warn("Closing a quorum connection: {error}", error=str(e))
+            self.close()
+            self._lost()
+            return
+        for item in items:
+            if self.closed:
+                return
+            self._deliver(item)
+
+    def _closed(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._lost()
+
+
+class QuorumPeer:
+    def __init__(
+        self,
+        myid: int,
+        verifier: QuorumVerifier,
+        replica: Replica,
+        scheduler: Scheduler,
+        clock: Callable[[], int],
+        timing: Timing,
+        election: ElectionNetwork,
+        quorum: QuorumNetwork,
+        *,
+        observer: bool = False,
+    ) -> None:
+        self.myid = myid
+        self.verifier = verifier
+        self.replica = replica
+        self.scheduler = scheduler
+        self.clock = clock
+        self.timing = timing
+        self.election = election
+        self.quorum = quorum
+        self.observer = observer
+        self.fle = FastLeaderElection(myid, verifier, observer=observer)
+        self.state = PeerState.LOOKING
+        self.leader: Leader | None = None
+        self.learner: Learner | None = None
+        self.leader_id: int | None = None
+        self.serving = False
+        self.stopped = False
+        #: The epochs this peer has served in, in order (tests check they rise).
+        self.epochs_served: list[int] = []
+        #: How each sync as a learner went ("DIFF", "TRUNC", "SNAP"), in order.
+        self.sync_modes: list[str] = []
+        self._election_timer: Cancellable | None = None
+        self._role_timer: Cancellable | None = None
+        self._role_serial = 0
+        replica.set_durable_callback(self._durable)
+
+    # -- life ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._look()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self._end_role("stopped")
+        self._cancel(self._election_timer)
+
+    # -- election ------------------------------------------------------------
+
+    def election_message(self, sid: int, payload: bytes) -> None:
+        if self.stopped:
+            return
+        try:
+            notification = parse_notification(payload)
+        except ElectionWireError as e:
+            log.warn("Dropping a notification from {sid}: {error}", sid=sid, error=str(e))
+            return
+        self._run(self.fle.receive(self.clock(), sid, notification))
+
+    def _look(self) -> None:
+        self.state = PeerState.LOOKING
+        self.serving = False
+        self.leader_id = None
+        replica = self.replica
+        replica.catch_up()
+        self._run(self.fle.look(self.clock(), replica.last_logged_zxid, replica.current_epoch))
+
+    def _run(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self.election.send(effect.sid, effect.notification.encode())
+            elif isinstance(effect, ArmTimer):
+                self._cancel(self._election_timer)
+                self._election_timer = self.scheduler.call_later(effect.delay_ms, self._election_timeout)
+            elif isinstance(effect, ReconnectAll):
+                self.election.connect_all()
+            elif isinstance(effect, Decided):
+                self._cancel(self._election_timer)
+                self._decided(effect.state, effect.vote)
+
+    def _election_timeout(self) -> None:
+        self._election_timer = None
+        if not self.stopped:
+            self._run(self.fle.timer_fired(self.clock(), self.election.all_delivered()))
+
+    def _decided(self, state: PeerState, vote: Vote) -> None:
+        self.state = state
+        self.leader_id = vote.leader
+        self._role_serial += 1
+        log.info("Peer {myid} is {state} (leader {leader})", myid=self.myid, state=state.name, leader=vote.leader)
+        if state is PeerState.LEADING:
+            self._lead()
+        else:
+            self._dial_leader(vote.leader, self.clock() + self.timing.init_ms)
+        self._schedule_tick(self._role_serial)
+
+    # -- roles ---------------------------------------------------------------
+
+    def _lead(self) -> None:
+        serial = self._role_serial
+        self.leader = Leader(
+            self.myid, self.replica, self.verifier, self.clock, self.timing,
+            on_exit=lambda reason: self._role_ended(serial, reason),
+            on_serving=self._leader_serving,
+        )
+
+    def quorum_connection(self, stream: Stream) -> None:
+        """A learner dialled this peer's quorum port."""
+        leader = self.leader
+        if leader is None or self.stopped:
+            stream.close()
+            return
+        handler_box: list[LearnerHandler] = []
+        link = StreamLink(stream, lambda item: handler_box[0].receive(item, self.clock()),
+                          lambda: handler_box[0].close("connection lost"))
+        handler_box.append(leader.learner_connected(link))
+
+    def _leader_serving(self, epoch: int) -> None:
+        self.serving = True
+        self.epochs_served.append(epoch)
+        self.fle.settled(PeerState.LEADING, self._settled_vote(epoch))
+
+    def _dial_leader(self, sid: int, give_up_ms: int) -> None:
+        serial = self._role_serial
+
+        def connected(stream: Stream) -> None:
+            if serial != self._role_serial or self.stopped:
+                stream.close()
+                return
+            self._follow(stream, serial, sid, give_up_ms)
+
+        def failed() -> None:
+            if serial == self._role_serial and not self.stopped:
+                self._retry_dial(serial, sid, give_up_ms)
+
+        self.quorum.connect(sid, connected, failed)
+
+    def _retry_dial(self, serial: int, sid: int, give_up_ms: int) -> None:
+        # The leader may not listen yet (it decided later than this peer did).
+        if self.clock() >= give_up_ms:
+            self._role_ended(serial, f"cannot reach leader {sid}")
+        else:
+            self._role_timer = self.scheduler.call_later(CONNECT_RETRY_MS, lambda: self._dial_leader(sid, give_up_ms))
+
+    def _follow(self, stream: Stream, serial: int, sid: int, give_up_ms: int) -> None:
+        learner_box: list[Learner] = []
+
+        def lost() -> None:
+            learner = learner_box[0]
+            if learner.received_any or serial != self._role_serial:
+                learner.lost()
+            else:  # closed before a word: as a refused connection
+                learner.abandon()
+                self.learner = None
+                self._retry_dial(serial, sid, give_up_ms)
+
+        link = StreamLink(stream, lambda item: learner_box[0].receive(item), lost)
+        learner = Learner(
+            self.myid, self.replica, link, self.clock, self.timing, observer=self.observer,
+            config_version=self.verifier.version,
+            on_exit=lambda reason: self._role_ended(serial, reason),
+            on_serving=lambda: self._learner_serving(learner),
+        )
+        learner_box.append(learner)
+        self.learner = learner
+        learner.start()
+
+    def _learner_serving(self, learner: Learner) -> None:
+        self.serving = True
+        if learner.sync_mode is not None:
+            self.sync_modes.append(learner.sync_mode)
+        self.epochs_served.append(learner.new_epoch)
+        self.fle.settled(self.state, self._settled_vote(learner.new_epoch))
+
+    def _settled_vote(self, epoch: int) -> Vote:
+        assert self.leader_id is not None
+        current = self.fle.current_vote
+        zxid = current.zxid if current is not None else self.replica.last_logged_zxid
+        return Vote(self.leader_id, zxid, self.fle.logical_clock, epoch, self.state)
+
+    def _schedule_tick(self, serial: int) -> None:
+        def tick() -> None:
+            if serial != self._role_serial or self.stopped:
+                return
+            if self.leader is not None:
+                self.leader.tick()
+            elif self.learner is not None:
+                self.learner.tick()
+            if serial == self._role_serial:
+                self._role_timer = self.scheduler.call_later(self.timing.tick_ms // 2, tick)
+
+        self._role_timer = self.scheduler.call_later(self.timing.tick_ms // 2, tick)
+
+    def _durable(self, zxid: int) -> None:
+        if self.leader is not None:
+            self.leader.durable(zxid)
+        elif self.learner is not None:
+            self.learner.durable(zxid)
+
+    def _role_ended(self, serial: int, reason: str) -> None:
+        if serial != self._role_serial:
+            return
+        log.info("Peer {myid} leaves {state}: {reason}", myid=self.myid, state=self.state.name, reason=reason)
+        self._end_role(reason)
+        if not self.stopped:
+            self._look()
+
+    def _end_role(self, reason: str) -> None:
+        self._role_serial += 1
+        self._cancel(self._role_timer)
+        leader, learner = self.leader, self.learner
+        self.leader = self.learner = None
+        self.serving = False
+        if leader is not None:
+            leader.stop(reason)
+        if learner is not None:
+            learner.stop(reason)
+
+    @staticmethod
+    def _cancel(timer: Cancellable | None) -> None:
+        # A scheduler's cancel must accept a call that has already run.
+        if timer is not None:
+            timer.cancel()

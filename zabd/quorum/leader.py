@@ -1,0 +1,253 @@
+# -*- test-case-name: tests.unit.test_zab -*-
+"""The leader's side of Zab (protocol doc 4.4, 4.7, 4.8): epochs, quorums, commits.
+
+- **Discovery.** A new epoch is chosen once the leader and a quorum of
+  voters have connected: one more than the highest acceptedEpoch among them
+  (ZooKeeper's getEpochToPropose). It is persisted as acceptedEpoch first.
+- **Synchronization.** Once a quorum has sent ACKEPOCH (none of them ahead
+  of the leader), currentEpoch is persisted and every learner is synced
+  (``LearnerHandler.synchronize``). A quorum of NEWLEADER acks, counting the
+  leader, starts serving and sends UPTODATE. Later learners go straight
+  through.
+- **Broadcast.** ``propose`` sends PROPOSAL to the forwarding followers and
+  logs the txn locally; the local durable report is the leader's own ACK. A
+  quorum of ACKs commits, strictly in zxid order: COMMIT to followers,
+  INFORM to observers, and the txn applied locally.
+- **Liveness.** ``tick`` runs every half tick: it pings, and once a tick it
+  checks that a quorum of voters was heard from within syncLimit ticks.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from twisted.logger import Logger
+
+from zabd.ensemble.verifier import QuorumVerifier
+from zabd.jute.records import Id
+from zabd.quorum.learnerhandler import LearnerHandler, Stage
+from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
+from zabd.quorum.roles import PacketLink, Replica, Timing, first_zxid_of
+from zabd.quorum.syncplan import OnDiskHistory
+
+log = Logger()
+
+
+class Phase(enum.Enum):
+    DISCOVERY = "discovery"
+    SYNC = "sync"
+    BROADCAST = "broadcast"
+    DONE = "done"
+
+
+@dataclass(slots=True)
+class Proposal:
+    txn: bytes
+    acks: set[int] = field(default_factory=set)
+
+
+class Leader:
+    def __init__(
+        self,
+        myid: int,
+        replica: Replica,
+        verifier: QuorumVerifier,
+        clock: Callable[[], int],
+        timing: Timing,
+        *,
+        on_exit: Callable[[str], None],
+        on_serving: Callable[[int], None] = lambda epoch: None,
+        on_request: Callable[[LearnerHandler, RequestForward, list[Id]], None] = lambda h, r, a: None,
+        on_revalidate: Callable[[LearnerHandler, int, int], bool] = lambda h, s, t: False,
+        on_touch: Callable[[list[tuple[int, int]]], None] = lambda touches: None,
+        on_disk_history: OnDiskHistory | None = None,
+    ) -> None:
+        self.myid = myid
+        self.replica = replica
+        self.verifier = verifier
+        self.clock = clock
+        self.timing = timing
+        self.on_exit = on_exit
+        self.on_serving = on_serving
+        self.on_request = on_request
+        self.on_revalidate = on_revalidate
+        self.touched = on_touch
+        self.on_disk_history = on_disk_history
+        self.phase = Phase.DISCOVERY
+        self.handlers: list[LearnerHandler] = []
+        self.epoch = -1
+        self._epoch_candidate = replica.accepted_epoch + 1
+        self._connected: set[int] = {myid}
+        self._epoch_acks: set[int] = {myid}
+        self._newleader_acks: set[int] = {myid}
+        self._epoch_acks_done = False
+        self._started_ms = clock()
+        self._ticks = 0
+        self.outstanding: dict[int, Proposal] = {}
+        self.last_proposed = replica.last_processed_zxid
+        self.last_committed = replica.last_processed_zxid
+        self._durable_zxid = replica.last_logged_zxid
+
+    # -- connections --------------------------------------------------------
+
+    def learner_connected(self, link: PacketLink) -> LearnerHandler:
+        handler = LearnerHandler(self, link, self.clock())
+        self.handlers.append(handler)
+        return handler
+
+    def handler_closed(self, handler: LearnerHandler) -> None:
+        if handler in self.handlers:
+            self.handlers.remove(handler)
+
+    # -- discovery and synchronization ---------------------------------------
+
+    def learner_info(self, handler: LearnerHandler) -> None:
+        if handler.sid == self.myid:
+            handler.close("a learner with my own id")
+            return
+        if self.phase is not Phase.DISCOVERY:
+            handler.send_leader_info(self.epoch)
+            return
+        self._epoch_candidate = max(self._epoch_candidate, handler.accepted_epoch + 1)
+        if handler.is_voter:
+            assert handler.sid is not None
+            self._connected.add(handler.sid)
+        if self.verifier.contains_quorum(self._connected):
+            self._choose_epoch()
+
+    def _choose_epoch(self) -> None:
+        self.epoch = self._epoch_candidate
+        self.replica.set_accepted_epoch(self.epoch)
+        self.phase = Phase.SYNC
+        log.info("Leader {myid} proposes epoch {epoch}", myid=self.myid, epoch=self.epoch)
+        for handler in self.handlers:
+            if handler.stage is Stage.EPOCH:
+                handler.send_leader_info(self.epoch)
+
+    def epoch_acked(self, handler: LearnerHandler, current_epoch: int | None, last_zxid: int) -> None:
+        if self.phase is Phase.DISCOVERY:
+            handler.close("ACKEPOCH before LEADERINFO")
+            return
+        if self.phase is Phase.BROADCAST or self._epoch_acks_done:
+            handler.synchronize()
+            return
+        replica = self.replica
+        if current_epoch is not None:
+            mine = (replica.current_epoch, replica.last_logged_zxid)
+            if (current_epoch, last_zxid) > mine:
+                # The wrong peer won the election: step down, as 3.8's leader does.
+                self.stop(f"learner {handler.sid} is ahead of me: epoch {current_epoch}, zxid 0x{last_zxid:x}")
+                return
+            if last_zxid != -1 and handler.is_voter:
+                assert handler.sid is not None
+                self._epoch_acks.add(handler.sid)
+        if self.verifier.contains_quorum(self._epoch_acks):
+            self._epoch_acks_done = True
+            replica.set_current_epoch(self.epoch)
+            for waiting in self.handlers:
+                if waiting.stage is Stage.ACKED_EPOCH:
+                    waiting.synchronize()
+
+    def newleader_acked(self, handler: LearnerHandler) -> None:
+        if self.phase is Phase.BROADCAST:
+            handler.send_uptodate()
+            return
+        if handler.is_voter:
+            assert handler.sid is not None
+            self._newleader_acks.add(handler.sid)
+        if self.verifier.contains_quorum(self._newleader_acks):
+            self._start_broadcast()
+
+    def _start_broadcast(self) -> None:
+        self.phase = Phase.BROADCAST
+        self.last_proposed = max(self.last_proposed, first_zxid_of(self.epoch))
+        log.info("Leader {myid} serves epoch {epoch}", myid=self.myid, epoch=self.epoch)
+        self.on_serving(self.epoch)
+        for handler in self.handlers:
+            if handler.stage is Stage.UPTODATE:
+                handler.send_uptodate()
+
+    # -- broadcast -----------------------------------------------------------
+
+    def propose(self, zxid: int, txn: bytes) -> None:
+        """Send one txn to the followers and log it here; it commits on a quorum of ACKs."""
+        if self.phase is not Phase.BROADCAST:
+            raise RuntimeError("proposing before the leader serves")
+        self.outstanding[zxid] = Proposal(txn)
+        self.last_proposed = zxid
+        packet = QuorumPacket(PacketType.PROPOSAL, zxid, txn)
+        for handler in self.handlers:
+            if handler.forwarding and not handler.observer:
+                handler.send(packet)
+        self.replica.log(zxid, txn)
+
+    def outstanding_proposals(self) -> Iterator[tuple[int, bytes]]:
+        for zxid in sorted(self.outstanding):
+            yield zxid, self.outstanding[zxid].txn
+
+    def durable(self, zxid: int) -> None:
+        """The local log holds everything up to ``zxid``: the leader's own ACKs."""
+        self._durable_zxid = max(self._durable_zxid, zxid)
+        for pending in sorted(z for z in self.outstanding if z <= zxid):
+            self._ack(self.myid, pending)
+
+    def acked(self, handler: LearnerHandler, zxid: int) -> None:
+        if handler.is_voter and handler.sid is not None:
+            self._ack(handler.sid, zxid)
+
+    def _ack(self, sid: int, zxid: int) -> None:
+        proposal = self.outstanding.get(zxid)
+        if proposal is None:
+            return  # committed already, or a proposal sent during sync
+        proposal.acks.add(sid)
+        self._commit_ready()
+
+    def _commit_ready(self) -> None:
+        # Strictly in order: the oldest outstanding proposal commits first.
+        while self.outstanding:
+            zxid = min(self.outstanding)
+            proposal = self.outstanding[zxid]
+            if not self.verifier.contains_quorum(proposal.acks):
+                return
+            del self.outstanding[zxid]
+            self.last_committed = zxid
+            commit = QuorumPacket(PacketType.COMMIT, zxid)
+            inform = QuorumPacket(PacketType.INFORM, zxid, proposal.txn)
+            for handler in self.handlers:
+                if handler.forwarding:
+                    handler.send(inform if handler.observer else commit)
+            self.replica.apply(zxid, proposal.txn)
+
+    # -- liveness ------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Every half tick: ping the learners; once a tick, check for a live quorum."""
+        if self.phase is Phase.DONE:
+            return
+        now = self.clock()
+        if self.phase is not Phase.BROADCAST:
+            if now - self._started_ms > self.timing.init_ms:
+                self.stop(f"no quorum synced within {self.timing.init_ms} ms ({self.phase.value})")
+            return
+        ping = QuorumPacket(PacketType.PING, self.last_proposed)
+        for handler in self.handlers:
+            if handler.stage is Stage.BROADCAST:
+                handler.send(ping)
+        self._ticks += 1
+        if self._ticks % 2 == 0:
+            live = {self.myid} | {
+                h.sid for h in self.handlers
+                if h.is_voter and h.sid is not None and h.forwarding and now - h.last_heard_ms <= self.timing.sync_ms
+            }
+            if not self.verifier.contains_quorum(live):
+                self.stop(f"only {sorted(live)} heard from within {self.timing.sync_ms} ms")
+
+    def stop(self, reason: str) -> None:
+        if self.phase is Phase.DONE:
+            return
+        self.phase = Phase.DONE
+        log.info("Leader {myid} steps down: {reason}", myid=self.myid, reason=reason)
+        for handler in list(self.handlers):
+            handler.close("the leader stepped down")
+        self.on_exit(reason)

@@ -1,0 +1,278 @@
+# -*- test-case-name: tests.unit.test_zab -*-
+"""A follower's or an observer's side of Zab (protocol doc 4.4, 4.7, 4.8).
+
+Discovery, synchronization and broadcast, one packet at a time:
+
+- FOLLOWERINFO / OBSERVERINFO out; LEADERINFO in, acceptedEpoch persisted,
+  ACKEPOCH out.
+- DIFF, TRUNC or SNAP, then history (PROPOSAL, COMMIT), then NEWLEADER: a
+  snapshot if the sync needs one, currentEpoch persisted, every proposal
+  received so far logged, and the ACK of NEWLEADER sent only once all of it
+  is durable. UPTODATE starts serving.
+- Then PROPOSAL is logged and acknowledged once durable, COMMIT applies the
+  oldest pending proposal, INFORM (observers) applies a committed txn, PING
+  is answered with session touches.
+
+Any breach of the protocol ends the role (``on_exit``): the peer goes back
+to LOOKING, as ZooKeeper's learner does when its leader misbehaves.
+"""
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+
+from twisted.logger import Logger
+
+from zabd.quorum.packets import (
+    PROTOCOL_VERSION,
+    LearnerInfo,
+    PacketType,
+    QuorumPacket,
+    encode_ack_epoch,
+    encode_touches,
+    parse_leader_info,
+)
+from zabd.quorum.roles import PacketLink, Replica, Timing, epoch_of, first_zxid_of
+from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
+
+log = Logger()
+
+
+class Phase(enum.Enum):
+    DISCOVERY = "discovery"  # info sent, waiting for LEADERINFO
+    SYNC = "sync"  # ACKEPOCH sent, waiting for DIFF/TRUNC/SNAP then history
+    NEWLEADER = "newleader"  # NEWLEADER seen, waiting for UPTODATE
+    BROADCAST = "broadcast"  # serving
+    DONE = "done"
+
+
+class Learner:
+    def __init__(
+        self,
+        myid: int,
+        replica: Replica,
+        link: PacketLink,
+        clock: Callable[[], int],
+        timing: Timing,
+        *,
+        observer: bool = False,
+        config_version: int = 0,
+        on_exit: Callable[[str], None],
+        on_serving: Callable[[], None] = lambda: None,
+        touches: Callable[[], list[tuple[int, int]]] = list,
+    ) -> None:
+        self.myid = myid
+        self.replica = replica
+        self.link = link
+        self.clock = clock
+        self.timing = timing
+        self.observer = observer
+        self.config_version = config_version
+        self.on_exit = on_exit
+        self.on_serving = on_serving
+        self.touches = touches
+        self.phase = Phase.DISCOVERY
+        self.received_any = False
+        self.new_epoch = -1
+        self.last_heard_ms = clock()
+        #: Proposals received and not yet committed, oldest first.
+        self.pending: deque[tuple[int, bytes]] = deque()
+        #: Commits received during a DIFF sync, applied at UPTODATE.
+        self._commits_at_uptodate: list[int] = []
+        self._snapshot_needed = True
+        self._snap_zxid = -1
+        #: How the leader synchronized this learner: "DIFF", "TRUNC" or "SNAP".
+        self.sync_mode: str | None = None
+        self._logging = False  # proposals go to the log as they arrive
+        #: ACKs waiting for the log: (zxid that must be durable first, ack zxid).
+        self._acks: deque[tuple[int, int]] = deque()
+        self._durable_zxid = replica.last_logged_zxid
+        #: The zxid a client's sync waits for is the leader's: SYNC arrives in order.
+        self.on_sync: Callable[[], None] = lambda: None
+
+    # -- inputs -----------------------------------------------------------
+
+    def start(self) -> None:
+        kind = PacketType.OBSERVERINFO if self.observer else PacketType.FOLLOWERINFO
+        info = LearnerInfo(self.myid, PROTOCOL_VERSION, self.config_version).encode()
+        self.link.send(QuorumPacket(kind, first_zxid_of(self.replica.accepted_epoch), info))
+
+    def receive(self, item: QuorumPacket | SnapshotStream) -> None:
+        if self.phase is Phase.DONE:
+            return
+        self.last_heard_ms = self.clock()
+        self.received_any = True
+        try:
+            if isinstance(item, SnapshotStream):
+                self._snapshot(item)
+            else:
+                self._packet(item)
+        except QuorumWireError as e:
+            self.stop(f"bad packet from the leader: {e}")
+
+    def durable(self, zxid: int) -> None:
+        self._durable_zxid = max(self._durable_zxid, zxid)
+        acks = self._acks
+        while acks and acks[0][0] <= self._durable_zxid:
+            self.link.send(QuorumPacket(PacketType.ACK, acks.popleft()[1]))
+
+    def tick(self) -> None:
+        """Give up on a silent leader: initLimit ticks while syncing, syncLimit after."""
+        if self.phase is Phase.DONE:
+            return
+        limit = self.timing.sync_ms if self.phase is Phase.BROADCAST else self.timing.init_ms
+        if self.clock() - self.last_heard_ms > limit:
+            self.stop(f"no word from the leader for {limit} ms")
+
+    def lost(self) -> None:
+        self.stop("lost the connection to the leader")
+
+    def stop(self, reason: str) -> None:
+        if self.phase is Phase.DONE:
+            return
+        self.abandon()
+        log.info("Learner {myid} leaves the leader: {reason}", myid=self.myid, reason=reason)
+        self.on_exit(reason)
+
+    def abandon(self) -> None:
+        """End quietly: the connection never got going, and the peer will dial again."""
+        self.phase = Phase.DONE
+        self.link.close()
+
+    # -- packets ----------------------------------------------------------
+
+    def _packet(self, p: QuorumPacket) -> None:
+        kind = p.type
+        if kind == PacketType.PING:
+            self.link.send(QuorumPacket(PacketType.PING, p.zxid, encode_touches(self.touches())))
+        elif self.phase is Phase.DISCOVERY:
+            self._discovery(p)
+        elif kind == PacketType.PROPOSAL:
+            self._proposal(p)
+        elif kind == PacketType.COMMIT:
+            self._commit(p.zxid)
+        elif kind == PacketType.INFORM and self.observer:
+            self._inform(p)
+        elif kind == PacketType.SYNC:
+            self.on_sync()
+        elif self.phase is Phase.SYNC and kind in (PacketType.DIFF, PacketType.TRUNC, PacketType.SNAP):
+            self._sync_mode(p)
+        elif kind == PacketType.NEWLEADER and self.phase is Phase.SYNC:
+            self._newleader(p)
+        elif kind == PacketType.UPTODATE and self.phase is Phase.NEWLEADER:
+            self._uptodate()
+        else:
+            self.stop(f"unexpected packet {_name(kind)} 0x{p.zxid:x} in phase {self.phase.value}")
+
+    def _discovery(self, p: QuorumPacket) -> None:
+        if p.type != PacketType.LEADERINFO:
+            self.stop(f"expected LEADERINFO, got {_name(p.type)}")
+            return
+        if parse_leader_info(p.data) < PROTOCOL_VERSION:
+            self.stop("the leader speaks a pre-Zab-1.0 protocol")
+            return
+        epoch = epoch_of(p.zxid)
+        replica = self.replica
+        if epoch > replica.accepted_epoch:
+            replica.set_accepted_epoch(epoch)
+            answer: int | None = replica.current_epoch
+        elif epoch == replica.accepted_epoch:
+            answer = None  # this epoch was accepted before: tell the leader with -1
+        else:
+            self.stop(f"leader epoch {epoch} is older than my accepted epoch {replica.accepted_epoch}")
+            return
+        self.new_epoch = epoch
+        self.phase = Phase.SYNC
+        self.link.send(QuorumPacket(PacketType.ACKEPOCH, replica.last_logged_zxid, encode_ack_epoch(answer)))
+
+    def _sync_mode(self, p: QuorumPacket) -> None:
+        self.sync_mode = PacketType(p.type).name
+        # From here on an ACK waits for what this sync logs, reported afresh
+        # (after TRUNC or SNAP the log's zxids may go back).
+        self._durable_zxid = -1
+        if p.type == PacketType.DIFF:
+            self._snapshot_needed = False
+            self._logging = True  # DIFF: the history goes to the log as ZooKeeper's writeToTxnLog
+        elif p.type == PacketType.TRUNC:
+            log.info("Truncating the log to 0x{zxid:x}", zxid=p.zxid)
+            self.replica.truncate(p.zxid)
+        else:
+            self._snap_zxid = p.zxid  # the stream that follows is the tree as of this zxid
+
+    def _snapshot(self, snapshot: SnapshotStream) -> None:
+        if self.phase is not Phase.SYNC or self._snap_zxid < 0:
+            raise QuorumWireError("a snapshot stream without a SNAP packet")
+        self.replica.install(snapshot, self._snap_zxid)
+
+    def _proposal(self, p: QuorumPacket) -> None:
+        if p.data is None:
+            raise QuorumWireError("PROPOSAL without a txn")
+        if self.observer and self.phase is not Phase.SYNC:
+            raise QuorumWireError("PROPOSAL to a synced observer")  # they get INFORM
+        self.pending.append((p.zxid, p.data))
+        if self.phase is not Phase.SYNC:
+            self._log_and_ack(p.zxid, p.data)
+
+    def _log_and_ack(self, zxid: int, txn: bytes) -> None:
+        self.replica.log(zxid, txn)
+        self._acks.append((zxid, zxid))
+
+    def _commit(self, zxid: int) -> None:
+        if self.phase is Phase.SYNC and self._logging:
+            self._commits_at_uptodate.append(zxid)
+            return
+        self._apply_head(zxid)
+
+    def _apply_head(self, zxid: int) -> None:
+        if not self.pending or self.pending[0][0] != zxid:
+            head = f"0x{self.pending[0][0]:x}" if self.pending else "nothing"
+            raise QuorumWireError(f"COMMIT 0x{zxid:x} but the next pending proposal is {head}")
+        _, txn = self.pending.popleft()
+        self.replica.apply(zxid, txn)
+
+    def _inform(self, p: QuorumPacket) -> None:
+        if p.data is None:
+            raise QuorumWireError("INFORM without a txn")
+        if self.phase is Phase.SYNC:
+            self.pending.append((p.zxid, p.data))
+            self._apply_head(p.zxid)
+        else:
+            self.replica.log(p.zxid, p.data)
+            self.replica.apply(p.zxid, p.data)
+
+    def _newleader(self, p: QuorumPacket) -> None:
+        if epoch_of(p.zxid) != self.new_epoch:
+            self.stop(f"NEWLEADER for epoch {epoch_of(p.zxid)}, expected {self.new_epoch}")
+            return
+        replica = self.replica
+        if self._snapshot_needed:
+            replica.save_snapshot()
+        replica.set_current_epoch(self.new_epoch)
+        self._logging = True
+        self.phase = Phase.NEWLEADER
+        last = -1
+        for zxid, txn in self.pending:
+            if self.observer:
+                replica.log(zxid, txn)
+            else:
+                self._log_and_ack(zxid, txn)
+            last = zxid
+        # The ACK of NEWLEADER goes out once everything received is durable.
+        self._acks.append((last, p.zxid))
+        self.durable(self._durable_zxid)
+
+    def _uptodate(self) -> None:
+        for zxid in self._commits_at_uptodate:
+            self._apply_head(zxid)
+        self._commits_at_uptodate.clear()
+        self.phase = Phase.BROADCAST
+        self.link.send(QuorumPacket(PacketType.ACK, first_zxid_of(self.new_epoch)))
+        log.info("Learner {myid} is up to date with epoch {epoch}", myid=self.myid, epoch=self.new_epoch)
+        self.on_serving()
+
+def _name(kind: int) -> str:
+    try:
+        return PacketType(kind).name
+    except ValueError:
+        return str(kind)

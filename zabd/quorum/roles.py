@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.unit.test_zab -*-
+"""What the Zab roles (leader, learner handler, learner) need from around them.
+
+The roles are sans-IO: a ``PacketLink`` is one quorum-port connection as a
+role sees it (packets out, raw SNAP bytes out, close), and a ``Replica`` is
+the local database as Zab sees it (log, apply, truncate, install a snapshot,
+the epochs). The Twisted adapter and the in-process simulation each supply
+both; neither the roles nor their tests touch a socket, a thread or a disk.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from zabd.quorum.committedlog import CommittedLog
+from zabd.quorum.packets import QuorumPacket
+from zabd.quorum.snapstream import SnapshotStream
+from zabd.storage.epochs import epoch_of
+
+__all__ = ["PacketLink", "Replica", "Timing", "epoch_of", "first_zxid_of"]
+
+#: zxid = epoch << 32 | counter (protocol doc 4.3).
+EPOCH_SHIFT = 32
+COUNTER_MASK = 0xFFFFFFFF
+
+
+def first_zxid_of(epoch: int) -> int:
+    """The zxid a new epoch starts from: its first txn is this plus one."""
+    return epoch << EPOCH_SHIFT
+
+
+class PacketLink(Protocol):
+    """One quorum-port connection, from the side of the role that owns it."""
+
+    def send(self, packet: QuorumPacket) -> None: ...
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes written straight onto the stream (the SNAP stream after a SNAP packet)."""
+
+    def close(self) -> None: ...
+
+
+class Replica(Protocol):
+    """The local database, as the Zab roles drive it.
+
+    ``log`` is asynchronous: the replica reports each durable zxid, in order,
+    to whatever its owner wired to ``set_durable_callback``.
+    """
+
+    committed: CommittedLog
+
+    @property
+    def last_logged_zxid(self) -> int: ...
+
+    @property
+    def last_processed_zxid(self) -> int: ...
+
+    @property
+    def accepted_epoch(self) -> int: ...
+
+    @property
+    def current_epoch(self) -> int: ...
+
+    def set_accepted_epoch(self, epoch: int) -> None:
+        """Persist acceptedEpoch (durable when this returns)."""
+
+    def set_current_epoch(self, epoch: int) -> None:
+        """Persist currentEpoch (durable when this returns)."""
+
+    def set_durable_callback(self, durable: Callable[[int], None]) -> None: ...
+
+    def log(self, zxid: int, txn: bytes) -> None:
+        """Append one txn entry to the txn log; it is reported once durable."""
+
+    def apply(self, zxid: int, txn: bytes) -> None:
+        """Apply one committed txn entry to the tree and add it to ``committed``."""
+
+    def catch_up(self) -> None:
+        """Apply what was logged but never committed here (ZooKeeper's fastForwardDataBase
+        when a role ends): the next election and leadership start from the whole log."""
+
+    def truncate(self, zxid: int) -> None:
+        """Drop every logged txn after ``zxid`` and rebuild the tree (TRUNC)."""
+
+    def install(self, snapshot: SnapshotStream, zxid: int) -> None:
+        """Replace the tree and sessions with a SNAP stream's, as of ``zxid``."""
+
+    def save_snapshot(self) -> None:
+        """Write a durable snapshot of the tree as it is now (after SNAP or TRUNC)."""
+
+    def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
+        """The zxid the tree is at and its SNAP stream chunks (fuzzy: apply may run between chunks)."""
+
+    def sessions(self) -> dict[int, int]:
+        """Global sessions: id -> timeout in ms."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """ZooKeeper's tick-based limits, in ms (initLimit and syncLimit count ticks)."""
+
+    tick_ms: int = 2000
+    init_limit: int = 10
+    sync_limit: int = 5
+
+    @property
+    def init_ms(self) -> int:
+        return self.tick_ms * self.init_limit
+
+    @property
+    def sync_ms(self) -> int:
+        return self.tick_ms * self.sync_limit

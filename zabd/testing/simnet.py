@@ -1,0 +1,342 @@
+# -*- test-case-name: tests.unit.test_simulation -*-
+"""A fake network between the nodes (int ids) of one Simulation.
+
+Two kinds of traffic:
+
+- Election messages, through one :class:`SimElectionNetwork` per node (the
+  ElectionNetwork of zabd.election.links). As in QuorumCnxManager there is
+  one link per pair of nodes, order is FIFO per direction, and while a pair
+  has no link the payload for that peer waits in a slot of capacity one (the
+  newest wins). A link comes up when either side dials (on ``send`` or
+  ``connect_all``) and the two are reachable; then each side sends its slot,
+  or else its last payload again. A break is seen at once (the next send
+  goes to the slot); what was in flight on the broken link is lost.
+- Byte streams (the quorum port is TCP): ``listen``/``connect`` give
+  :class:`StreamEnd` pairs whose bytes arrive in order, cut at random points.
+
+Faults: ``partition``/``heal``, ``set_delay``, ``drop_rate`` (election
+messages only), ``crash``/``restart``. Every callback into a node runs from
+the simulation's queue, never inside the call that caused it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Callable
+
+from zabd.election.links import MessageHandler
+from zabd.testing.simulation import Simulation
+
+#: A write is cut into at most this many chunks, at random points.
+MAX_CHUNKS_PER_WRITE = 4
+
+NodeHook = Callable[[int], None]
+
+
+def _nothing(*args: object) -> None:
+    pass
+
+
+class SimElectionNetwork:
+    """One node's election links: an ElectionNetwork (zabd.election.links) on the fake network."""
+
+    def __init__(self, net: SimNetwork, node: int, on_message: MessageHandler, peers: Iterable[int]) -> None:
+        self._net = net
+        self.node = node
+        self.on_message = on_message
+        self.peers = tuple(peer for peer in peers if peer != node)
+        self.alive = True
+        self._slots: dict[int, bytes] = {}  # capacity one per peer, newest wins
+        self._last_sent: dict[int, bytes] = {}  # QuorumCnxManager.lastMessageSent
+
+    def send(self, sid: int, payload: bytes) -> None:
+        if not self.alive:
+            return
+        if sid == self.node:  # to myself: through the receive queue, on a later turn
+            self._net.sim.call_later(0, self._loopback, payload)
+        elif self._net.link_up(self.node, sid):
+            self._last_sent[sid] = payload
+            self._net._transmit(self.node, sid, payload)
+        else:
+            self._slots[sid] = payload
+            self._net._dial(self.node, sid)
+
+    def all_delivered(self) -> bool:
+        return not self._slots
+
+    def connect_all(self) -> None:
+        for peer in self.peers:
+            if self.alive and not self._net.link_up(self.node, peer):
+                self._net._dial(self.node, peer)
+
+    def connected(self, sid: int) -> bool:
+        return self._net.link_up(self.node, sid)
+
+    def _link_up(self, sid: int) -> None:
+        """SendWorker start: the queued payload, or else the last one again."""
+        payload = self._slots.pop(sid, None) or self._last_sent.get(sid)
+        if payload is not None:
+            self._last_sent[sid] = payload
+            self._net._transmit(self.node, sid, payload)
+
+    def _loopback(self, payload: bytes) -> None:
+        if self.alive:
+            self.on_message(self.node, payload)
+
+
+class StreamEnd:
+    """One end of a simulated TCP connection; its owner sets the callbacks.
+
+    The client end hears ``on_open`` once the server has accepted (before any
+    of the server's bytes), or ``on_close`` if the connect failed after all.
+    ``close()`` is final for this end: its callbacks are not called again,
+    and the other end gets ``on_close`` after the bytes already written. A
+    broken connection (partition, crash) calls ``on_close`` on each live end.
+    Writes to a closed end are ignored, as Twisted's transports do.
+    """
+
+    def __init__(self, conn: _Connection, node: int, remote: int) -> None:
+        self._conn = conn
+        self.node = node
+        self.remote = remote
+        self.port_name = conn.port_name
+        self.on_open: Callable[[], None] = _nothing
+        self.on_data: Callable[[bytes], None] = _nothing
+        self.on_close: Callable[[], None] = _nothing
+        self.closed = False
+        self._last_arrival_ms = 0  # FIFO: nothing this end sends may arrive before this
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and data:
+            self._conn.net._write(self, bytes(data))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._conn.net._finish(self)
+
+
+@dataclass(eq=False)
+class _Connection:
+    net: SimNetwork
+    serial: int
+    port_name: str
+    src: int
+    dst: int
+    broken: bool = False
+
+    def __post_init__(self) -> None:
+        self.client = StreamEnd(self, self.src, self.dst)
+        self.server = StreamEnd(self, self.dst, self.src)
+
+    def other(self, end: StreamEnd) -> StreamEnd:
+        return self.server if end is self.client else self.client
+
+
+class SimNetwork:
+    """Links, connections and faults between the nodes of ``sim``; delays in virtual ms."""
+
+    def __init__(self, sim: Simulation, min_delay_ms: int = 1, max_delay_ms: int = 5) -> None:
+        self.sim = sim
+        self.crash_hooks: list[NodeHook] = []
+        self.restart_hooks: list[NodeHook] = []
+        self._min_delay, self._max_delay = min_delay_ms, max_delay_ms
+        self._drop_rate = 0.0
+        self._group_of: dict[int, int] | None = None  # None: no partition
+        self._down: set[int] = set()
+        self._elections: dict[int, SimElectionNetwork] = {}
+        self._links: dict[tuple[int, int], int] = {}  # unordered pair -> generation of its live link
+        self._link_serial = 0
+        self._fifo: dict[tuple[int, int], int] = {}  # (src, dst) -> arrival time of its last message
+        self._listeners: dict[tuple[int, str], Callable[[StreamEnd], None]] = {}
+        self._conns: dict[int, _Connection] = {}  # by serial: iteration order must not depend on ids
+        self._conn_serial = 0
+
+    # ------------------------------------------------------------------ faults
+
+    def set_delay(self, min_ms: int, max_ms: int) -> None:
+        if not 0 <= min_ms <= max_ms:
+            raise ValueError(f"bad delay range {min_ms}..{max_ms}")
+        self._min_delay, self._max_delay = min_ms, max_ms
+
+    def drop_rate(self, p: float) -> None:
+        """Lose each election message sent on a live link with probability ``p``."""
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"bad drop rate {p}")
+        self._drop_rate = p
+
+    def partition(self, groups: Iterable[Iterable[int]]) -> None:
+        """Only nodes in the same group reach each other; a node in no group is alone."""
+        group_list = [sorted(group) for group in groups]
+        self._group_of = {node: index for index, group in enumerate(group_list) for node in group}
+        self.sim.note(f"net: partition {group_list}")
+        self._break_unreachable()
+
+    def heal(self) -> None:
+        """Every live node reaches every other again; nothing reconnects by itself."""
+        self._group_of = None
+        self.sim.note("net: heal")
+
+    def crash(self, node: int) -> None:
+        """The node's process dies: its links and connections break, its listeners vanish."""
+        self._down.add(node)
+        self.sim.note(f"net: crash {node}")
+        election = self._elections.pop(node, None)
+        if election is not None:
+            election.alive = False
+        self._listeners = {key: listener for key, listener in self._listeners.items() if key[0] != node}
+        self._break_unreachable()
+        for hook in list(self.crash_hooks):
+            hook(node)
+
+    def restart(self, node: int) -> None:
+        """The node may run again: register its new election links and listeners (the restart hooks' job)."""
+        self._down.discard(node)
+        self.sim.note(f"net: restart {node}")
+        for hook in list(self.restart_hooks):
+            hook(node)
+
+    def is_up(self, node: int) -> bool:
+        return node not in self._down
+
+    def reachable(self, a: int, b: int) -> bool:
+        if a in self._down or b in self._down:
+            return False
+        groups = self._group_of
+        return a == b or groups is None or (a in groups and groups.get(a) == groups.get(b))
+
+    def _break_unreachable(self) -> None:
+        for pair in [pair for pair in self._links if not self.reachable(*pair)]:
+            del self._links[pair]
+            self.sim.note(f"elect: link {pair[0]}-{pair[1]} broken")
+        for conn in list(self._conns.values()):
+            if not self.reachable(conn.src, conn.dst):
+                self._break(conn)
+
+    # ------------------------------------------------------------------ election links
+
+    def election(self, node: int, on_message: MessageHandler, peers: Iterable[int]) -> SimElectionNetwork:
+        """The election links of ``node`` (one per process run); ``peers`` are dialled by connect_all."""
+        if node in self._down:
+            raise RuntimeError(f"node {node} is down")
+        if node in self._elections:
+            self._elections[node].alive = False  # the previous run's links say no more
+        endpoint = self._elections[node] = SimElectionNetwork(self, node, on_message, peers)
+        return endpoint
+
+    def link_up(self, a: int, b: int) -> bool:
+        return (min(a, b), max(a, b)) in self._links
+
+    def _dial(self, src: int, dst: int) -> None:
+        pair = (min(src, dst), max(src, dst))
+        if pair in self._links:
+            return
+        if not self.reachable(src, dst) or dst not in self._elections:
+            self.sim.note(f"elect: dial {src}->{dst} failed")
+            return
+        self._link_serial += 1
+        self._links[pair] = self._link_serial
+        self.sim.note(f"elect: link {src}->{dst} up")
+        self._elections[src]._link_up(dst)
+        self._elections[dst]._link_up(src)
+
+    def _transmit(self, src: int, dst: int, payload: bytes) -> None:
+        if self._drop_rate and self.sim.rng.random() < self._drop_rate:
+            self.sim.note(f"elect: {src}->{dst} dropped ({len(payload)} bytes)")
+            return
+        generation = self._links[(min(src, dst), max(src, dst))]
+        arrival = self._fifo[(src, dst)] = self._arrival(self._fifo.get((src, dst), 0))
+        self.sim.call_at(arrival, self._deliver_election, src, dst, generation, payload)
+
+    def _deliver_election(self, src: int, dst: int, generation: int, payload: bytes) -> None:
+        endpoint = self._elections.get(dst)
+        if self._links.get((min(src, dst), max(src, dst))) != generation or endpoint is None:
+            self.sim.note(f"elect: {src}->{dst} lost with its link")
+            return
+        self.sim.note(f"elect: {src}->{dst} delivered ({len(payload)} bytes)")
+        endpoint.on_message(src, payload)
+
+    def _arrival(self, previous_ms: int) -> int:
+        """When a message sent now arrives: a random delay, but never before the one sent before it."""
+        return max(self.sim.now_ms + self.sim.rng.randint(self._min_delay, self._max_delay), previous_ms)
+
+    def _stamp(self, sender: StreamEnd) -> int:
+        sender._last_arrival_ms = self._arrival(sender._last_arrival_ms)
+        return sender._last_arrival_ms
+
+    # ------------------------------------------------------------------ streams
+
+    def listen(self, node: int, port_name: str, on_connection: Callable[[StreamEnd], None]) -> None:
+        """Accept connections to ``port_name`` of ``node``; ``on_connection`` gets the server end."""
+        if node in self._down:
+            raise RuntimeError(f"node {node} is down")
+        if (node, port_name) in self._listeners:
+            raise RuntimeError(f"node {node} already listens on {port_name}")
+        self._listeners[(node, port_name)] = on_connection
+
+    def stop_listening(self, node: int, port_name: str) -> None:
+        self._listeners.pop((node, port_name), None)
+
+    def connect(self, src: int, dst: int, port_name: str) -> StreamEnd | None:
+        """The client end of a new connection, or None when ``dst`` is unreachable or not listening.
+
+        The server accepts after a network delay; if by then it cannot (a
+        partition, a crash, the listener gone), the client end gets on_close.
+        Bytes written before that wait and arrive after the accept.
+        """
+        if not self.reachable(src, dst) or (dst, port_name) not in self._listeners:
+            self.sim.note(f"stream: connect {src}->{dst}:{port_name} refused")
+            return None
+        self._conn_serial += 1
+        conn = self._conns[self._conn_serial] = _Connection(self, self._conn_serial, port_name, src, dst)
+        self.sim.note(f"stream: connect {src}->{dst}:{port_name} #{conn.serial}")
+        self.sim.call_at(self._stamp(conn.client), self._accept, conn)  # the client's bytes follow the accept
+        return conn.client
+
+    def _accept(self, conn: _Connection) -> None:
+        listener = self._listeners.get((conn.dst, conn.port_name))
+        if conn.broken or conn.client.closed:
+            return
+        if listener is None or not self.reachable(conn.src, conn.dst):
+            self._break(conn)
+            return
+        self.sim.call_at(self._stamp(conn.server), self._opened, conn)  # before any bytes of the server
+        listener(conn.server)
+
+    def _opened(self, conn: _Connection) -> None:
+        if not conn.broken and not conn.client.closed:
+            conn.client.on_open()
+
+    def _write(self, sender: StreamEnd, data: bytes) -> None:
+        rng, conn = self.sim.rng, sender._conn
+        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(0, MAX_CHUNKS_PER_WRITE - 1))))
+        bounds = [0, *cuts, len(data)]
+        for start, end in zip(bounds, bounds[1:]):
+            self.sim.call_at(self._stamp(sender), self._deliver_chunk, conn, conn.other(sender), data[start:end])
+
+    def _deliver_chunk(self, conn: _Connection, receiver: StreamEnd, chunk: bytes) -> None:
+        if not conn.broken and not receiver.closed:
+            receiver.on_data(chunk)
+
+    def _finish(self, closer: StreamEnd) -> None:
+        """An orderly close: the other end hears of it after the data already on its way."""
+        conn = closer._conn
+        self.sim.note(f"stream: {closer.node}->{closer.remote}:{conn.port_name} #{conn.serial} closed")
+        self.sim.call_at(self._stamp(closer), self._closed_by_peer, conn, conn.other(closer))
+
+    def _closed_by_peer(self, conn: _Connection, receiver: StreamEnd) -> None:
+        self._conns.pop(conn.serial, None)
+        if not conn.broken and not receiver.closed:
+            receiver.closed = True
+            receiver.on_close()
+
+    def _break(self, conn: _Connection) -> None:
+        """The connection dies: data in flight is lost, each live end hears on_close on a later turn."""
+        conn.broken = True
+        self._conns.pop(conn.serial, None)
+        self.sim.note(f"stream: {conn.src}-{conn.dst}:{conn.port_name} #{conn.serial} broken")
+        for end in (conn.client, conn.server):
+            if not end.closed:
+                end.closed = True
+                if end.node not in self._down:
+                    self.sim.call_later(0, end.on_close)

@@ -1,0 +1,158 @@
+"""A Zab replica (zabd.quorum.roles.Replica) on the simulated disk.
+
+The tree lives in memory; the txn log is a SimTxnLog, the epochs are epoch
+files, and a snapshot is the SNAP stream of the tree in a file named after
+its zxid, all on one MemoryDisk. A crash of that disk followed by a new
+``SimReplica`` on it is a restart: the newest snapshot plus the durable log.
+"""
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterator
+
+from zabd.core.datatree import DataTree
+from zabd.jute.opcodes import OpCode
+from zabd.jute.txns import CreateSessionTxn, Txn
+from zabd.quorum.committedlog import CommittedLog
+from zabd.quorum.snapstream import SnapshotStream, SnapshotStreamDecoder, snapshot_stream_chunks
+from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, epoch_of
+from zabd.storage.layout import SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name
+from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore, SimTxnLog
+from zabd.testing.simulation import Scope
+
+
+class SimReplica:
+    def __init__(self, scope: Scope, disk: MemoryDisk, *, commit_log_count: int = 500,
+                 fsync_ms: tuple[int, int] = (1, 10)) -> None:
+        self.disk = disk
+        self.txn_log = SimTxnLog(scope, disk, fsync_ms=fsync_ms)
+        self.epochs = MemoryEpochStore(disk)
+        self.committed = CommittedLog(commit_log_count)
+        self.tree = DataTree()
+        self._sessions: dict[int, int] = {}
+        #: Logged and not yet applied: what a role that ends leaves behind.
+        self._unapplied: dict[int, bytes] = {}
+        self._last_logged = 0
+        self._durable: Callable[[int], None] = lambda zxid: None
+        self.txn_log.set_durable_callback(lambda zxid: self._durable(zxid))
+        self._load()
+        last_epoch = epoch_of(self._last_logged)
+        self._current = self._read_epoch(CURRENT_EPOCH, last_epoch)
+        self._accepted = self._read_epoch(ACCEPTED_EPOCH, last_epoch)
+
+    # -- loading ---------------------------------------------------------------
+
+    def _load(self) -> None:
+        self.tree, self._sessions = DataTree(), {}
+        snapshots = sorted(
+            (zxid, name) for name in self.disk.listdir(VERSION_DIR)
+            if (zxid := zxid_in_name(name, SNAPSHOT_PREFIX)) is not None
+        )
+        if snapshots:
+            zxid, name = snapshots[-1]
+            decoder = SnapshotStreamDecoder()
+            decoder.feed(self.disk.read(posixpath.join(VERSION_DIR, name)))
+            assert decoder.result is not None, f"{name} is not a whole snapshot"
+            self.tree, self._sessions = decoder.result.tree, dict(decoder.result.sessions)
+            self.tree.last_processed_zxid = zxid
+        records = self.txn_log.records()
+        self.committed.clear()
+        for zxid, txn in records:
+            if zxid > self.tree.last_processed_zxid:
+                self._apply(zxid, txn)
+        self.committed.refill(records[-self.committed.capacity:])
+        self._unapplied.clear()
+        self._last_logged = max(self.tree.last_processed_zxid, records[-1][0] if records else 0)
+
+    def _read_epoch(self, name: str, default: int) -> int:
+        value = self.epochs.read_epoch(name)
+        if value is None:
+            self.epochs.write_epoch(name, default)
+            return default
+        return value
+
+    # -- the Replica protocol --------------------------------------------------
+
+    @property
+    def last_logged_zxid(self) -> int:
+        return self._last_logged
+
+    @property
+    def last_processed_zxid(self) -> int:
+        return self.tree.last_processed_zxid
+
+    @property
+    def accepted_epoch(self) -> int:
+        return self._accepted
+
+    @property
+    def current_epoch(self) -> int:
+        return self._current
+
+    def set_accepted_epoch(self, epoch: int) -> None:
+        self.epochs.write_epoch(ACCEPTED_EPOCH, epoch)
+        self._accepted = epoch
+
+    def set_current_epoch(self, epoch: int) -> None:
+        self.epochs.write_epoch(CURRENT_EPOCH, epoch)
+        self._current = epoch
+
+    def set_durable_callback(self, durable: Callable[[int], None]) -> None:
+        self._durable = durable
+
+    def log(self, zxid: int, txn: bytes) -> None:
+        self.txn_log.append(Txn.from_bytes(txn))
+        self._unapplied[zxid] = txn
+        self._last_logged = max(self._last_logged, zxid)
+
+    def apply(self, zxid: int, txn: bytes) -> None:
+        self._unapplied.pop(zxid, None)
+        self._apply(zxid, txn)
+        self.committed.add(zxid, txn)
+
+    def catch_up(self) -> None:
+        """Apply what was logged and never committed here (ZooKeeper's fastForwardDataBase)."""
+        for zxid in sorted(self._unapplied):
+            if zxid > self.tree.last_processed_zxid:
+                self.apply(zxid, self._unapplied[zxid])
+        self._unapplied.clear()
+
+    def truncate(self, zxid: int) -> None:
+        self.txn_log.truncate_after(zxid)
+        for name in self.disk.listdir(VERSION_DIR):
+            snap_zxid = zxid_in_name(name, SNAPSHOT_PREFIX)
+            if snap_zxid is not None and snap_zxid > zxid:
+                self.disk.unlink(posixpath.join(VERSION_DIR, name))
+        self.disk.fsync_dir(VERSION_DIR)
+        self._load()
+
+    def install(self, snapshot: SnapshotStream, zxid: int) -> None:
+        self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)
+        self.tree.last_processed_zxid = zxid
+        self.committed.clear()
+        self._unapplied.clear()
+        self._last_logged = zxid
+
+    def save_snapshot(self) -> None:
+        zxid = self.tree.last_processed_zxid
+        path = posixpath.join(VERSION_DIR, snapshot_name(zxid))
+        self.disk.write(path, b"".join(snapshot_stream_chunks(self.tree, self._sessions)))
+        self.disk.fsync(path)
+        self.disk.fsync_dir(VERSION_DIR)
+
+    def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
+        return self.tree.last_processed_zxid, snapshot_stream_chunks(self.tree, self._sessions)
+
+    def sessions(self) -> dict[int, int]:
+        return dict(self._sessions)
+
+    # -- applying --------------------------------------------------------------
+
+    def _apply(self, zxid: int, txn_bytes: bytes) -> None:
+        txn = Txn.from_bytes(txn_bytes)
+        header = txn.header
+        if header.type == OpCode.createSession and isinstance(txn.body, CreateSessionTxn):
+            self._sessions[header.clientId] = txn.body.timeOut
+        self.tree.apply(txn)
+        if header.type == OpCode.closeSession:
+            self._sessions.pop(header.clientId, None)
