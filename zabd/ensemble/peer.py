@@ -136,6 +136,8 @@ class QuorumPeer:
         self.epochs_served: list[int] = []
         #: How each sync as a learner went ("DIFF", "TRUNC", "SNAP"), in order.
         self.sync_modes: list[str] = []
+        #: Told whenever ``serving`` changes (the client side follows it).
+        self.on_serving_changed: Callable[[QuorumPeer], None] = lambda peer: None
         self._election_timer: Cancellable | None = None
         self._role_timer: Cancellable | None = None
         self._role_serial = 0
@@ -225,6 +227,7 @@ class QuorumPeer:
         self.serving = True
         self.epochs_served.append(epoch)
         self.fle.settled(PeerState.LEADING, self._settled_vote(epoch))
+        self.on_serving_changed(self)
 
     def _dial_leader(self, sid: int, give_up_ms: int) -> None:
         serial = self._role_serial
@@ -277,6 +280,7 @@ class QuorumPeer:
             self.sync_modes.append(learner.sync_mode)
         self.epochs_served.append(learner.new_epoch)
         self.fle.settled(self.state, self._settled_vote(learner.new_epoch))
+        self.on_serving_changed(self)
 
     def _settled_vote(self, epoch: int) -> Vote:
         assert self.leader_id is not None
@@ -315,8 +319,11 @@ class QuorumPeer:
         self._role_serial += 1
         self._cancel(self._role_timer)
         leader, learner = self.leader, self.learner
+        if self.serving:
+            self.serving = False
+            self.on_serving_changed(self)
+        self.replica.on_commit = None
         self.leader = self.learner = None
-        self.serving = False
         if leader is not None:
             leader.stop(reason)
         if learner is not None:

@@ -22,6 +22,8 @@ import enum
 from collections import deque
 from collections.abc import Callable
 
+from zabd.jute.records import Id
+
 from twisted.logger import Logger
 
 from zabd.quorum.packets import (
@@ -29,9 +31,12 @@ from zabd.quorum.packets import (
     LearnerInfo,
     PacketType,
     QuorumPacket,
+    RequestForward,
     encode_ack_epoch,
+    encode_revalidate_request,
     encode_touches,
     parse_leader_info,
+    parse_revalidate_reply,
 )
 from zabd.quorum.roles import PacketLink, Replica, Timing, epoch_of, first_zxid_of
 from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
@@ -88,8 +93,10 @@ class Learner:
         #: ACKs waiting for the log: (zxid that must be durable first, ack zxid).
         self._acks: deque[tuple[int, int]] = deque()
         self._durable_zxid = replica.last_logged_zxid
-        #: The zxid a client's sync waits for is the leader's: SYNC arrives in order.
+        #: SYNC packets complete the forwarded syncs in the order they were sent.
         self.on_sync: Callable[[], None] = lambda: None
+        #: REVALIDATE answers, by session id, in the order asked.
+        self._revalidating: dict[int, deque[Callable[[bool], None]]] = {}
 
     # -- inputs -----------------------------------------------------------
 
@@ -140,6 +147,27 @@ class Learner:
         self.phase = Phase.DONE
         self.link.close()
 
+    # -- requests from this peer's clients ----------------------------------
+
+    def forward(self, request: RequestForward, auth: list[Id]) -> None:
+        """Send a client's write (or sync, createSession, closeSession) to the leader."""
+        self.link.send(QuorumPacket(PacketType.REQUEST, -1, request.encode(), auth))
+
+    def revalidate(self, session_id: int, timeout_ms: int, answer: Callable[[bool], None]) -> None:
+        """Ask the leader whether a reconnecting client's session is still alive."""
+        self._revalidating.setdefault(session_id, deque()).append(answer)
+        self.link.send(QuorumPacket(PacketType.REVALIDATE, -1, encode_revalidate_request(session_id, timeout_ms)))
+
+    def _revalidated(self, p: QuorumPacket) -> None:
+        session_id, valid = parse_revalidate_reply(p.data)
+        waiting = self._revalidating.get(session_id)
+        if not waiting:
+            raise QuorumWireError(f"REVALIDATE answer for session 0x{session_id:x}, which nobody asked about")
+        answer = waiting.popleft()
+        if not waiting:
+            del self._revalidating[session_id]
+        answer(valid)
+
     # -- packets ----------------------------------------------------------
 
     def _packet(self, p: QuorumPacket) -> None:
@@ -156,6 +184,8 @@ class Learner:
             self._inform(p)
         elif kind == PacketType.SYNC:
             self.on_sync()
+        elif kind == PacketType.REVALIDATE:
+            self._revalidated(p)
         elif self.phase is Phase.SYNC and kind in (PacketType.DIFF, PacketType.TRUNC, PacketType.SNAP):
             self._sync_mode(p)
         elif kind == PacketType.NEWLEADER and self.phase is Phase.SYNC:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from zabd.core.datatree import DataTree
+from zabd.jute.txns import Txn
 from zabd.quorum.committedlog import CommittedLog
 from zabd.quorum.packets import QuorumPacket
 from zabd.quorum.snapstream import SnapshotStream
@@ -49,6 +51,11 @@ class Replica(Protocol):
     """
 
     committed: CommittedLog
+    #: The tree as it is now (a new object after truncate or install).
+    tree: DataTree
+    #: Set while a server answers clients: committed txns go to its final
+    #: stage, which applies them to ``tree`` itself. None: apply them here.
+    on_commit: Callable[[int, Txn], None] | None
 
     @property
     def last_logged_zxid(self) -> int: ...
@@ -74,7 +81,8 @@ class Replica(Protocol):
         """Append one txn entry to the txn log; it is reported once durable."""
 
     def apply(self, zxid: int, txn: bytes) -> None:
-        """Apply one committed txn entry to the tree and add it to ``committed``."""
+        """Add one committed txn entry to ``committed`` and the sessions, and apply it
+        to the tree (through ``on_commit`` when a server is attached)."""
 
     def catch_up(self) -> None:
         """Apply what was logged but never committed here (ZooKeeper's fastForwardDataBase

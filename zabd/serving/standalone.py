@@ -122,12 +122,16 @@ class StandaloneServer:
         conn.session_established(valid)
 
     def _durable(self, zxid: int) -> None:
+        self.release_batch(lambda: self.sync.durable(zxid))
+
+    def release_batch(self, work: Callable[[], None]) -> None:
+        """Run ``work``; the replies it releases leave each connection in one write."""
         if self.collecting is not None:
-            self.sync.durable(zxid)
+            work()
             return
         collecting = self.collecting = []
         try:
-            self.sync.durable(zxid)
+            work()
         finally:
             self.collecting = None
             for conn in collecting:

@@ -5,11 +5,13 @@ SimNetwork, each with a SimReplica on its own MemoryDisk. Everything runs
 from one Simulation, so a scenario replays exactly from its seed, and an
 election or a sync takes milliseconds of real time.
 
-Writes enter at the leader as txns (``write``): this exercises Zab itself,
-without the client port or the request pipeline in front of it.
+Each peer's ServingSwitch puts the right server (leader or follower) in
+front of it once it serves; ``write`` submits requests to the leader's, and
+tests can connect clients to any peer's server.
 """
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 from zabd.core.datatree import OPEN_ACL
@@ -18,11 +20,15 @@ from zabd.ensemble.members import LearnerType, QuorumServer
 from zabd.ensemble.peer import Cancellable, QuorumPeer, Stream
 from zabd.ensemble.verifier import QuorumMaj
 from zabd.jute.opcodes import OpCode
-from zabd.jute.txns import CreateTxn, SetDataTxn, Txn, TxnHeader
+from zabd.jute.records import CreateRequest, SetDataRequest
+from zabd.jute.schema import encode
+from zabd.pipeline.request import Request
 from zabd.quorum.roles import Timing
 from zabd.testing.memdisk import MemoryDisk
 from zabd.testing.simnet import SimNetwork
 from zabd.testing.simreplica import SimReplica
+from zabd.serving.standalone import ServerOptions, StandaloneServer
+from zabd.serving.switch import ServingSwitch
 from zabd.testing.simulation import Scope, Simulation
 
 QUORUM_PORT = "quorum"
@@ -69,9 +75,11 @@ class SimEnsemble:
         self.sids = [member.sid for member in members]
         self.disks = {sid: MemoryDisk(self.sim.rng) for sid in self.sids}
         self.peers: dict[int, QuorumPeer] = {}
+        self.switches: dict[int, ServingSwitch] = {}
         self.scopes: dict[int, Scope] = {}
         self.down: set[int] = set()
         self._cxid = 0
+        self._session: int | None = None
 
     # -- life of peers -------------------------------------------------------
 
@@ -92,6 +100,10 @@ class SimEnsemble:
         )
         box.append(peer)
         self.peers[sid] = peer
+        switch = ServingSwitch(self.server_options(sid), lambda: self.sim.now_ms / 1000.0)
+        peer.on_serving_changed = switch.changed
+        self.switches[sid] = switch
+        self._expire_sessions_every_tick(scope, switch)
         self.net.listen(sid, QUORUM_PORT, peer.quorum_connection)
         self.down.discard(sid)
         peer.start()
@@ -107,6 +119,23 @@ class SimEnsemble:
     def restart(self, sid: int) -> None:
         self.net.restart(sid)
         self._boot(sid)
+
+    def server_options(self, sid: int) -> ServerOptions:
+        tick = self.timing.tick_ms
+        return ServerOptions(tick_ms=tick, min_session_timeout_ms=2 * tick, max_session_timeout_ms=20 * tick,
+                             server_id=sid)
+
+    def _expire_sessions_every_tick(self, scope: Scope, switch: ServingSwitch) -> None:
+        def tick() -> None:
+            if switch.server is not None:
+                switch.server.expire_sessions()
+            scope.call_later(self.timing.tick_ms, tick)
+
+        scope.call_later(self.timing.tick_ms, tick)
+
+    def server(self, sid: int) -> StandaloneServer | None:
+        """The server answering clients on ``sid`` (None while it does not serve)."""
+        return self.switches[sid].server if sid not in self.down else None
 
     # -- observation ---------------------------------------------------------
 
@@ -148,27 +177,41 @@ class SimEnsemble:
     # -- writes ----------------------------------------------------------------
 
     def write(self, count: int = 1, *, prefix: str = "/n") -> list[int]:
-        """Propose ``count`` creates (then setData on repeats) at the leader; returns their zxids."""
+        """Submit ``count`` writes at the leader, through its request pipeline; returns their zxids.
+
+        The first 50 create ``prefix0`` .. ``prefix49``; later ones set their data.
+        """
         leader_sid = self.leader()
         assert leader_sid is not None, "no serving leader to write to"
-        leader = self.peers[leader_sid].leader
-        assert leader is not None
+        server = self.server(leader_sid)
+        assert server is not None
+        session = self._writer_session(server)
         zxids = []
         for _ in range(count):
             self._cxid += 1
-            zxid = leader.last_proposed + 1
             path = f"{prefix}{self._cxid % 50}"
-            header = TxnHeader(0x1234, self._cxid, zxid, self.sim.now_ms, OpCode.create)
-            txn: Txn
+            data = b"v%d" % self._cxid
             if self._cxid <= 50:
-                txn = Txn(header, CreateTxn(path, b"v%d" % self._cxid, OPEN_ACL, False, -1))
+                kind, payload = OpCode.create, encode(CreateRequest(path, data, OPEN_ACL, 0))
             else:
-                version = (self._cxid - 1) // 50
-                txn = Txn(TxnHeader(0x1234, self._cxid, zxid, self.sim.now_ms, OpCode.setData),
-                          SetDataTxn(path, b"v%d" % self._cxid, version))
-            leader.propose(zxid, txn.to_bytes())
-            zxids.append(zxid)
+                kind, payload = OpCode.setData, encode(SetDataRequest(path, data, -1))
+            request = Request(session, self._cxid, kind, payload, None, received_ms=server.ctx.now_ms())
+            server.submit(request)
+            assert request.txn is not None
+            zxids.append(request.txn.header.zxid)
         return zxids
+
+    def _writer_session(self, server: StandaloneServer) -> int:
+        """A session for ``write`` (created again if it expired while nobody wrote)."""
+        now = int(server.ctx.now_ms())
+        if self._session is not None and server.ctx.sessions.touch(self._session, now):
+            return self._session
+        timeout = 20 * self.timing.tick_ms
+        session = server.ctx.sessions.create(timeout, now)
+        server.submit(Request(session, 0, OpCode.createSession, struct.pack(">i", timeout), None,
+                              received_ms=server.ctx.now_ms()))
+        self._session = session
+        return session
 
     def committed_everywhere(self, zxid: int, sids: list[int] | None = None) -> bool:
         chosen = sids if sids is not None else list(self.live_peers())

@@ -34,6 +34,7 @@ class SimReplica:
         self._unapplied: dict[int, bytes] = {}
         self._last_logged = 0
         self._durable: Callable[[int], None] = lambda zxid: None
+        self.on_commit: Callable[[int, Txn], None] | None = None
         self.txn_log.set_durable_callback(lambda zxid: self._durable(zxid))
         self._load()
         last_epoch = epoch_of(self._last_logged)
@@ -107,8 +108,13 @@ class SimReplica:
 
     def apply(self, zxid: int, txn: bytes) -> None:
         self._unapplied.pop(zxid, None)
-        self._apply(zxid, txn)
         self.committed.add(zxid, txn)
+        if self.on_commit is None:
+            self._apply(zxid, txn)
+        else:
+            decoded = Txn.from_bytes(txn)
+            self._track_sessions(decoded)
+            self.on_commit(zxid, decoded)
 
     def catch_up(self) -> None:
         """Apply what was logged and never committed here (ZooKeeper's fastForwardDataBase)."""
@@ -150,9 +156,12 @@ class SimReplica:
 
     def _apply(self, zxid: int, txn_bytes: bytes) -> None:
         txn = Txn.from_bytes(txn_bytes)
+        self.tree.apply(txn)
+        self._track_sessions(txn)
+
+    def _track_sessions(self, txn: Txn) -> None:
         header = txn.header
         if header.type == OpCode.createSession and isinstance(txn.body, CreateSessionTxn):
             self._sessions[header.clientId] = txn.body.timeOut
-        self.tree.apply(txn)
-        if header.type == OpCode.closeSession:
+        elif header.type == OpCode.closeSession:
             self._sessions.pop(header.clientId, None)

@@ -1,0 +1,105 @@
+# -*- test-case-name: tests.unit.test_ensemble_clients -*-
+"""The client side of a leading peer: prep → proposal → commit → final.
+
+It is the standalone chain with the txn log swapped for the quorum: the
+sync stage "logs" a txn by proposing it (``QuorumTxnLog``), and a txn is
+released to the final stage once a quorum has committed it, in zxid order
+as the sync stage already guarantees. Requests that learners forward enter
+the same prep stage with no client to answer; a forwarded ``sync`` gets its
+SYNC packet from the final stage once everything before it has committed.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.logger import Logger
+
+from zabd.jute.opcodes import OpCode
+from zabd.jute.records import Id
+from zabd.jute.txns import Txn
+from zabd.pipeline.request import Reply, Request
+from zabd.quorum.leader import Leader
+from zabd.quorum.learnerhandler import LearnerHandler
+from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
+from zabd.quorum.roles import first_zxid_of
+from zabd.serving.standalone import ServerOptions, StandaloneServer
+
+log = Logger()
+
+
+class QuorumTxnLog:
+    """The leader's TxnLog: appending proposes; a txn is "durable" once a quorum committed it."""
+
+    def __init__(self, leader: Leader) -> None:
+        self.leader = leader
+        self._committed: Callable[[int], None] = lambda zxid: None
+
+    def set_durable_callback(self, durable: Callable[[int], None]) -> None:
+        self._committed = durable
+
+    def append(self, txn: Txn) -> None:
+        self.leader.propose(txn.header.zxid, txn.to_bytes())
+
+    def committed(self, zxid: int, txn: Txn) -> None:
+        self._committed(zxid)
+
+
+class LearnerSync:
+    """Stands in for the client of a sync a learner forwarded: the reply is a SYNC packet."""
+
+    remote_ip = ""
+    auth_ids: tuple[Id, ...] = ()
+
+    def __init__(self, handler: LearnerHandler, session_id: int) -> None:
+        self.handler = handler
+        self.session_id = session_id
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def send_reply(self, xid: int, zxid: int, err: int, body: Reply, now_ms: float = 0.0) -> None:
+        self.handler.send(QuorumPacket(PacketType.SYNC, 0))
+
+    def send_event(self, event_type: int, path: str) -> None:
+        pass
+
+    def session_established(self, valid: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LeaderServer(StandaloneServer):
+    def __init__(self, options: ServerOptions, clock: Callable[[], float], leader: Leader) -> None:
+        self.quorum_log = QuorumTxnLog(leader)
+        replica = leader.replica
+        super().__init__(options, clock, self.quorum_log, replica.tree, replica.sessions())
+        self.leader = leader
+        # Committed txns reach the final stage through the sync stage's queue.
+        replica.on_commit = self.quorum_log.committed
+        # The new epoch's first txn is epoch << 32 | 1.
+        self.ctx.last_zxid = first_zxid_of(leader.epoch)
+        leader.on_request = self._forwarded
+        leader.on_revalidate = self._revalidate
+        leader.touched = self._touched
+
+    def _forwarded(self, handler: LearnerHandler, forward: RequestForward, auth: list[Id]) -> None:
+        client = LearnerSync(handler, forward.session_id) if forward.op_type == OpCode.sync else None
+        self.submit(Request(forward.session_id, forward.cxid, forward.op_type, forward.body, client,
+                            tuple(auth), received_ms=self.ctx.now_ms()))
+
+    def _revalidate(self, handler: LearnerHandler, session_id: int, timeout_ms: int) -> bool:
+        valid = self.ctx.sessions.touch(session_id, int(self.ctx.now_ms()), timeout_ms)
+        # The session now belongs to that learner: a client of ours with it goes.
+        if valid:
+            conn = self.by_session.pop(session_id, None)
+            if conn is not None:
+                conn.close()
+        return valid
+
+    def _touched(self, touches: list[tuple[int, int]]) -> None:
+        now = int(self.ctx.now_ms())
+        for session_id, timeout_ms in touches:
+            self.ctx.sessions.touch(session_id, now, timeout_ms)
