@@ -1,0 +1,219 @@
+# -*- test-case-name: tests.unit.test_diskreplica -*-
+"""A Zab replica (zabd.quorum.roles.Replica) on the real data directory.
+
+The tree and session table live in memory; txns go to the txn log through
+the GroupCommitLog (whose syncer thread reports them durable on the reactor
+thread); the epochs, snapshots and truncations are ZooKeeper 3.8's files.
+It is what ``zabd.testing.simreplica.SimReplica`` is on the simulated disk.
+
+A few calls block the reactor on purpose, as ZooKeeper blocks the thread
+that makes them: the epoch files (QuorumPeer writes them synchronously),
+``save_snapshot`` (the learner snapshots in its own thread at NEWLEADER,
+before it acknowledges), and TRUNC's truncate-and-reload. Each is rare and
+happens while the peer is not serving.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+from twisted.logger import Logger
+
+from zabd.core.datatree import DataTree
+from zabd.jute.opcodes import OpCode
+from zabd.jute.txns import CreateSessionTxn, Txn
+from zabd.quorum.committedlog import DEFAULT_COMMIT_LOG_COUNT, CommittedLog
+from zabd.quorum.snapstream import SnapshotStream, snapshot_stream_chunks
+from zabd.server.disklog import GroupCommitLog
+from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, read_epochs, write_epoch
+from zabd.storage.history import DiskHistory, recent_records
+from zabd.storage.layout import DataDirs, snapshot_name
+from zabd.storage.recovery import Recovered, recover
+from zabd.storage.snapfile import write_snapshot
+from zabd.storage.snapformat import snapshot_chunks
+from zabd.storage.truncate import drop_after, truncate_log
+
+__all__ = ["AppendsInFlightError", "DiskReplica"]
+
+log = Logger()
+
+
+class AppendsInFlightError(RuntimeError):
+    """The log cannot be rewritten while appends are still on their way to the disk."""
+
+
+class DiskReplica:
+    """The local database as the Zab roles drive it, on ``dirs``."""
+
+    def __init__(
+        self,
+        dirs: DataDirs,
+        recovered: Recovered,
+        txn_log: GroupCommitLog,
+        *,
+        commit_log_count: int = DEFAULT_COMMIT_LOG_COUNT,
+    ) -> None:
+        self.dirs = dirs
+        self.txn_log = txn_log
+        self.committed = CommittedLog(commit_log_count)
+        self.tree = DataTree()
+        self._sessions: dict[int, int] = {}
+        #: Logged and not yet applied: what a role that ends leaves behind.
+        self._unapplied: dict[int, bytes] = {}
+        self._last_logged = 0
+        # The newest zxid handed to the log and the newest it reported durable:
+        # equal when nothing is in flight (a batch reports its last zxid only).
+        self._appended = self._synced = -1
+        self._durable: Callable[[int], None] = lambda zxid: None
+        txn_log.set_durable_callback(self._log_durable)
+        #: Set while a server answers clients: committed txns go to it, and it
+        #: applies them to ``tree``. None: this replica applies them.
+        self.on_commit: Callable[[int, Txn], None] | None = None
+        #: Told of the new tree and sessions after truncate or install.
+        self.on_reload: Callable[[DataTree, dict[int, int]], None] = lambda tree, sessions: None
+        self._history = DiskHistory(dirs)
+        self._load(recovered)
+        epochs = read_epochs(dirs.snap_dir, self._last_logged)
+        self._accepted, self._current = epochs.accepted, epochs.current
+
+    def _load(self, recovered: Recovered) -> None:
+        self.tree, self._sessions = recovered.tree, recovered.sessions
+        zxid = self.tree.last_processed_zxid
+        # 3.8 refills its committed log with the txns replayed after the snapshot.
+        self.committed.refill(recent_records(self.dirs, recovered.snapshot_zxid, zxid, self.committed.capacity + 1))
+        self._unapplied.clear()
+        self._last_logged = zxid
+
+    # -- state ------------------------------------------------------------------
+
+    @property
+    def last_logged_zxid(self) -> int:
+        return max(self._last_logged, self.tree.last_processed_zxid)
+
+    @property
+    def last_processed_zxid(self) -> int:
+        return self.tree.last_processed_zxid
+
+    @property
+    def accepted_epoch(self) -> int:
+        return self._accepted
+
+    @property
+    def current_epoch(self) -> int:
+        return self._current
+
+    def set_accepted_epoch(self, epoch: int) -> None:
+        # Synchronous on the reactor, as QuorumPeer.setAcceptedEpoch is on its thread.
+        write_epoch(self.dirs.snap_dir, ACCEPTED_EPOCH, epoch)
+        self._accepted = epoch
+
+    def set_current_epoch(self, epoch: int) -> None:
+        write_epoch(self.dirs.snap_dir, CURRENT_EPOCH, epoch)
+        self._current = epoch
+
+    def sessions(self) -> dict[int, int]:
+        return dict(self._sessions)
+
+    def on_disk_history(self) -> DiskHistory:
+        return self._history
+
+    @property
+    def appends_in_flight(self) -> bool:
+        return self._appended != self._synced
+
+    # -- the log ------------------------------------------------------------------
+
+    def set_durable_callback(self, durable: Callable[[int], None]) -> None:
+        self._durable = durable
+
+    def _log_durable(self, zxid: int) -> None:
+        self._synced = zxid
+        self._durable(zxid)
+
+    def log(self, zxid: int, txn: bytes) -> None:
+        self.txn_log.append(Txn.from_bytes(txn))
+        self._appended = zxid
+        self._unapplied[zxid] = txn
+        self._last_logged = max(self._last_logged, zxid)
+
+    # -- applying -----------------------------------------------------------------
+
+    def apply(self, zxid: int, txn: bytes) -> None:
+        self._unapplied.pop(zxid, None)
+        self.committed.add(zxid, txn)
+        decoded = Txn.from_bytes(txn)
+        if self.on_commit is None:
+            self.tree.apply(decoded)
+            self._track_sessions(decoded)
+        else:
+            self._track_sessions(decoded)
+            self.on_commit(zxid, decoded)
+
+    def catch_up(self) -> None:
+        """Apply what was logged and never committed here (ZooKeeper's fastForwardDataBase)."""
+        for zxid in sorted(self._unapplied):
+            if zxid > self.tree.last_processed_zxid:
+                self.apply(zxid, self._unapplied[zxid])
+        self._unapplied.clear()
+
+    def _track_sessions(self, txn: Txn) -> None:
+        header = txn.header
+        if header.type == OpCode.createSession and isinstance(txn.body, CreateSessionTxn):
+            self._sessions[header.clientId] = txn.body.timeOut
+        elif header.type == OpCode.closeSession:
+            self._sessions.pop(header.clientId, None)
+
+    # -- rewriting history ----------------------------------------------------------
+
+    def truncate(self, zxid: int) -> None:
+        """TRUNC: cut the files back to ``zxid`` and reload from them (blocks the reactor)."""
+        self._check_idle("truncate")
+        truncate_log(self.dirs, zxid)
+        self._restart_log_at(zxid)
+        self._load(recover(self.dirs))
+        log.info("Truncated the txn log to 0x{zxid:x} and reloaded: tree at 0x{tree_zxid:x}",
+                 zxid=zxid, tree_zxid=self.tree.last_processed_zxid)
+        self.on_reload(self.tree, self._sessions)
+
+    def install(self, snapshot: SnapshotStream, zxid: int) -> None:
+        """SNAP: the leader's tree as of ``zxid`` replaces ours.
+
+        What we logged past ``zxid`` is not in the leader's history, so it
+        goes (3.8 leaves it, and may replay it after a restart); the log
+        restarts at ``zxid`` + 1. The NEWLEADER snapshot makes it durable.
+        """
+        self._check_idle("install a snapshot")
+        drop_after(self.dirs, zxid)
+        self._restart_log_at(zxid)
+        self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)
+        self.tree.last_processed_zxid = zxid
+        self.committed.clear()
+        self._unapplied.clear()
+        self._last_logged = zxid
+        self.on_reload(self.tree, self._sessions)
+
+    def _check_idle(self, what: str) -> None:
+        if self.appends_in_flight:
+            raise AppendsInFlightError(
+                f"cannot {what}: txns up to 0x{self._appended:x} are still being written "
+                f"(durable up to 0x{self._synced:x})")
+
+    def _restart_log_at(self, zxid: int) -> None:
+        # The syncer is idle (nothing in flight), so the writer can be told
+        # here: zxids may now go back to zxid + 1, in a new file.
+        self.txn_log.writer.last_zxid = zxid
+        self.txn_log.roll()
+
+    # -- snapshots ------------------------------------------------------------------
+
+    def save_snapshot(self) -> None:
+        """Write ``snapshot.<zxid>`` of the tree now, durably (blocks the reactor, as
+        ZooKeeper's learner blocks at NEWLEADER), then start a new log file."""
+        zxid = self.tree.last_processed_zxid
+        path = os.path.join(self.dirs.snap_dir, snapshot_name(zxid))
+        size = write_snapshot(path, snapshot_chunks(self.tree, self._sessions))
+        log.info("Snapshot {path} written: {size} bytes", path=path, size=size)
+        self.txn_log.roll()
+
+    def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
+        return self.tree.last_processed_zxid, snapshot_stream_chunks(self.tree, self._sessions)
