@@ -18,8 +18,8 @@ from zabd.quorum.syncplan import (
     SyncPlan,
     is_new_epoch_zxid,
     plan_sync,
-    txn_log_storage_size,
 )
+from zabd.storage.history import txn_log_storage_size
 
 E1, E2, E3 = 1 << 32, 2 << 32, 3 << 32  # new-epoch zxids: counter 0
 NULLS = "ffffffff" "ffffffff"  # absent data, absent authinfo

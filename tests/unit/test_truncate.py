@@ -10,8 +10,8 @@ import pytest
 from tests.unit.test_recovery import History
 from zabd.jute.txns import Txn
 from zabd.quorum.committedlog import CommittedLog
-from zabd.quorum.syncplan import plan_sync, txn_log_storage_size
-from zabd.storage.history import DiskHistory, recent_records
+from zabd.quorum.syncplan import plan_sync
+from zabd.storage.history import DiskHistory, recent_records, txn_log_storage_size
 from zabd.storage.layout import log_name, snapshot_name
 from zabd.storage.logformat import scan_log
 from zabd.storage.recovery import recover

@@ -210,6 +210,7 @@ class QuorumPeer:
             self.myid, self.replica, self.verifier, self.clock, self.timing,
             on_exit=lambda reason: self._role_ended(serial, reason),
             on_serving=self._leader_serving,
+            on_disk_history=self.replica.on_disk_history(),
         )
 
     def quorum_connection(self, stream: Stream) -> None:

@@ -88,6 +88,9 @@ class Leader:
         self.last_proposed = replica.last_processed_zxid
         self.last_committed = replica.last_processed_zxid
         self._durable_zxid = replica.last_logged_zxid
+        #: Last, smallest and largest txn proposed (mntr, stat); -1 before any.
+        self.proposal_sizes = (-1, -1, -1)
+        self.serving_since_ms: int | None = None
 
     # -- connections --------------------------------------------------------
 
@@ -161,6 +164,7 @@ class Leader:
 
     def _start_broadcast(self) -> None:
         self.phase = Phase.BROADCAST
+        self.serving_since_ms = self.clock()
         self.last_proposed = max(self.last_proposed, first_zxid_of(self.epoch))
         log.info("Leader {myid} serves epoch {epoch}", myid=self.myid, epoch=self.epoch)
         self.on_serving(self.epoch)
@@ -176,6 +180,9 @@ class Leader:
             raise RuntimeError("proposing before the leader serves")
         self.outstanding[zxid] = Proposal(txn)
         self.last_proposed = zxid
+        size = len(txn)
+        last, low, high = self.proposal_sizes
+        self.proposal_sizes = (size, size if low < 0 else min(low, size), max(high, size))
         packet = QuorumPacket(PacketType.PROPOSAL, zxid, txn)
         for handler in self.handlers:
             if handler.forwarding and not handler.observer:
@@ -218,6 +225,10 @@ class Leader:
                 if handler.forwarding:
                     handler.send(inform if handler.observer else commit)
             self.replica.apply(zxid, proposal.txn)
+
+    def synced(self, *, observers: bool) -> int:
+        """Learners in broadcast (mntr's synced_followers / synced_observers)."""
+        return sum(1 for h in self.handlers if h.stage is Stage.BROADCAST and h.observer is observers)
 
     # -- liveness ------------------------------------------------------------
 

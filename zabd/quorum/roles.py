@@ -18,6 +18,7 @@ from zabd.jute.txns import Txn
 from zabd.quorum.committedlog import CommittedLog
 from zabd.quorum.packets import QuorumPacket
 from zabd.quorum.snapstream import SnapshotStream
+from zabd.quorum.syncplan import OnDiskHistory
 from zabd.storage.epochs import epoch_of
 
 __all__ = ["PacketLink", "Replica", "Timing", "epoch_of", "first_zxid_of"]
@@ -102,6 +103,9 @@ class Replica(Protocol):
 
     def sessions(self) -> dict[int, int]:
         """Global sessions: id -> timeout in ms."""
+
+    def on_disk_history(self) -> OnDiskHistory | None:
+        """The txn log as a DIFF source for learners behind the committed log (None: SNAP them)."""
 
 
 @dataclass(frozen=True, slots=True)

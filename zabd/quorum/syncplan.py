@@ -42,7 +42,7 @@ class OnDiskHistory(Protocol):
         """The zxid of the oldest txn in the txn log (the oldest ``log.<zxid>``), None without one."""
 
     def size_bytes_from(self, zxid: int) -> int:
-        """The log size 3.8 weighs for a read from ``zxid``: see :func:`txn_log_storage_size`."""
+        """The log size 3.8 weighs for a read from ``zxid``: see :func:`zabd.storage.history.txn_log_storage_size`."""
 
     def snapshot_size(self) -> int:
         """The size in bytes of the newest snapshot file, 0 without one."""
@@ -55,23 +55,6 @@ class OnDiskHistory(Protocol):
         The walk stops reading once it passes ``minCommittedLog``; an
         iterator with a ``close`` method is closed afterwards.
         """
-
-
-def txn_log_storage_size(log_files: Iterable[tuple[int, int]], zxid: int) -> int:
-    """3.8's ``FileTxnIterator.getStorageSize()`` for a read from ``zxid``.
-
-    ``log_files`` are ``(zxid in the file name, size in bytes)``. The
-    iterator picks the newest file starting at or before ``zxid`` (or the
-    oldest file if none does) plus every later file, and has already opened
-    the first by the time the size is asked, so only the later files count:
-    with a single log file the size is 0 and the limit never applies.
-    """
-    starts = sorted(log_files)
-    first = 0
-    for index, (start, _size) in enumerate(starts):
-        if start <= zxid:
-            first = index
-    return sum(size for _start, size in starts[first + 1:])
 
 
 @dataclass(frozen=True, slots=True)

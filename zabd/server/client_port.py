@@ -39,8 +39,11 @@ class ClientPortProtocol(Protocol):
         self._pending_4lw: str | None = None
 
     def connectionMade(self) -> None:
+        server = self.factory.server
+        if server is None:
+            return  # an ensemble peer between roles: four-letter words only
         self.conn = self._conn_maker(self)
-        self.factory.server.connection_made(self.conn)
+        server.connection_made(self.conn)
 
     def dataReceived(self, data: bytes) -> None:
         if self._first:
@@ -48,7 +51,12 @@ class ClientPortProtocol(Protocol):
             if not data:
                 return
         conn = self.conn
-        assert conn is not None
+        if conn is None:
+            # As ZooKeeper's "ZooKeeperServer not running": the client tries another peer.
+            log.info("Closing a client connection: this peer is not serving")
+            assert self.transport is not None
+            self.transport.loseConnection()
+            return
         conn.begin_batch()
         try:
             self._frames(conn, self._unprocessed + data if self._unprocessed else data)
@@ -120,8 +128,9 @@ class ClientPortProtocol(Protocol):
 
 
 class ClientPortFactory(Factory):
-    def __init__(self, server: StandaloneServer, four_letter: FourLetterHandler,
+    def __init__(self, server: StandaloneServer | None, four_letter: FourLetterHandler,
                  four_letter_words: dict[int, str], max_buffer: int, max_per_ip: int) -> None:
+        #: Who answers sessions; None while an ensemble peer is between roles.
         self.server = server
         self.four_letter = four_letter
         self.four_letter_words = four_letter_words
@@ -138,7 +147,7 @@ class ClientPortFactory(Factory):
         self.per_ip[host] += 1
 
         def make(proto: ClientPortProtocol) -> ServerConnection:
-            assert proto.transport is not None
+            assert proto.transport is not None and self.server is not None
             return ServerConnection(self.server, proto.transport, host, port)
 
         return ClientPortProtocol(self, make)

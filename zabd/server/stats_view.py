@@ -69,11 +69,20 @@ class StandaloneView:
         self._trace_mask = 306
 
     version = version_string(__version__, _built_on())
-    mode = "standalone"
-    serving = True
     read_only = False
-    proposal_sizes = None
     local_sessions = 0
+
+    @property
+    def mode(self) -> str:
+        return "standalone"
+
+    @property
+    def serving(self) -> bool:
+        return True
+
+    @property
+    def proposal_sizes(self) -> tuple[int, int, int] | None:
+        return None
 
     @property
     def last_zxid(self) -> int:
@@ -220,8 +229,8 @@ class StandaloneView:
 class FourLetterWords:
     """Answers a four-letter word read off the client port."""
 
-    def __init__(self, server: StandaloneServer, config: ZabdConfig) -> None:
-        self.view = StandaloneView(server, config)
+    def __init__(self, server: StandaloneServer, config: ZabdConfig, view: StandaloneView | None = None) -> None:
+        self.view = view or StandaloneView(server, config)
         self.whitelist = config.four_letter_words
 
     def answer(self, word: str, argument: bytes) -> str:

@@ -30,6 +30,11 @@ class Options(usage.Options):
 def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
+    config = options.zabd_config
+    if config.ensemble is not None:
+        from zabd.server.peer_service import EnsembleService
+
+        return EnsembleService(config, reactor)
     from zabd.server.service import ZabdService
 
-    return ZabdService(options.zabd_config, reactor)
+    return ZabdService(config, reactor)

@@ -15,11 +15,10 @@ I/O: 3.8 reads it in the learner handler's thread, zabd where it is asked.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from twisted.logger import Logger
 
-from zabd.quorum.syncplan import Proposal, txn_log_storage_size
 from zabd.storage.layout import DataDirs
 from zabd.storage.logformat import CorruptLogError, scan_log
 from zabd.storage.snapformat import looks_like_snapshot
@@ -27,6 +26,26 @@ from zabd.storage.snapformat import looks_like_snapshot
 __all__ = ["DiskHistory", "recent_records"]
 
 log = Logger()
+
+#: (zxid, serialized txn entry): what a PROPOSAL packet carries.
+Proposal = tuple[int, bytes]
+
+
+def txn_log_storage_size(log_files: Iterable[tuple[int, int]], zxid: int) -> int:
+    """3.8's ``FileTxnIterator.getStorageSize()`` for a read from ``zxid``.
+
+    ``log_files`` are ``(zxid in the file name, size in bytes)``. The
+    iterator picks the newest file starting at or before ``zxid`` (or the
+    oldest file if none does) plus every later file, and has already opened
+    the first by the time the size is asked, so only the later files count:
+    with a single log file the size is 0 and the limit never applies.
+    """
+    starts = sorted(log_files)
+    first = 0
+    for index, (start, _size) in enumerate(starts):
+        if start <= zxid:
+            first = index
+    return sum(size for _start, size in starts[first + 1:])
 
 
 class DiskHistory:

@@ -152,6 +152,9 @@ class MemoryReplica:
     def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
         return self.tree.last_processed_zxid, snapshot_stream_chunks(self.tree, self._sessions)
 
+    def on_disk_history(self) -> None:
+        return None  # learners behind the committed log get a SNAP
+
     def sessions(self) -> dict[int, int]:
         return dict(self._sessions)
 

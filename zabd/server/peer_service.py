@@ -1,0 +1,158 @@
+# -*- test-case-name: tests.unit.test_ensemble_service -*-
+"""Wire one ensemble peer from a ZabdConfig with server.N lines: three ports and a QuorumPeer.
+
+- the election port (ElectionPortFactory) carries FLE notifications;
+- the quorum port (QuorumPortFactory) takes learners while this peer leads,
+  and ReactorQuorumNetwork dials the leader while it follows;
+- the client port answers clients through whichever server the peer runs
+  (zabd.serving.switch), and four-letter words at any time.
+
+Storage is the standalone server's (one syncer thread, group commit,
+snapshots, autopurge) under a DiskReplica, which the Zab roles drive.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+
+from zabd.ensemble import EnsembleConfig
+from zabd.ensemble.peer import QuorumPeer
+from zabd.quorum.roles import Timing
+from zabd.server.client_port import ClientPortFactory
+from zabd.server.config import ZabdConfig
+from zabd.server.diskreplica import DiskReplica
+from zabd.server.election_port import ElectionPortFactory
+from zabd.server.ensemble_view import EnsembleView
+from zabd.server.fourletter import COMMANDS
+from zabd.server.persistence import Storage, data_dirs, open_database
+from zabd.server.quorum_port import QuorumPortFactory, ReactorQuorumNetwork, ReactorScheduler
+from zabd.server.service import StartupError, _endpoint, _exit_now, server_options
+from zabd.server.stats_view import FourLetterWords
+from zabd.serving.standalone import StandaloneServer
+from zabd.serving.switch import ServingSwitch
+from zabd.storage.logformat import CorruptLogError
+from zabd.storage.recovery import RecoveryError
+from zabd.storage.snapformat import CorruptSnapshotError
+
+log = Logger()
+
+
+class EnsembleService(MultiService):
+    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = _exit_now) -> None:
+        super().__init__()
+        assert config.ensemble is not None
+        self.config = config
+        self.ensemble: EnsembleConfig = config.ensemble
+        self.reactor = reactor
+        self.peer: QuorumPeer | None = None
+        self.replica: DiskReplica | None = None
+        self.storage = Storage(config, reactor, self._durable_state, halt)
+        self.storage.setServiceParent(self)
+        self.client_service = StreamServerEndpointService(_endpoint(reactor, config), None)
+        self.client_service._raiseSynchronously = True
+        self.client_service.setServiceParent(self)
+        for interval_ms, work in ((config.tick_time, self._expire_sessions),
+                                  (config.container_check_interval_ms, self._collect_containers)):
+            timer = TimerService(interval_ms / 1000.0, work)
+            timer.clock = reactor
+            timer.setServiceParent(self)
+
+    # -- startup -------------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        self._open()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        self._open()
+        super().startService()
+        me = self.ensemble.my_server
+        host = "" if self.ensemble.options.quorum_listen_on_all_ips else me.quorum_addr[0]
+        self.quorum_port.listen(me.quorum_addr[1], host)
+        election_host = "" if self.ensemble.options.quorum_listen_on_all_ips else me.election_addr[0]
+        self.election.listen(me.election_addr[1], election_host)
+        assert self.peer is not None
+        self.peer.start()
+
+    def stopService(self) -> Any:
+        if self.peer is not None:
+            self.peer.stop()
+        self.quorum_network.stop()
+        self.quorum_port.stop()
+        self.election.stop()
+        return super().stopService()
+
+    def _open(self) -> None:
+        if self.peer is not None:
+            return
+        config, ensemble = self.config, self.ensemble
+        for key in config.unknown_keys:
+            log.warn("Ignoring unknown configuration key {key}", key=key)
+        try:
+            recovered = open_database(config)
+        except (RecoveryError, CorruptLogError, CorruptSnapshotError) as e:
+            log.critical("Unable to load database on disk: {error}", error=str(e))
+            raise StartupError(f"zabd: unable to load database on disk: {e}") from None
+        options = ensemble.options
+        replica = DiskReplica(data_dirs(config), recovered, self.storage.log,
+                              commit_log_count=options.commit_log_count)
+        self.replica = replica
+        timing = Timing(options.tick_time, options.init_limit, options.sync_limit)
+        scheduler = ReactorScheduler(self.reactor)
+        members = ensemble.verifier.all_members
+        me = ensemble.my_server
+        self.election = ElectionPortFactory(
+            ensemble.myid, f"{me.election_addr[0]}:{me.election_addr[1]}",
+            {sid: m.election_addr for sid, m in members.items() if sid != ensemble.myid},
+            lambda sid, payload: self._peer().election_message(sid, payload),
+            self.reactor, connect_timeout_ms=options.cnx_timeout_ms, handshake_timeout_ms=timing.sync_ms,
+        )
+        self.quorum_network = ReactorQuorumNetwork(
+            self.reactor, {sid: m.quorum_addr for sid, m in members.items()},
+            connect_timeout_ms=timing.init_ms, keep_alive=options.tcp_keep_alive,
+        )
+        self.quorum_port = QuorumPortFactory(lambda stream: self._peer().quorum_connection(stream), self.reactor,
+                                             keep_alive=options.tcp_keep_alive)
+        peer = QuorumPeer(ensemble.myid, ensemble.verifier, replica, scheduler, scheduler.now_ms, timing,
+                          self.election, self.quorum_network, observer=ensemble.is_observer)
+        self.peer = peer
+        self.switch = ServingSwitch(dataclasses.replace(server_options(config), server_id=ensemble.myid),
+                                    self.reactor.seconds)
+        self.view = EnsembleView(peer, StandaloneServer(self.switch.options, self.reactor.seconds,
+                                                        tree=replica.tree), config)
+        words = FourLetterWords(self.view.server, config, self.view)
+        self.clients = ClientPortFactory(None, words.answer, COMMANDS, config.jute_max_buffer,
+                                         config.max_client_cnxns)
+        self.client_service.factory = self.clients
+        peer.on_serving_changed = self._serving_changed
+        log.info("zabd peer {myid} of {n} ({kind}): clients on {port}, quorum on {quorum}, election on {election}",
+                 myid=ensemble.myid, n=len(members), kind="observer" if ensemble.is_observer else "participant",
+                 port=config.client_port, quorum=me.quorum_addr[1], election=me.election_addr[1])
+
+    def _peer(self) -> QuorumPeer:
+        assert self.peer is not None
+        return self.peer
+
+    # -- roles ---------------------------------------------------------------
+
+    def _serving_changed(self, peer: QuorumPeer) -> None:
+        self.switch.changed(peer)
+        self.clients.server = self.switch.server
+        self.view.follow(self.switch.server)
+
+    def _durable_state(self) -> Any:
+        assert self.replica is not None
+        return self.replica.tree, self.replica.sessions()
+
+    def _expire_sessions(self) -> None:
+        if self.switch.server is not None:
+            self.switch.server.expire_sessions()
+
+    def _collect_containers(self) -> None:
+        peer = self.peer
+        if peer is not None and peer.leader is not None and self.switch.server is not None:
+            self.switch.server.collect_containers()
