@@ -1,6 +1,7 @@
 """Group commit, failure halting and fuzzy snapshots, with the syncer thread run by hand."""
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -261,3 +262,24 @@ def test_autopurge_runs_hourly_by_default_and_can_be_turned_off(tmp_path: Path) 
     off = Storage(replace(config, purge_interval_hours=0, force_sync=False, pre_alloc_size_kb=1024),
                   reactor, lambda: (DataTree(), {}), lambda code: None)
     assert _timers(off) == [] and not off.writer.force_sync and off.writer.prealloc_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize("steps_before", [0, 1, 3])
+def test_an_abandoned_snapshot_never_gets_its_name(tmp_path: Path, steps_before: int) -> None:
+    server, disk, snapshotter, pool, reactor, dirs = _storage(tmp_path, snap_count=10**6)
+    client = _connected(server, reactor, pool)
+    for i in range(3000):
+        client.send(OpCode.create, CreateRequest(f"/n{i}", b"v", OPEN_ACL, 0))
+    _drive(reactor, pool)
+    before = dirs.snapshots()
+    d = snapshotter.take()
+    for _ in range(steps_before):
+        reactor.advance(0)
+        if pool.jobs:
+            pool.run_one()
+    snapshotter.abandon()  # a TRUNC or SNAP is about to rewrite the files
+    _drive(reactor, pool)
+    assert d.called and snapshotter.running is None and snapshotter.taken == 0
+    assert dirs.snapshots() == before
+    assert not [name for name in os.listdir(dirs.snap_dir) if name.endswith(".tmp")]
+    reactor.advance(server.options.tick_ms * 100)

@@ -117,6 +117,9 @@ class Learner:
                 self._packet(item)
         except QuorumWireError as e:
             self.stop(f"bad packet from the leader: {e}")
+        except Exception as e:  # the replica failed (e.g. a rewrite with appends in flight)
+            log.failure("Learner {myid} cannot go on", myid=self.myid)
+            self.stop(f"local failure: {e}")
 
     def durable(self, zxid: int) -> None:
         self._durable_zxid = max(self._durable_zxid, zxid)

@@ -71,6 +71,9 @@ class DiskReplica:
         self.on_commit: Callable[[int, Txn], None] | None = None
         #: Told of the new tree and sessions after truncate or install.
         self.on_reload: Callable[[DataTree, dict[int, int]], None] = lambda tree, sessions: None
+        #: Called before the files are rewritten (truncate, install): a
+        #: background snapshot of the old state must not land after it.
+        self.before_rewrite: Callable[[], None] = lambda: None
         self._history = DiskHistory(dirs)
         self._load(recovered)
         epochs = read_epochs(dirs.snap_dir, self._last_logged)
@@ -168,6 +171,7 @@ class DiskReplica:
     def truncate(self, zxid: int) -> None:
         """TRUNC: cut the files back to ``zxid`` and reload from them (blocks the reactor)."""
         self._check_idle("truncate")
+        self.before_rewrite()
         truncate_log(self.dirs, zxid)
         self._restart_log_at(zxid)
         self._load(recover(self.dirs))
@@ -183,6 +187,7 @@ class DiskReplica:
         restarts at ``zxid`` + 1. The NEWLEADER snapshot makes it durable.
         """
         self._check_idle("install a snapshot")
+        self.before_rewrite()
         drop_after(self.dirs, zxid)
         self._restart_log_at(zxid)
         self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)

@@ -100,6 +100,7 @@ class EnsembleService(MultiService):
         options = ensemble.options
         replica = DiskReplica(data_dirs(config), recovered, self.storage.log,
                               commit_log_count=options.commit_log_count)
+        replica.before_rewrite = self.storage.snapshotter.abandon
         self.replica = replica
         timing = Timing(options.tick_time, options.init_limit, options.sync_limit)
         scheduler = ReactorScheduler(self.reactor)

@@ -58,6 +58,7 @@ class Snapshotter:
         self.policy = policy
         self.running: Deferred[None] | None = None
         self.taken = 0
+        self._abandoned = False
         disk.on_roll_due = self._due
         disk.roll_due_after = policy.threshold
 
@@ -69,6 +70,15 @@ class Snapshotter:
             log.warn("Too busy to snap, skipping")
             return
         self.take()
+
+    def abandon(self) -> None:
+        """Drop the snapshot under way, if any: the log is about to be rewritten (TRUNC, SNAP).
+
+        It is checked before each chunk and, in the syncer, right before the
+        rename, so no snapshot of the state before the rewrite can appear after it.
+        """
+        if self.running is not None:
+            self._abandoned = True
 
     def take(self) -> Deferred[None]:
         """Start a snapshot; the Deferred fires once it is durable under its name."""
@@ -82,7 +92,14 @@ class Snapshotter:
         d.addBoth(done)
         return d
 
+    def _finish(self, snap: SnapshotFile) -> None:
+        """In the syncer: name the snapshot, unless it was abandoned meanwhile."""
+        if self._abandoned:
+            raise _Abandoned()
+        snap.finish()
+
     async def _take(self) -> None:
+        self._abandoned = False
         tree, sessions = self.state()
         zxid = tree.last_processed_zxid
         path = os.path.join(self.dirs.snap_dir, snapshot_name(zxid))
@@ -93,6 +110,8 @@ class Snapshotter:
         writing: deque[Deferred[None]] = deque()
         try:
             for chunk in snapshot_chunks(tree, sessions):
+                if self._abandoned:
+                    raise _Abandoned()
                 # A few chunks in flight: the walk need not wait out every
                 # log fsync queued before each write, yet memory stays bounded.
                 if len(writing) >= CHUNKS_IN_FLIGHT:
@@ -100,7 +119,13 @@ class Snapshotter:
                 writing.append(run(partial(snap.write, chunk)))
             while writing:
                 await writing.popleft()
-            await run(snap.finish)
+            await run(partial(self._finish, snap))
+        except _Abandoned:
+            log.info("Snapshot {path} abandoned: the log is being rewritten", path=path)
+            for pending in writing:
+                pending.addErrback(lambda failure: None)
+            await run(snap.abort)
+            return
         except Exception:
             log.failure("Snapshot {path} failed", path=path)
             for pending in writing:
@@ -109,3 +134,7 @@ class Snapshotter:
             return
         self.taken += 1
         log.info("Snapshot {path} written: {size} bytes", path=path, size=snap.size)
+
+
+class _Abandoned(Exception):
+    pass
