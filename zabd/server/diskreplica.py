@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator
 from twisted.logger import Logger
 
 from zabd.core.datatree import DataTree
-from zabd.jute.opcodes import OpCode
-from zabd.jute.txns import CreateSessionTxn, Txn
-from zabd.quorum.committedlog import DEFAULT_COMMIT_LOG_COUNT, CommittedLog
+from zabd.jute.txns import Txn
+from zabd.quorum.committedlog import DEFAULT_COMMIT_LOG_COUNT
+from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.snapstream import SnapshotStream, snapshot_stream_chunks
 from zabd.server.disklog import GroupCommitLog
-from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, read_epochs, write_epoch
+from zabd.storage.epochs import read_epochs, write_epoch
 from zabd.storage.history import DiskHistory, recent_records
 from zabd.storage.layout import DataDirs, snapshot_name
 from zabd.storage.recovery import Recovered, recover
@@ -42,7 +42,7 @@ class AppendsInFlightError(RuntimeError):
     """The log cannot be rewritten while appends are still on their way to the disk."""
 
 
-class DiskReplica:
+class DiskReplica(ReplicaState):
     """The local database as the Zab roles drive it, on ``dirs``."""
 
     def __init__(
@@ -53,22 +53,14 @@ class DiskReplica:
         *,
         commit_log_count: int = DEFAULT_COMMIT_LOG_COUNT,
     ) -> None:
+        super().__init__(commit_log_count)
         self.dirs = dirs
         self.txn_log = txn_log
-        self.committed = CommittedLog(commit_log_count)
-        self.tree = DataTree()
-        self._sessions: dict[int, int] = {}
-        #: Logged and not yet applied: what a role that ends leaves behind.
-        self._unapplied: dict[int, bytes] = {}
-        self._last_logged = 0
         # The newest zxid handed to the log and the newest it reported durable:
         # equal when nothing is in flight (a batch reports its last zxid only).
         self._appended = self._synced = -1
         self._durable: Callable[[int], None] = lambda zxid: None
         txn_log.set_durable_callback(self._log_durable)
-        #: Set while a server answers clients: committed txns go to it, and it
-        #: applies them to ``tree``. None: this replica applies them.
-        self.on_commit: Callable[[int, Txn], None] | None = None
         #: Told of the new tree and sessions after truncate or install.
         self.on_reload: Callable[[DataTree, dict[int, int]], None] = lambda tree, sessions: None
         #: Called before the files are rewritten (truncate, install): a
@@ -89,33 +81,9 @@ class DiskReplica:
 
     # -- state ------------------------------------------------------------------
 
-    @property
-    def last_logged_zxid(self) -> int:
-        return max(self._last_logged, self.tree.last_processed_zxid)
-
-    @property
-    def last_processed_zxid(self) -> int:
-        return self.tree.last_processed_zxid
-
-    @property
-    def accepted_epoch(self) -> int:
-        return self._accepted
-
-    @property
-    def current_epoch(self) -> int:
-        return self._current
-
-    def set_accepted_epoch(self, epoch: int) -> None:
+    def _store_epoch(self, name: str, epoch: int) -> None:
         # Synchronous on the reactor, as QuorumPeer.setAcceptedEpoch is on its thread.
-        write_epoch(self.dirs.snap_dir, ACCEPTED_EPOCH, epoch)
-        self._accepted = epoch
-
-    def set_current_epoch(self, epoch: int) -> None:
-        write_epoch(self.dirs.snap_dir, CURRENT_EPOCH, epoch)
-        self._current = epoch
-
-    def sessions(self) -> dict[int, int]:
-        return dict(self._sessions)
+        write_epoch(self.dirs.snap_dir, name, epoch)
 
     def on_disk_history(self) -> DiskHistory:
         return self._history
@@ -136,35 +104,7 @@ class DiskReplica:
     def log(self, zxid: int, txn: bytes) -> None:
         self.txn_log.append(Txn.from_bytes(txn))
         self._appended = zxid
-        self._unapplied[zxid] = txn
-        self._last_logged = max(self._last_logged, zxid)
-
-    # -- applying -----------------------------------------------------------------
-
-    def apply(self, zxid: int, txn: bytes) -> None:
-        self._unapplied.pop(zxid, None)
-        self.committed.add(zxid, txn)
-        decoded = Txn.from_bytes(txn)
-        if self.on_commit is None:
-            self.tree.apply(decoded)
-            self._track_sessions(decoded)
-        else:
-            self._track_sessions(decoded)
-            self.on_commit(zxid, decoded)
-
-    def catch_up(self) -> None:
-        """Apply what was logged and never committed here (ZooKeeper's fastForwardDataBase)."""
-        for zxid in sorted(self._unapplied):
-            if zxid > self.tree.last_processed_zxid:
-                self.apply(zxid, self._unapplied[zxid])
-        self._unapplied.clear()
-
-    def _track_sessions(self, txn: Txn) -> None:
-        header = txn.header
-        if header.type == OpCode.createSession and isinstance(txn.body, CreateSessionTxn):
-            self._sessions[header.clientId] = txn.body.timeOut
-        elif header.type == OpCode.closeSession:
-            self._sessions.pop(header.clientId, None)
+        self._logged(zxid, txn)
 
     # -- rewriting history ----------------------------------------------------------
 

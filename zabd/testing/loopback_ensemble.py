@@ -32,8 +32,8 @@ from zabd.ensemble.members import QuorumServer
 from zabd.ensemble.peer import QuorumPeer, Scheduler
 from zabd.ensemble.verifier import QuorumMaj
 from zabd.jute.opcodes import OpCode
-from zabd.jute.txns import CreateSessionTxn, CreateTxn, Txn, TxnHeader
-from zabd.quorum.committedlog import CommittedLog
+from zabd.jute.txns import CreateTxn, Txn, TxnHeader
+from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.roles import Timing
 from zabd.quorum.snapstream import SnapshotStream, SnapshotStreamDecoder, snapshot_stream_chunks
 from zabd.server.election_port import ElectionPortFactory
@@ -46,7 +46,7 @@ POLL_S = 0.01
 SESSION_ID = 0x5EED
 
 
-class MemoryReplica:
+class MemoryReplica(ReplicaState):
     """A Replica (zabd.quorum.roles) with its log in memory; each turn's appends are durable on the next turn.
 
     ``save_snapshot`` does nothing, as nothing here outlives the process; a
@@ -54,76 +54,33 @@ class MemoryReplica:
     """
 
     def __init__(self, scheduler: Scheduler, commit_log_count: int = 500) -> None:
+        super().__init__(commit_log_count)
         self._scheduler = scheduler
-        self.committed = CommittedLog(commit_log_count)
-        self.tree = DataTree()
-        self._sessions: dict[int, int] = {}
         self._base: tuple[int, bytes] | None = None
-        self._logged: list[tuple[int, bytes]] = []  # after the base, in zxid order
-        self._unapplied: dict[int, bytes] = {}
+        self._log: list[tuple[int, bytes]] = []  # after the base, in zxid order
         self._durable: Callable[[int], None] = lambda zxid: None
         self._flush_scheduled = False
-        self._accepted = self._current = 0
-        #: Set while a server answers clients (see Replica); this script attaches none.
-        self.on_commit: Callable[[int, Txn], None] | None = None
-
-    @property
-    def last_logged_zxid(self) -> int:
-        return self._logged[-1][0] if self._logged else self.tree.last_processed_zxid
-
-    @property
-    def last_processed_zxid(self) -> int:
-        return self.tree.last_processed_zxid
-
-    @property
-    def accepted_epoch(self) -> int:
-        return self._accepted
-
-    @property
-    def current_epoch(self) -> int:
-        return self._current
-
-    def set_accepted_epoch(self, epoch: int) -> None:
-        self._accepted = epoch
-
-    def set_current_epoch(self, epoch: int) -> None:
-        self._current = epoch
 
     def set_durable_callback(self, durable: Callable[[int], None]) -> None:
         self._durable = durable
 
     def log(self, zxid: int, txn: bytes) -> None:
-        self._logged.append((zxid, txn))
-        self._unapplied[zxid] = txn
+        self._log.append((zxid, txn))
+        self._logged(zxid, txn)
         if not self._flush_scheduled:
             self._flush_scheduled = True  # one "fsync" for all appends of this turn
             self._scheduler.call_later(0, self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._logged:
-            self._durable(self._logged[-1][0])
-
-    def apply(self, zxid: int, txn: bytes) -> None:
-        self._unapplied.pop(zxid, None)
-        self.committed.add(zxid, txn)
-        decoded = Txn.from_bytes(txn)
-        self._track_sessions(decoded)
-        if self.on_commit is None:
-            self.tree.apply(decoded)
-        else:
-            self.on_commit(zxid, decoded)
-
-    def catch_up(self) -> None:
-        for zxid in sorted(self._unapplied):
-            if zxid > self.tree.last_processed_zxid:
-                self.apply(zxid, self._unapplied[zxid])
-        self._unapplied.clear()
+        if self._log:
+            self._durable(self._log[-1][0])
 
     def truncate(self, zxid: int) -> None:
         if self._base is not None and zxid < self._base[0]:
             raise RuntimeError(f"cannot truncate to {zxid:#x}, below the snapshot at {self._base[0]:#x}")
-        self._logged = [(z, txn) for z, txn in self._logged if z <= zxid]
+        self._log = [(z, txn) for z, txn in self._log if z <= zxid]
+        self._last_logged = self._log[-1][0] if self._log else 0
         self._unapplied.clear()
         self.tree, self._sessions = DataTree(), {}
         if self._base is not None:
@@ -134,15 +91,16 @@ class MemoryReplica:
             self.tree, self._sessions = decoder.result.tree, dict(decoder.result.sessions)
             self.tree.last_processed_zxid = base_zxid
         self.committed.clear()
-        for logged_zxid, txn in self._logged:
-            self._apply(txn)
-        self.committed.refill(self._logged[-self.committed.capacity:])
+        for _zxid, txn in self._log:
+            self._replay(txn)
+        self.committed.refill(self._log[-self.committed.capacity:])
 
     def install(self, snapshot: SnapshotStream, zxid: int) -> None:
         self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)
         self.tree.last_processed_zxid = zxid
         self._base = (zxid, b"".join(snapshot_stream_chunks(self.tree, self._sessions)))
-        self._logged.clear()
+        self._log.clear()
+        self._last_logged = zxid
         self._unapplied.clear()
         self.committed.clear()
 
@@ -154,20 +112,6 @@ class MemoryReplica:
 
     def on_disk_history(self) -> None:
         return None  # learners behind the committed log get a SNAP
-
-    def sessions(self) -> dict[int, int]:
-        return dict(self._sessions)
-
-    def _apply(self, txn_bytes: bytes) -> None:
-        txn = Txn.from_bytes(txn_bytes)
-        self.tree.apply(txn)
-        self._track_sessions(txn)
-
-    def _track_sessions(self, txn: Txn) -> None:
-        if txn.header.type == OpCode.createSession and isinstance(txn.body, CreateSessionTxn):
-            self._sessions[txn.header.clientId] = txn.body.timeOut
-        elif txn.header.type == OpCode.closeSession:
-            self._sessions.pop(txn.header.clientId, None)
 
 
 class _LateFactory(Factory):

@@ -11,9 +11,8 @@ import posixpath
 from collections.abc import Callable, Iterator
 
 from zabd.core.datatree import DataTree
-from zabd.jute.opcodes import OpCode
-from zabd.jute.txns import CreateSessionTxn, Txn
-from zabd.quorum.committedlog import CommittedLog
+from zabd.jute.txns import Txn
+from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.snapstream import SnapshotStream, SnapshotStreamDecoder, snapshot_stream_chunks
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, epoch_of
 from zabd.storage.layout import SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name
@@ -21,20 +20,14 @@ from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore, SimTxnLog
 from zabd.testing.simulation import Scope
 
 
-class SimReplica:
+class SimReplica(ReplicaState):
     def __init__(self, scope: Scope, disk: MemoryDisk, *, commit_log_count: int = 500,
                  fsync_ms: tuple[int, int] = (1, 10)) -> None:
+        super().__init__(commit_log_count)
         self.disk = disk
         self.txn_log = SimTxnLog(scope, disk, fsync_ms=fsync_ms)
         self.epochs = MemoryEpochStore(disk)
-        self.committed = CommittedLog(commit_log_count)
-        self.tree = DataTree()
-        self._sessions: dict[int, int] = {}
-        #: Logged and not yet applied: what a role that ends leaves behind.
-        self._unapplied: dict[int, bytes] = {}
-        self._last_logged = 0
         self._durable: Callable[[int], None] = lambda zxid: None
-        self.on_commit: Callable[[int, Txn], None] | None = None
         self.txn_log.set_durable_callback(lambda zxid: self._durable(zxid))
         self._load()
         last_epoch = epoch_of(self._last_logged)
@@ -60,7 +53,7 @@ class SimReplica:
         self.committed.clear()
         for zxid, txn in records:
             if zxid > self.tree.last_processed_zxid:
-                self._apply(zxid, txn)
+                self._replay(txn)
         self.committed.refill(records[-self.committed.capacity:])
         self._unapplied.clear()
         self._last_logged = max(self.tree.last_processed_zxid, records[-1][0] if records else 0)
@@ -74,54 +67,15 @@ class SimReplica:
 
     # -- the Replica protocol --------------------------------------------------
 
-    @property
-    def last_logged_zxid(self) -> int:
-        return self._last_logged
-
-    @property
-    def last_processed_zxid(self) -> int:
-        return self.tree.last_processed_zxid
-
-    @property
-    def accepted_epoch(self) -> int:
-        return self._accepted
-
-    @property
-    def current_epoch(self) -> int:
-        return self._current
-
-    def set_accepted_epoch(self, epoch: int) -> None:
-        self.epochs.write_epoch(ACCEPTED_EPOCH, epoch)
-        self._accepted = epoch
-
-    def set_current_epoch(self, epoch: int) -> None:
-        self.epochs.write_epoch(CURRENT_EPOCH, epoch)
-        self._current = epoch
+    def _store_epoch(self, name: str, epoch: int) -> None:
+        self.epochs.write_epoch(name, epoch)
 
     def set_durable_callback(self, durable: Callable[[int], None]) -> None:
         self._durable = durable
 
     def log(self, zxid: int, txn: bytes) -> None:
         self.txn_log.append(Txn.from_bytes(txn))
-        self._unapplied[zxid] = txn
-        self._last_logged = max(self._last_logged, zxid)
-
-    def apply(self, zxid: int, txn: bytes) -> None:
-        self._unapplied.pop(zxid, None)
-        self.committed.add(zxid, txn)
-        if self.on_commit is None:
-            self._apply(zxid, txn)
-        else:
-            decoded = Txn.from_bytes(txn)
-            self._track_sessions(decoded)
-            self.on_commit(zxid, decoded)
-
-    def catch_up(self) -> None:
-        """Apply what was logged and never committed here (ZooKeeper's fastForwardDataBase)."""
-        for zxid in sorted(self._unapplied):
-            if zxid > self.tree.last_processed_zxid:
-                self.apply(zxid, self._unapplied[zxid])
-        self._unapplied.clear()
+        self._logged(zxid, txn)
 
     def truncate(self, zxid: int) -> None:
         self.txn_log.truncate_after(zxid)
@@ -151,20 +105,3 @@ class SimReplica:
 
     def on_disk_history(self) -> None:
         return None  # learners behind the committed log get a SNAP
-
-    def sessions(self) -> dict[int, int]:
-        return dict(self._sessions)
-
-    # -- applying --------------------------------------------------------------
-
-    def _apply(self, zxid: int, txn_bytes: bytes) -> None:
-        txn = Txn.from_bytes(txn_bytes)
-        self.tree.apply(txn)
-        self._track_sessions(txn)
-
-    def _track_sessions(self, txn: Txn) -> None:
-        header = txn.header
-        if header.type == OpCode.createSession and isinstance(txn.body, CreateSessionTxn):
-            self._sessions[header.clientId] = txn.body.timeOut
-        elif header.type == OpCode.closeSession:
-            self._sessions.pop(header.clientId, None)

@@ -1,0 +1,101 @@
+# -*- test-case-name: tests.unit.test_diskreplica -*-
+"""The part of a Replica (zabd.quorum.roles) that is the same on every kind of disk.
+
+The tree and its sessions, the committed log, the epochs, and the txns
+logged but not yet applied: how each commit reaches the tree (directly, or
+through an attached server's final stage) and how a role that ends applies
+what it logged (ZooKeeper's fastForwardDataBase). Subclasses say where the
+log and the epoch files live.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zabd.core.datatree import DataTree
+from zabd.jute.opcodes import OpCode
+from zabd.jute.txns import CreateSessionTxn, Txn
+from zabd.quorum.committedlog import CommittedLog
+from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH
+
+
+class ReplicaState:
+    def __init__(self, commit_log_count: int) -> None:
+        self.committed = CommittedLog(commit_log_count)
+        self.tree = DataTree()
+        self._sessions: dict[int, int] = {}
+        #: Logged and not yet applied: what a role that ends leaves behind.
+        self._unapplied: dict[int, bytes] = {}
+        self._last_logged = 0
+        self._accepted = self._current = 0
+        #: Set while a server answers clients: committed txns go to it, and it
+        #: applies them to ``tree``. None: this replica applies them.
+        self.on_commit: Callable[[int, Txn], None] | None = None
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def last_logged_zxid(self) -> int:
+        return max(self._last_logged, self.tree.last_processed_zxid)
+
+    @property
+    def last_processed_zxid(self) -> int:
+        return self.tree.last_processed_zxid
+
+    @property
+    def accepted_epoch(self) -> int:
+        return self._accepted
+
+    @property
+    def current_epoch(self) -> int:
+        return self._current
+
+    def set_accepted_epoch(self, epoch: int) -> None:
+        self._store_epoch(ACCEPTED_EPOCH, epoch)
+        self._accepted = epoch
+
+    def set_current_epoch(self, epoch: int) -> None:
+        self._store_epoch(CURRENT_EPOCH, epoch)
+        self._current = epoch
+
+    def _store_epoch(self, name: str, epoch: int) -> None:
+        """Make an epoch durable before it is used (nothing to do in memory)."""
+
+    def sessions(self) -> dict[int, int]:
+        return dict(self._sessions)
+
+    # -- logging and applying ------------------------------------------------------
+
+    def _logged(self, zxid: int, txn: bytes) -> None:
+        """Remember a txn just handed to the log, until it commits."""
+        self._unapplied[zxid] = txn
+        self._last_logged = max(self._last_logged, zxid)
+
+    def apply(self, zxid: int, txn: bytes) -> None:
+        self._unapplied.pop(zxid, None)
+        self.committed.add(zxid, txn)
+        decoded = Txn.from_bytes(txn)
+        self._track_sessions(decoded)
+        if self.on_commit is None:
+            self.tree.apply(decoded)
+        else:
+            self.on_commit(zxid, decoded)
+
+    def catch_up(self) -> None:
+        """Apply what was logged and never committed here (ZooKeeper's fastForwardDataBase)."""
+        for zxid in sorted(self._unapplied):
+            if zxid > self.tree.last_processed_zxid:
+                self.apply(zxid, self._unapplied[zxid])
+        self._unapplied.clear()
+
+    def _replay(self, txn_bytes: bytes) -> None:
+        """Apply a txn read back from the log while loading (no committed-log entry)."""
+        txn = Txn.from_bytes(txn_bytes)
+        self.tree.apply(txn)
+        self._track_sessions(txn)
+
+    def _track_sessions(self, txn: Txn) -> None:
+        header = txn.header
+        if header.type == OpCode.createSession and isinstance(txn.body, CreateSessionTxn):
+            self._sessions[header.clientId] = txn.body.timeOut
+        elif header.type == OpCode.closeSession:
+            self._sessions.pop(header.clientId, None)
