@@ -28,21 +28,18 @@ from zabd.server.diskreplica import DiskReplica
 from zabd.server.election_port import ElectionPortFactory
 from zabd.server.ensemble_view import EnsembleView
 from zabd.server.fourletter import COMMANDS
-from zabd.server.persistence import Storage, data_dirs, open_database
+from zabd.server.persistence import Storage, data_dirs
 from zabd.server.quorum_port import QuorumPortFactory, ReactorQuorumNetwork, ReactorScheduler
-from zabd.server.service import StartupError, _endpoint, _exit_now, server_options
+from zabd.server.service import client_endpoint, exit_now, load_database, server_options
 from zabd.server.stats_view import FourLetterWords
 from zabd.serving.standalone import StandaloneServer
 from zabd.serving.switch import ServingSwitch
-from zabd.storage.logformat import CorruptLogError
-from zabd.storage.recovery import RecoveryError
-from zabd.storage.snapformat import CorruptSnapshotError
 
 log = Logger()
 
 
 class EnsembleService(MultiService):
-    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = _exit_now) -> None:
+    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = exit_now) -> None:
         super().__init__()
         assert config.ensemble is not None
         self.config = config
@@ -52,7 +49,7 @@ class EnsembleService(MultiService):
         self.replica: DiskReplica | None = None
         self.storage = Storage(config, reactor, self._durable_state, halt)
         self.storage.setServiceParent(self)
-        self.client_service = StreamServerEndpointService(_endpoint(reactor, config), None)
+        self.client_service = StreamServerEndpointService(client_endpoint(reactor, config), None)
         self.client_service._raiseSynchronously = True
         self.client_service.setServiceParent(self)
         for interval_ms, work in ((config.tick_time, self._expire_sessions),
@@ -90,13 +87,7 @@ class EnsembleService(MultiService):
         if self.peer is not None:
             return
         config, ensemble = self.config, self.ensemble
-        for key in config.unknown_keys:
-            log.warn("Ignoring unknown configuration key {key}", key=key)
-        try:
-            recovered = open_database(config)
-        except (RecoveryError, CorruptLogError, CorruptSnapshotError) as e:
-            log.critical("Unable to load database on disk: {error}", error=str(e))
-            raise StartupError(f"zabd: unable to load database on disk: {e}") from None
+        recovered = load_database(config)
         options = ensemble.options
         replica = DiskReplica(data_dirs(config), recovered, self.storage.log,
                               commit_log_count=options.commit_log_count)

@@ -19,7 +19,7 @@ from zabd.server.persistence import Storage, open_database
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.server.stats_view import FourLetterWords
 from zabd.storage.logformat import CorruptLogError
-from zabd.storage.recovery import RecoveryError
+from zabd.storage.recovery import Recovered, RecoveryError
 from zabd.storage.snapformat import CorruptSnapshotError
 
 log = Logger()
@@ -45,7 +45,7 @@ def server_options(config: ZabdConfig) -> ServerOptions:
     )
 
 
-def _exit_now(code: int) -> None:
+def exit_now(code: int) -> None:
     # No orderly shutdown: it could answer requests whose sync failed.  The
     # log observer writes to stdout, so flush it for the error to be seen.
     for stream in (sys.stdout, sys.stderr):
@@ -60,7 +60,7 @@ class ZabdService(MultiService):
     the port only listens after that.
     """
 
-    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = _exit_now) -> None:
+    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = exit_now) -> None:
         super().__init__()
         self.config = config
         self.reactor = reactor
@@ -68,7 +68,7 @@ class ZabdService(MultiService):
         self._snapshot_after_start = False
         self.storage = Storage(config, reactor, self._durable_state, halt)
         self.storage.setServiceParent(self)
-        self.endpoint = _endpoint(reactor, config)
+        self.endpoint = client_endpoint(reactor, config)
         self.port_service = StreamServerEndpointService(self.endpoint, None)
         # A port we cannot listen on must stop startup, not leave a deaf server.
         self.port_service._raiseSynchronously = True
@@ -105,13 +105,7 @@ class ZabdService(MultiService):
         if self.server is not None:
             return
         config = self.config
-        for key in config.unknown_keys:
-            log.warn("Ignoring unknown configuration key {key}", key=key)
-        try:
-            recovered = open_database(config)
-        except (RecoveryError, CorruptLogError, CorruptSnapshotError) as e:
-            log.critical("Unable to load database on disk: {error}", error=str(e))
-            raise StartupError(f"zabd: unable to load database on disk: {e}") from None
+        recovered = load_database(config)
         server = StandaloneServer(server_options(config), self.reactor.seconds, self.storage.log,
                                   recovered.tree, recovered.sessions)
         self.server = server
@@ -125,7 +119,18 @@ class ZabdService(MultiService):
                  data_dir=config.data_dir)
 
 
-def _endpoint(reactor: Any, config: ZabdConfig) -> Any:
+def load_database(config: ZabdConfig) -> Recovered:
+    """Warn of unknown keys and load the database, or stop startup saying why."""
+    for key in config.unknown_keys:
+        log.warn("Ignoring unknown configuration key {key}", key=key)
+    try:
+        return open_database(config)
+    except (RecoveryError, CorruptLogError, CorruptSnapshotError) as e:
+        log.critical("Unable to load database on disk: {error}", error=str(e))
+        raise StartupError(f"zabd: unable to load database on disk: {e}") from None
+
+
+def client_endpoint(reactor: Any, config: ZabdConfig) -> Any:
     address = config.client_port_address or ""
     backlog = config.client_port_listen_backlog if config.client_port_listen_backlog > 0 else 50
     if ":" in address:
