@@ -223,3 +223,39 @@ def test_observer_follows_and_never_votes() -> None:
     ensemble.sim.run_for(10_000)
     assert ensemble.leader() is None
     assert not observer.serving
+
+
+def keep_writing(ensemble: SimEnsemble, every_ms: int, until_ms: int) -> list[int]:
+    """Write at the leader every ``every_ms`` until ``until_ms`` (skipped while none serves)."""
+    written: list[int] = []
+
+    def tick() -> None:
+        if ensemble.leader() is not None:
+            written.extend(ensemble.write(1))
+        if ensemble.sim.now_ms < until_ms:
+            ensemble.sim.call_later(every_ms, tick)
+
+    ensemble.sim.call_later(every_ms, tick)
+    return written
+
+
+@pytest.mark.parametrize("behind", [20, 700])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_learners_sync_while_writes_go_on(seed: int, behind: int) -> None:
+    ensemble = SimEnsemble(seed, voters=3, observers=1)
+    ensemble.start()
+    leader = ensemble.settle()
+    follower = next(sid for sid in (1, 2, 3) if sid != leader)
+    write_and_commit(ensemble, 5)  # at 0 a learner is behind the committed log: SNAP
+    for lagging in (follower, 4):
+        ensemble.crash(lagging)
+    write_and_commit(ensemble, behind)
+    written = keep_writing(ensemble, 3, ensemble.sim.now_ms + 3_000)
+    for lagging in (follower, 4):
+        ensemble.restart(lagging)
+    ensemble.sim.run_for(3_500)
+    ensemble.settle()
+    assert ensemble.peers[follower].sync_modes == ["DIFF" if behind < 500 else "SNAP"]
+    assert len(written) > 500
+    assert ensemble.run_until(lambda: ensemble.committed_everywhere(written[-1]), 5_000)
+    assert_converged(ensemble)

@@ -252,7 +252,9 @@ class Learner:
         self._acks.append((zxid, zxid))
 
     def _commit(self, zxid: int) -> None:
-        if self.phase is Phase.SYNC and self._logging:
+        if self.phase is not Phase.BROADCAST and self._logging:
+            # A DIFF's history, or anything after NEWLEADER: applied at
+            # UPTODATE, in order (3.8's packetsCommitted).
             self._commits_at_uptodate.append(zxid)
             return
         self._apply_head(zxid)
@@ -267,12 +269,14 @@ class Learner:
     def _inform(self, p: QuorumPacket) -> None:
         if p.data is None:
             raise QuorumWireError("INFORM without a txn")
-        if self.phase is Phase.SYNC:
-            self.pending.append((p.zxid, p.data))
-            self._apply_head(p.zxid)
-        else:
+        if self.phase is Phase.BROADCAST:
             self.replica.log(p.zxid, p.data)
             self.replica.apply(p.zxid, p.data)
+            return
+        self.pending.append((p.zxid, p.data))
+        if self.phase is Phase.NEWLEADER:
+            self.replica.log(p.zxid, p.data)
+        self._commit(p.zxid)
 
     def _newleader(self, p: QuorumPacket) -> None:
         if epoch_of(p.zxid) != self.new_epoch:
