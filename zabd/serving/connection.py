@@ -68,6 +68,7 @@ class ServerConnection:
         #: and leaves in one write (one syscall for many pipelined replies).
         self._batch: list[bytes] | None = None
         self._arrived_ms: float | None = None
+        self._touched_ms = -1.0
         self.stats = ConnectionStats(server.ctx.now_ms())
         self._server_stats = server.ctx.stats
 
@@ -110,8 +111,11 @@ class ServerConnection:
         now = self._arrived_ms
         if now is None:
             now = server.ctx.now_ms()
-        # ZooKeeper touches with the connection's negotiated timeout (touch(cnxn)).
-        server.ctx.sessions.touch(self.session_id, int(now), self.timeout or None)
+        if now != self._touched_ms:
+            # ZooKeeper touches with the connection's negotiated timeout
+            # (touch(cnxn)); requests read together touch it once.
+            server.ctx.sessions.touch(self.session_id, int(now), self.timeout or None)
+            self._touched_ms = now
         if kind in VALID_OPS:
             if kind == OpCode.closeSession:
                 self.closing = True
