@@ -22,7 +22,7 @@ from zabd.tools._wire import (
     REQUEST_HEADER, Request, connect_frame, create_body, delete_body, get_data_body, jute_buffer,
     parse_connect_response, request_frame, set_data_body, split_frames,
 )
-from zabd.tools._workloads import NextRequest, WorkerSpec, created_path, request_source
+from zabd.tools._workloads import NextRequest, WorkerSpec, connection_address, created_path, request_source
 
 CONNECTION_LOSS = -4  # ZooKeeper's code, used here for requests lost with a connection
 
@@ -162,18 +162,21 @@ class PipelinedConnection(asyncio.Protocol):
 
 
 async def open_connections(
-    host: str, port: int, sources: Sequence[NextRequest], window: Window, timeout_ms: int
+    host: str, port: int, sources: Sequence[NextRequest], window: Window, timeout_ms: int,
+    addresses: Sequence[tuple[str, int]] = (),
 ) -> list[PipelinedConnection]:
+    """One connection per source, to host:port or, when given, to the address at the source's index."""
     loop = asyncio.get_running_loop()
 
-    async def open_one(source: NextRequest) -> PipelinedConnection:
+    async def open_one(source: NextRequest, address: tuple[str, int]) -> PipelinedConnection:
         _, conn = await loop.create_connection(
-            lambda: PipelinedConnection(source, window, timeout_ms), host, port
+            lambda: PipelinedConnection(source, window, timeout_ms), *address
         )
         await asyncio.wait_for(conn.session, 30)
         return conn
 
-    return list(await asyncio.gather(*(open_one(s) for s in sources)))
+    chosen = list(addresses) or [(host, port)] * len(sources)
+    return list(await asyncio.gather(*(open_one(s, a) for s, a in zip(sources, chosen, strict=True))))
 
 
 async def close_connections(conns: Iterable[PipelinedConnection], wait: float = 10.0) -> None:
@@ -219,7 +222,8 @@ async def _run_worker(spec: WorkerSpec, start_barrier: Barrier) -> WorkerResult:
     loop = asyncio.get_running_loop()
     window, created = Window(), [0] * spec.connections
     sources = [request_source(spec, c, created) for c in range(spec.connections)]
-    conns = await open_connections(spec.host, spec.port, sources, window, spec.timeout_ms)
+    addresses = [connection_address(spec, c) for c in range(spec.connections)]
+    conns = await open_connections(spec.host, spec.port, sources, window, spec.timeout_ms, addresses)
     await loop.run_in_executor(None, start_barrier.wait, 120.0)
     start = perf_counter_ns()
     window.start_ns = start + int(spec.warmup * 1e9)

@@ -27,6 +27,8 @@ class Target:
     pid: int | None = None  # known when this tool started the server
     version: str = "?"
     root: str = ""
+    addresses: tuple[tuple[str, int], ...] = ()  # an ensemble's client ports; the load is spread over them
+    peer_pids: tuple[int, ...] = ()  # an ensemble's other peers, counted in server%
 
 
 @dataclass
@@ -44,6 +46,16 @@ class Outcome:
     other_cpu_pct: float | None  # everything else on the machine, % of one core
 
 
+@dataclass(frozen=True, slots=True)
+class FailoverOutcome:
+    """kill -9 of an ensemble's leader until a new session's write is acknowledged, per run."""
+
+    target: str
+    runs_ms: tuple[float, ...]
+    median_ms: float
+    max_ms: float
+
+
 def machine_info() -> dict[str, str]:
     model = "?"
     with contextlib.suppress(OSError):
@@ -59,9 +71,10 @@ def machine_info() -> dict[str, str]:
     }
 
 
-def report(targets: Sequence[Target], outcomes: Sequence[Outcome], args: argparse.Namespace) -> str:
+def report(targets: Sequence[Target], outcomes: Sequence[Outcome], args: argparse.Namespace,
+           failovers: Sequence[FailoverOutcome] = ()) -> str:
     lines = ["machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items())]
-    lines += [f"server {t.name} at {t.host}:{t.port}: version {t.version}" for t in targets]
+    lines += [f"server {t.name} at {t.host}:{t.port}: version {t.version}{_ensemble_note(t)}" for t in targets]
     lines.append(f"settings: connections={args.connections} pipeline={args.pipeline} processes={args.processes} "
                  f"duration={args.duration}s warmup={args.warmup}s prewarm={args.prewarm}s value-size={args.value_size} nodes={args.nodes}")
     lines.append(f"{'target':<12}{'workload':<9}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
@@ -81,11 +94,39 @@ def report(targets: Sequence[Target], outcomes: Sequence[Outcome], args: argpars
                 lines.append(f"  {w:<8}{oa.ops_per_s / ob.ops_per_s:>8.2f}")
     lines.append("CPU during the measured window: client% (load generator), server% and other% (everything else)"
                  " in % of one core; machine% = all cores busy, in % of the machine")
+    if any(t.addresses for t in targets):
+        lines.append("ensembles: connections go round-robin over every peer's client port; server% sums all peers")
+    lines += failover_lines(failovers)
     return "\n".join(lines)
 
 
-def write_json(path: Path, targets: Sequence[Target], outcomes: Sequence[Outcome], args: argparse.Namespace) -> None:
+def _ensemble_note(target: Target) -> str:
+    if not target.addresses:
+        return ""
+    ports = ",".join(str(port) for _, port in target.addresses)
+    return f" (ensemble of {len(target.addresses)}, client ports {ports}; this one led at the start)"
+
+
+def failover_lines(failovers: Sequence[FailoverOutcome]) -> list[str]:
+    """The failover table and, for two targets, the ratio of their medians."""
+    if not failovers:
+        return []
+    lines = [f"failover: kill -9 of the leader until a write from a new session is acknowledged, "
+             f"{len(failovers[0].runs_ms)} runs each",
+             f"{'target':<12}{'median ms':>10}{'max ms':>10}  runs ms"]
+    for f in failovers:
+        runs = " ".join(f"{ms:.0f}" for ms in f.runs_ms)
+        lines.append(f"{f.target:<12}{f.median_ms:>10.0f}{f.max_ms:>10.0f}  {runs}")
+    if len(failovers) == 2 and failovers[1].median_ms:
+        a, b = failovers
+        lines.append(f"failover median ratio {a.target}/{b.target}: {a.median_ms / b.median_ms:.2f}")
+    return lines
+
+
+def write_json(path: Path, targets: Sequence[Target], outcomes: Sequence[Outcome], args: argparse.Namespace,
+               failovers: Sequence[FailoverOutcome] = ()) -> None:
     path.write_text(json.dumps({
         "machine": machine_info(), "settings": {k: str(v) for k, v in vars(args).items()},
         "servers": {t.name: t.version for t in targets}, "results": [asdict(o) for o in outcomes],
+        **({"failover": [asdict(f) for f in failovers]} if failovers else {}),
     }, indent=2))

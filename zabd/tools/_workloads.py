@@ -34,6 +34,16 @@ class WorkerSpec:
     create_parent: str  # parent of the nodes the create workload makes
     seed: int
     timeout_ms: int = 40000
+    #: An ensemble's client ports: connection c goes to addresses[(first_connection + c) % n],
+    #: so that the connections of all workers together go round-robin over the peers.
+    addresses: tuple[tuple[str, int], ...] = ()
+    first_connection: int = 0
+
+
+def connection_address(spec: WorkerSpec, conn: int) -> tuple[str, int]:
+    if not spec.addresses:
+        return spec.host, spec.port
+    return spec.addresses[(spec.first_connection + conn) % len(spec.addresses)]
 
 
 def created_path(parent: str, worker: int, conn: int, n: int) -> str:

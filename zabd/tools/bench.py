@@ -3,6 +3,7 @@
 
     python -m zabd.tools.bench --start zabd --start zookeeper --duration 10
     python -m zabd.tools.bench --target zabd=127.0.0.1:2181 --target zk=127.0.0.1:2182
+    python -m zabd.tools.bench --ensemble 3 --start zabd --start zookeeper --failover
 
 See doc/benchmarks.md for the method.
 """
@@ -24,9 +25,11 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from zabd.testing.ensembleprocs import Ensemble, start_ensemble
 from zabd.testing.processes import four_letter, start_zabd, start_zookeeper
+from zabd.tools._ensemble import ensemble_target, measure_failover
 from zabd.tools._loadgen import WorkerResult, percentile_ms, run_batch, worker_main
-from zabd.tools._report import Outcome, Target, report, write_json
+from zabd.tools._report import FailoverOutcome, Outcome, Target, report, write_json
 from zabd.tools._wire import OP_CREATE, OP_DELETE, create_body, delete_body
 from zabd.tools._workloads import WorkerSpec, created_path
 
@@ -67,6 +70,11 @@ def process_seconds(pid: int | None) -> float:
     return total
 
 
+def server_seconds(target: Target) -> float:
+    """CPU seconds of the server, or of every peer of an ensemble."""
+    return process_seconds(target.pid) + sum(process_seconds(pid) for pid in target.peer_pids)
+
+
 def listening_pid(port: int) -> int | None:
     """The local process listening on port (Linux /proc; None if not visible)."""
     inodes = set()
@@ -93,7 +101,9 @@ def run_workload(target: Target, workload: str, args: argparse.Namespace, run_no
     barrier, results = ctx.Barrier(args.processes + 1), ctx.Queue()
     specs = [
         WorkerSpec(target.host, target.port, workload, i, _share(args.connections, args.processes, i),
-                   args.pipeline, args.warmup, args.duration, args.value_size, nodes, create_parent, run_no * 1000 + i)
+                   args.pipeline, args.warmup, args.duration, args.value_size, nodes, create_parent, run_no * 1000 + i,
+                   addresses=target.addresses,
+                   first_connection=sum(_share(args.connections, args.processes, j) for j in range(i)))
         for i in range(args.processes)
     ]
     procs = [ctx.Process(target=worker_main, args=(s, barrier, results), daemon=True) for s in specs]
@@ -103,9 +113,9 @@ def run_workload(target: Target, workload: str, args: argparse.Namespace, run_no
     with contextlib.suppress(Exception):  # a failed worker aborts the barrier and reports below
         barrier.wait(180.0)
         time.sleep(args.warmup)
-        server0, machine0 = process_seconds(target.pid), machine_ticks()
+        server0, machine0 = server_seconds(target), machine_ticks()
         time.sleep(args.duration)
-        server1, machine1 = process_seconds(target.pid), machine_ticks()
+        server1, machine1 = server_seconds(target), machine_ticks()
         measured = (server1 - server0, (machine1[0] - machine0[0], machine1[1] - machine0[1]))
     outs: list[WorkerResult] = sorted((results.get(timeout=120.0) for _ in procs), key=lambda o: o.index)
     for proc in procs:
@@ -188,6 +198,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--keep", action="store_true", help="leave the benchmark's nodes in place")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--ensemble", type=int, default=0, metavar="N",
+                        help="--start N-peer ensembles (tickTime 200) instead of standalone servers")
+    parser.add_argument("--failover", action="store_true",
+                        help="with --ensemble: time kill -9 of the leader until a new session's write succeeds")
+    parser.add_argument("--failover-runs", type=int, default=5, metavar="K")
     args = parser.parse_args(argv)
     args.workloads = [w for w in args.workloads.split(",") if w]
     if unknown := set(args.workloads) - set(WORKLOADS):
@@ -196,6 +211,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("give at least one --target or --start")
     if args.connections < args.processes:
         parser.error("need at least one connection per process")
+    if args.ensemble and (args.ensemble < 2 or not args.start):
+        parser.error("--ensemble needs at least 2 peers and a --start")
+    if args.failover and (not args.ensemble or args.failover_runs < 1):
+        parser.error("--failover needs --ensemble and at least one --failover-runs")
     return args
 
 
@@ -208,13 +227,24 @@ def parse_target(text: str) -> Target:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     targets = [parse_target(t) for t in args.target]
+    ensembles: dict[str, Ensemble] = {}
     with contextlib.ExitStack() as stack:
         if args.start:
             extra = dict(kv.split("=", 1) for kv in args.server_cfg)
             if args.connections + 16 > 60:  # ZooKeeper's default limit per client address is 60
                 extra.setdefault("maxClientCnxns", "0")
+            if args.ensemble:
+                # zabd leaks a per-address slot for each connection a peer takes between roles
+                # (test_ensemble_processes.py, xfail), and a failover run makes hundreds.
+                extra.setdefault("maxClientCnxns", "0")
             for kind in args.start:
                 workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")))
+                if args.ensemble:
+                    print(f"starting a {args.ensemble}-peer {kind} ensemble ...", file=sys.stderr, flush=True)
+                    ensembles[kind] = stack.enter_context(
+                        start_ensemble(kind, workdir, voters=args.ensemble, extra_cfg=extra, timeout=120.0))
+                    targets.append(ensemble_target(kind, ensembles[kind]))
+                    continue
                 starter = start_zabd if kind == "zabd" else start_zookeeper
                 server = stack.enter_context(starter(workdir, extra_cfg=extra))
                 targets.append(Target(kind, server.host, server.port, server.process.pid))
@@ -242,10 +272,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:
                 print(f"cleanup of {target.name} failed: {exc}", file=sys.stderr)
         outcomes.sort(key=lambda o: (args.workloads.index(o.workload), targets.index(_by_name(targets, o.target))))
-        print(report(targets, outcomes, args))
+        failovers = measure_failovers(targets, ensembles, args)
+        print(report(targets, outcomes, args, failovers))
         if args.json:
-            write_json(args.json, targets, outcomes, args)
+            write_json(args.json, targets, outcomes, args, failovers)
     return 0
+
+
+def measure_failovers(targets: Sequence[Target], ensembles: dict[str, Ensemble],
+                      args: argparse.Namespace) -> list[FailoverOutcome]:
+    """Leader failover times of every started ensemble (after the workloads, which need a stable ensemble)."""
+    failovers = []
+    for target in targets if args.failover else []:
+        try:
+            failovers.append(measure_failover(target.name, ensembles[target.name], args.failover_runs))
+        except Exception as exc:  # one broken ensemble must not lose the other's figures
+            print(f"failover of {target.name} failed: {exc}", file=sys.stderr, flush=True)
+    return failovers
 
 
 def _by_name(targets: Sequence[Target], name: str) -> Target:
