@@ -316,14 +316,7 @@ def test_observer_serves_reads_and_never_votes(target_kind: str, tmp_path: Path)
                 nobody_serves.create("/never")
 
 
-def test_connections_to_a_peer_between_roles_are_released(
-    target_kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if target_kind == "zabd":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "zabd bug: ClientPortProtocol.connectionLost releases the per-address slot only when a "
-            "ServerConnection exists, so every connection (four-letter words too) accepted while a peer "
-            "is between roles leaks one of the maxClientCnxns slots; the peer then refuses everyone")))
+def test_connections_to_a_peer_between_roles_are_released(target_kind: str, tmp_path: Path) -> None:
     limit = 10
     with ensemble(target_kind, tmp_path, voters=3, extra_cfg={"maxClientCnxns": str(limit)}) as ens:
         leader = ens.wait_for_leader()

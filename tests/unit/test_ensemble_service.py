@@ -69,3 +69,13 @@ def test_a_peer_between_roles_answers_words_but_no_sessions() -> None:
     proto.makeConnection(transport)
     proto.dataReceived(frame(connect_request()))
     assert transport.disconnecting and transport.value() == b""
+
+
+def test_connections_made_between_roles_give_back_their_slot() -> None:
+    factory = ClientPortFactory(None, lambda word, arg: NOT_SERVING, COMMANDS, 4096, 2)
+    for _ in range(5):
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40002))
+        assert proto is not None, "a slot leaked"
+        proto.makeConnection(StringTransport())
+        proto.connectionLost(None)
+    assert factory.per_ip == {}

@@ -28,8 +28,10 @@ FourLetterHandler = Callable[[str, bytes], str]
 
 
 class ClientPortProtocol(Protocol):
-    def __init__(self, factory: ClientPortFactory, conn_maker: Callable[[ClientPortProtocol], ServerConnection]):
+    def __init__(self, factory: ClientPortFactory, conn_maker: Callable[[ClientPortProtocol], ServerConnection],
+                 host: str = "?"):
         self.factory = factory
+        self.host = host
         self.max_length = factory.max_buffer
         self._unprocessed = b""
         self._conn_maker = conn_maker
@@ -124,7 +126,8 @@ class ClientPortProtocol(Protocol):
     def connectionLost(self, reason: object = None) -> None:
         if self.conn is not None:
             self.conn.connection_lost()
-            self.factory.connection_closed(self.conn.remote_ip)
+        # Every accepted connection took a maxClientCnxns slot, served or not.
+        self.factory.connection_closed(self.host)
 
 
 class ClientPortFactory(Factory):
@@ -150,7 +153,7 @@ class ClientPortFactory(Factory):
             assert proto.transport is not None and self.server is not None
             return ServerConnection(self.server, proto.transport, host, port)
 
-        return ClientPortProtocol(self, make)
+        return ClientPortProtocol(self, make, host)
 
     def connection_closed(self, host: str) -> None:
         self.per_ip[host] -= 1
