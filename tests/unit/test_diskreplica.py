@@ -127,7 +127,7 @@ def test_apply_updates_tree_sessions_and_committed_log(tmp_path: Path) -> None:
 def test_a_server_hook_applies_the_txn_while_the_replica_keeps_the_sessions(tmp_path: Path) -> None:
     node = Node(tmp_path)
     seen: list[tuple[int, int]] = []
-    node.replica.on_commit = lambda zxid, txn: seen.append((zxid, txn.header.type))
+    node.replica.on_commit = lambda zxid, txn: seen.append((zxid, Txn.from_bytes(txn).header.type))
     node.commit(session_txn(1), create_txn(2, "/a"))
     assert seen == [(1, OpCode.createSession), (2, OpCode.create)]
     assert "/a" not in node.replica.tree.nodes, "the hook applies, not the replica"

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from zabd.ensemble.verifier import QuorumVerifier
 from zabd.jute.records import Id
 from zabd.quorum.learnerhandler import LearnerHandler, Stage
-from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
+from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward, encode_packet
 from zabd.quorum.roles import PacketLink, Replica, Timing, first_zxid_of
 from zabd.quorum.syncplan import OnDiskHistory
 
@@ -178,26 +178,32 @@ class Leader:
         """Send one txn to the followers and log it here; it commits on a quorum of ACKs."""
         if self.phase is not Phase.BROADCAST:
             raise RuntimeError("proposing before the leader serves")
+        if zxid <= self.last_proposed:
+            raise ValueError(f"proposal 0x{zxid:x} after 0x{self.last_proposed:x}: zxids must rise")
+        # In zxid order, so the oldest outstanding proposal is the first key.
         self.outstanding[zxid] = Proposal(txn)
         self.last_proposed = zxid
         size = len(txn)
         last, low, high = self.proposal_sizes
         self.proposal_sizes = (size, size if low < 0 else min(low, size), max(high, size))
-        packet = QuorumPacket(PacketType.PROPOSAL, zxid, txn)
+        packet = encode_packet(QuorumPacket(PacketType.PROPOSAL, zxid, txn))  # once for every follower
         for handler in self.handlers:
             if handler.forwarding and not handler.observer:
-                handler.send(packet)
+                handler.send_encoded(packet)
         self.replica.log(zxid, txn)
 
     def outstanding_proposals(self) -> Iterator[tuple[int, bytes]]:
-        for zxid in sorted(self.outstanding):
-            yield zxid, self.outstanding[zxid].txn
+        for zxid, proposal in self.outstanding.items():
+            yield zxid, proposal.txn
 
     def durable(self, zxid: int) -> None:
         """The local log holds everything up to ``zxid``: the leader's own ACKs."""
         self._durable_zxid = max(self._durable_zxid, zxid)
-        for pending in sorted(z for z in self.outstanding if z <= zxid):
-            self._ack(self.myid, pending)
+        for pending, proposal in self.outstanding.items():
+            if pending > zxid:
+                break
+            proposal.acks.add(self.myid)
+        self._commit_ready()
 
     def acked(self, handler: LearnerHandler, zxid: int) -> None:
         if handler.is_voter and handler.sid is not None:
@@ -212,18 +218,24 @@ class Leader:
 
     def _commit_ready(self) -> None:
         # Strictly in order: the oldest outstanding proposal commits first.
-        while self.outstanding:
-            zxid = min(self.outstanding)
-            proposal = self.outstanding[zxid]
+        outstanding = self.outstanding
+        while outstanding:
+            zxid = next(iter(outstanding))
+            proposal = outstanding[zxid]
             if not self.verifier.contains_quorum(proposal.acks):
                 return
-            del self.outstanding[zxid]
+            del outstanding[zxid]
             self.last_committed = zxid
-            commit = QuorumPacket(PacketType.COMMIT, zxid)
-            inform = QuorumPacket(PacketType.INFORM, zxid, proposal.txn)
+            commit = encode_packet(QuorumPacket(PacketType.COMMIT, zxid))
+            inform: bytes | None = None
             for handler in self.handlers:
-                if handler.forwarding:
-                    handler.send(inform if handler.observer else commit)
+                if not handler.forwarding:
+                    continue
+                if handler.observer:
+                    inform = inform or encode_packet(QuorumPacket(PacketType.INFORM, zxid, proposal.txn))
+                    handler.send_encoded(inform)
+                else:
+                    handler.send_encoded(commit)
             self.replica.apply(zxid, proposal.txn)
 
     def synced(self, *, observers: bool) -> int:

@@ -161,6 +161,11 @@ class LearnerHandler:
         if self.stage is not Stage.CLOSED:
             self.link.send(packet)
 
+    def send_encoded(self, packet: bytes) -> None:
+        """A packet already encoded (one PROPOSAL or COMMIT goes to many learners)."""
+        if self.stage is not Stage.CLOSED:
+            self.link.send_raw(packet)
+
     def close(self, reason: str) -> None:
         if self.stage is Stage.CLOSED:
             return

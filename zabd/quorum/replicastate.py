@@ -9,6 +9,7 @@ log and the epoch files live.
 """
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 from zabd.core.datatree import DataTree
@@ -29,7 +30,7 @@ class ReplicaState:
         self._accepted = self._current = 0
         #: Set while a server answers clients: committed txns go to it, and it
         #: applies them to ``tree``. None: this replica applies them.
-        self.on_commit: Callable[[int, Txn], None] | None = None
+        self.on_commit: Callable[[int, bytes], None] | None = None
 
     # -- state -------------------------------------------------------------------
 
@@ -73,12 +74,14 @@ class ReplicaState:
     def apply(self, zxid: int, txn: bytes) -> None:
         self._unapplied.pop(zxid, None)
         self.committed.add(zxid, txn)
-        decoded = Txn.from_bytes(txn)
-        self._track_sessions(decoded)
-        if self.on_commit is None:
-            self.tree.apply(decoded)
+        on_commit = self.on_commit
+        if on_commit is not None:
+            # The server decodes it if it needs to (a leader already holds it).
+            if _type_of(txn) in _SESSION_TXNS:
+                self._track_sessions(Txn.from_bytes(txn))
+            on_commit(zxid, txn)
         else:
-            self.on_commit(zxid, decoded)
+            self._replay(txn)
 
     def catch_up(self) -> None:
         """Apply what was logged and never committed here (ZooKeeper's fastForwardDataBase)."""
@@ -99,3 +102,12 @@ class ReplicaState:
             self._sessions[header.clientId] = txn.body.timeOut
         elif header.type == OpCode.closeSession:
             self._sessions.pop(header.clientId, None)
+
+
+_TXN_TYPE = struct.Struct(">i")
+_TXN_TYPE_OFFSET = 28  # TxnHeader: long clientId, int cxid, long zxid, long time, int type
+_SESSION_TXNS = frozenset({OpCode.createSession, OpCode.closeSession})
+
+
+def _type_of(txn: bytes) -> int:
+    return _TXN_TYPE.unpack_from(txn, _TXN_TYPE_OFFSET)[0]

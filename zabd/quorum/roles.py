@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from zabd.core.datatree import DataTree
-from zabd.jute.txns import Txn
 from zabd.quorum.committedlog import CommittedLog
 from zabd.quorum.packets import QuorumPacket
 from zabd.quorum.snapstream import SnapshotStream
@@ -56,7 +55,7 @@ class Replica(Protocol):
     tree: DataTree
     #: Set while a server answers clients: committed txns go to its final
     #: stage, which applies them to ``tree`` itself. None: apply them here.
-    on_commit: Callable[[int, Txn], None] | None
+    on_commit: Callable[[int, bytes], None] | None
 
     @property
     def last_logged_zxid(self) -> int: ...

@@ -58,9 +58,13 @@ class GroupCommitLog:
         self._durable = durable
 
     def append(self, txn: Txn) -> None:
+        self.append_bytes(txn.header.zxid, txn.to_bytes())
+
+    def append_bytes(self, zxid: int, txn: bytes) -> None:
+        """Append a txn entry already serialized (a Zab proposal)."""
         if self.failed:
             return
-        self._pending.append((txn.header.zxid, txn.to_bytes()))
+        self._pending.append((zxid, txn))
         self.since_roll += 1
         if not self._flushing and not self._scheduled:
             # Wait for the end of this reactor turn, so that every txn that

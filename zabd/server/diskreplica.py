@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from twisted.logger import Logger
 
 from zabd.core.datatree import DataTree
-from zabd.jute.txns import Txn
 from zabd.quorum.committedlog import DEFAULT_COMMIT_LOG_COUNT
 from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.snapstream import SnapshotStream, snapshot_stream_chunks
@@ -102,7 +101,7 @@ class DiskReplica(ReplicaState):
         self._durable(zxid)
 
     def log(self, zxid: int, txn: bytes) -> None:
-        self.txn_log.append(Txn.from_bytes(txn))
+        self.txn_log.append_bytes(zxid, txn)
         self._appended = zxid
         self._logged(zxid, txn)
 

@@ -85,7 +85,8 @@ class FollowerServer(StandaloneServer):
         else:
             self.final.process(request)
 
-    def _committed(self, zxid: int, txn: Txn) -> None:
+    def _committed(self, zxid: int, txn_bytes: bytes) -> None:
+        txn = Txn.from_bytes(txn_bytes)
         header = txn.header
         waiting = self.waiting
         head = waiting[0] if waiting else None

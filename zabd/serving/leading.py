@@ -40,7 +40,7 @@ class QuorumTxnLog:
     def append(self, txn: Txn) -> None:
         self.leader.propose(txn.header.zxid, txn.to_bytes())
 
-    def committed(self, zxid: int, txn: Txn) -> None:
+    def committed(self, zxid: int, txn: bytes) -> None:
         self._committed(zxid)
 
 

@@ -214,10 +214,12 @@ class SimTxnLog:
         self._durable = durable
 
     def append(self, txn: Txn) -> None:
+        self.append_bytes(txn.header.zxid, txn.to_bytes())
+
+    def append_bytes(self, zxid: int, txn: bytes) -> None:
         if self._dead():
             return
-        zxid = txn.header.zxid
-        self._pending.append((zxid, encode_record(txn.to_bytes())))
+        self._pending.append((zxid, encode_record(txn)))
         self.last_zxid = zxid
         if not self._flushing and not self._scheduled:
             self._scheduled = True  # every append of this instant shares the fsync

@@ -11,7 +11,6 @@ import posixpath
 from collections.abc import Callable, Iterator
 
 from zabd.core.datatree import DataTree
-from zabd.jute.txns import Txn
 from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.snapstream import SnapshotStream, SnapshotStreamDecoder, snapshot_stream_chunks
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, epoch_of
@@ -74,7 +73,7 @@ class SimReplica(ReplicaState):
         self._durable = durable
 
     def log(self, zxid: int, txn: bytes) -> None:
-        self.txn_log.append(Txn.from_bytes(txn))
+        self.txn_log.append_bytes(zxid, txn)
         self._logged(zxid, txn)
 
     def truncate(self, zxid: int) -> None:
