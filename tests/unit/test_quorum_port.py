@@ -118,7 +118,8 @@ def test_input_before_the_owner_takes_the_stream_is_dropped() -> None:
 def test_stream_link_decodes_packets_from_a_quorum_stream() -> None:
     owners: list[StreamLink] = []
     received: list[object] = []
-    factory = QuorumPortFactory(lambda stream: owners.append(StreamLink(stream, received.append, lambda: None)))
+    factory = QuorumPortFactory(lambda stream: owners.append(
+        StreamLink(stream, lambda item, now: received.append(item), lambda: None, lambda: 0)))
     proto, transport = accept(factory)
     ping = QuorumPacket(PacketType.PING, 7)
     data = encode_packet(ping)

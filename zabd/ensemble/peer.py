@@ -60,9 +60,10 @@ class QuorumNetwork(Protocol):
 class StreamLink:
     """A PacketLink over a Stream; incoming bytes become packets for ``deliver``."""
 
-    def __init__(self, stream: Stream, deliver: Callable[[QuorumPacket | SnapshotStream], None],
-                 lost: Callable[[], None]) -> None:
+    def __init__(self, stream: Stream, deliver: Callable[[QuorumPacket | SnapshotStream, int], None],
+                 lost: Callable[[], None], clock: Callable[[], int]) -> None:
         self.stream = stream
+        self._clock = clock
         self._decoder = PacketStreamDecoder()
         self._deliver = deliver
         self._lost = lost
@@ -91,10 +92,11 @@ class StreamLink:
             self.close()
             self._lost()
             return
+        now = self._clock()  # one reading for all that arrived together
         for item in items:
             if self.closed:
                 return
-            self._deliver(item)
+            self._deliver(item, now)
 
     def _closed(self) -> None:
         if not self.closed:
@@ -220,8 +222,8 @@ class QuorumPeer:
             stream.close()
             return
         handler_box: list[LearnerHandler] = []
-        link = StreamLink(stream, lambda item: handler_box[0].receive(item, self.clock()),
-                          lambda: handler_box[0].close("connection lost"))
+        link = StreamLink(stream, lambda item, now: handler_box[0].receive(item, now),
+                          lambda: handler_box[0].close("connection lost"), self.clock)
         handler_box.append(leader.learner_connected(link))
 
     def _leader_serving(self, epoch: int) -> None:
@@ -264,7 +266,7 @@ class QuorumPeer:
                 self.learner = None
                 self._retry_dial(serial, sid, give_up_ms)
 
-        link = StreamLink(stream, lambda item: learner_box[0].receive(item), lost)
+        link = StreamLink(stream, lambda item, now: learner_box[0].receive(item, now), lost, self.clock)
         learner = Learner(
             self.myid, self.replica, link, self.clock, self.timing, observer=self.observer,
             config_version=self.verifier.version,

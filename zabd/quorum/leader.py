@@ -206,7 +206,8 @@ class Leader:
         self._commit_ready()
 
     def acked(self, handler: LearnerHandler, zxid: int) -> None:
-        if handler.is_voter and handler.sid is not None:
+        if handler.is_voter:
+            assert handler.sid is not None  # voters said who they are
             self._ack(handler.sid, zxid)
 
     def _ack(self, sid: int, zxid: int) -> None:

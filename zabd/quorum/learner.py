@@ -105,10 +105,10 @@ class Learner:
         info = LearnerInfo(self.myid, PROTOCOL_VERSION, self.config_version).encode()
         self.link.send(QuorumPacket(kind, first_zxid_of(self.replica.accepted_epoch), info))
 
-    def receive(self, item: QuorumPacket | SnapshotStream) -> None:
+    def receive(self, item: QuorumPacket | SnapshotStream, now_ms: int | None = None) -> None:
         if self.phase is Phase.DONE:
             return
-        self.last_heard_ms = self.clock()
+        self.last_heard_ms = self.clock() if now_ms is None else now_ms
         self.received_any = True
         try:
             if isinstance(item, SnapshotStream):

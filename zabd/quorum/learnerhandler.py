@@ -44,25 +44,27 @@ class Stage(enum.Enum):
     CLOSED = "closed"
 
 
+_FORWARDING = frozenset({Stage.NEWLEADER, Stage.UPTODATE, Stage.BROADCAST})
+
+
 class LearnerHandler:
     def __init__(self, leader: Leader, link: PacketLink, now_ms: int) -> None:
         self.leader = leader
         self.link = link
         self.stage = Stage.INFO
+        #: Synced far enough that new proposals and commits go to it.
+        self.forwarding = False
+        #: A participant of the current config (its ACKs count).
+        self.is_voter = False
         self.sid: int | None = None
         self.observer = False
         self.accepted_epoch = -1
         self.last_zxid = -1
         self.last_heard_ms = now_ms
 
-    @property
-    def forwarding(self) -> bool:
-        """Synced far enough that new proposals and commits go to it."""
-        return self.stage in (Stage.NEWLEADER, Stage.UPTODATE, Stage.BROADCAST)
-
-    @property
-    def is_voter(self) -> bool:
-        return self.sid is not None and not self.observer and self.sid in self.leader.verifier.voting_members
+    def _enter(self, stage: Stage) -> None:
+        self.stage = stage
+        self.forwarding = stage in _FORWARDING
 
     # -- inbound ----------------------------------------------------------
 
@@ -85,7 +87,7 @@ class LearnerHandler:
             self._info(p)
         elif kind == PacketType.ACKEPOCH and self.stage is Stage.EPOCH:
             self.last_zxid = p.zxid
-            self.stage = Stage.ACKED_EPOCH
+            self._enter(Stage.ACKED_EPOCH)
             self.leader.epoch_acked(self, parse_ack_epoch(p.data), p.zxid)
         elif kind == PacketType.ACK:
             self._ack(p.zxid)
@@ -108,8 +110,9 @@ class LearnerHandler:
             raise QuorumWireError(f"learner config version 0x{info.config_version:x} is newer than mine")
         self.sid = info.sid
         self.observer = p.type == PacketType.OBSERVERINFO
+        self.is_voter = not self.observer and info.sid in self.leader.verifier.voting_members
         self.accepted_epoch = epoch_of(p.zxid)
-        self.stage = Stage.EPOCH
+        self._enter(Stage.EPOCH)
         log.info("Learner {sid} connected ({kind}), accepted epoch {epoch}",
                  sid=self.sid, kind="observer" if self.observer else "follower", epoch=self.accepted_epoch)
         self.leader.learner_info(self)
@@ -118,7 +121,7 @@ class LearnerHandler:
         if zxid & COUNTER_MASK == 0:
             # The ACK of NEWLEADER, or the one after UPTODATE (ignored, as 3.8 does).
             if self.stage is Stage.NEWLEADER and epoch_of(zxid) == self.leader.epoch:
-                self.stage = Stage.UPTODATE
+                self._enter(Stage.UPTODATE)
                 self.leader.newleader_acked(self)
             return
         if not self.observer:
@@ -150,11 +153,11 @@ class LearnerHandler:
             # startForwarding: what is proposed but not yet committed follows.
             for zxid, txn in leader.outstanding_proposals():
                 self.link.send(QuorumPacket(PacketType.PROPOSAL, zxid, txn))
-        self.stage = Stage.NEWLEADER
+        self._enter(Stage.NEWLEADER)
         self.link.send(QuorumPacket(PacketType.NEWLEADER, first_zxid_of(leader.epoch), leader.verifier.config_text()))
 
     def send_uptodate(self) -> None:
-        self.stage = Stage.BROADCAST
+        self._enter(Stage.BROADCAST)
         self.link.send(QuorumPacket(PacketType.UPTODATE, -1))
 
     def send(self, packet: QuorumPacket) -> None:
@@ -169,7 +172,7 @@ class LearnerHandler:
     def close(self, reason: str) -> None:
         if self.stage is Stage.CLOSED:
             return
-        self.stage = Stage.CLOSED
+        self._enter(Stage.CLOSED)
         log.info("Dropping learner {sid}: {reason}", sid=self.sid, reason=reason)
         self.link.close()
         self.leader.handler_closed(self)
