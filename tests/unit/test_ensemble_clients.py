@@ -155,3 +155,19 @@ def test_clients_are_closed_when_their_peer_stops_serving() -> None:
     client = client_on(ensemble, follower)
     ensemble.crash(leader)
     assert ensemble.run_until(lambda: client.lost, 5_000)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_write_from_the_peer_a_session_left_gets_sessionmoved(seed: int) -> None:
+    ensemble, leader = started(seed)
+    first, second = [sid for sid in ensemble.sids if sid != leader]
+    stale = client_on(ensemble, first)
+    assert call(ensemble, stale, OpCode.create, CreateRequest("/owner", b"", OPEN_ACL, 0))[0] == 0
+    moved = client_on(ensemble, second, session_id=stale.session_id, passwd=stale.password)
+    assert moved.connect_response is not None and moved.connect_response.timeOut > 0
+    assert call(ensemble, stale, OpCode.setData, SetDataRequest("/owner", b"x", -1))[0] == Code.SESSIONMOVED
+    assert call(ensemble, moved, OpCode.setData, SetDataRequest("/owner", b"y", -1))[0] == 0
+    # On the leader too: a session that moved there refuses its old peer's writes.
+    on_leader = client_on(ensemble, leader, session_id=stale.session_id, passwd=stale.password)
+    assert call(ensemble, on_leader, OpCode.setData, SetDataRequest("/owner", b"z", -1))[0] == 0
+    assert call(ensemble, moved, OpCode.setData, SetDataRequest("/owner", b"w", -1))[0] == Code.SESSIONMOVED

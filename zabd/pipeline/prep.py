@@ -75,6 +75,8 @@ class PrepStage:
         kind = request.type
         body: TxnBody | None
         try:
+            if request.error is not None:
+                raise request.error  # refused before prep (a session that moved)
             kind, body = self._body(request, builder)
         except KeeperError as e:
             kind, body = OpCode.error, ErrorTxn(e.code)

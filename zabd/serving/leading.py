@@ -14,14 +14,17 @@ from collections.abc import Callable
 
 from twisted.logger import Logger
 
+from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import OpCode
-from zabd.jute.records import Id
+from zabd.jute.records import ConnectRequest, Id
 from zabd.jute.txns import Txn
+from zabd.pipeline.prep import TXN_TYPES
 from zabd.pipeline.request import Reply, Request
 from zabd.quorum.leader import Leader
 from zabd.quorum.learnerhandler import LearnerHandler
 from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
 from zabd.quorum.roles import first_zxid_of
+from zabd.serving.connection import ServerConnection, State
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 
 log = Logger()
@@ -77,6 +80,8 @@ class LeaderServer(StandaloneServer):
         replica = leader.replica
         super().__init__(options, clock, self.quorum_log, replica.tree, replica.sessions())
         self.leader = leader
+        #: Which peer each session's client is on (3.8's session owner).
+        self.owners: dict[int, int] = {}
         # Committed txns reach the final stage through the sync stage's queue.
         replica.on_commit = self.quorum_log.committed
         # The new epoch's first txn is epoch << 32 | 1.
@@ -87,17 +92,46 @@ class LeaderServer(StandaloneServer):
 
     def _forwarded(self, handler: LearnerHandler, forward: RequestForward, auth: list[Id]) -> None:
         client = LearnerSync(handler, forward.session_id) if forward.op_type == OpCode.sync else None
-        self.submit(Request(forward.session_id, forward.cxid, forward.op_type, forward.body, client,
-                            tuple(auth), received_ms=self.ctx.now_ms()))
+        request = Request(forward.session_id, forward.cxid, forward.op_type, forward.body, client,
+                          tuple(auth), received_ms=self.ctx.now_ms())
+        self._check_owner(request, handler.sid)
+        self.submit(request)
+
+    def submit(self, request: Request) -> None:
+        if isinstance(request.client, ServerConnection):
+            self._check_owner(request, self.leader.myid)
+        super().submit(request)
+
+    def _check_owner(self, request: Request, owner: int | None) -> None:
+        """SESSIONMOVED for a write from a peer the session has left (3.8's checkSession)."""
+        session_id = request.session_id
+        if owner is None:
+            return
+        if request.type == OpCode.createSession:
+            self.owners[session_id] = owner
+        elif request.type in TXN_TYPES:
+            current = self.owners.setdefault(session_id, owner)  # the first word after an election
+            if current != owner:
+                request.error = KeeperError(Code.SESSIONMOVED)
+
+    def connect(self, conn: ServerConnection, request: ConnectRequest) -> None:
+        super().connect(conn, request)
+        if request.sessionId != 0 and conn.state is not State.CLOSED:
+            self.owners[request.sessionId] = self.leader.myid
 
     def _revalidate(self, handler: LearnerHandler, session_id: int, timeout_ms: int) -> bool:
         valid = self.ctx.sessions.touch(session_id, int(self.ctx.now_ms()), timeout_ms)
         # The session now belongs to that learner: a client of ours with it goes.
-        if valid:
+        if valid and handler.sid is not None:
+            self.owners[session_id] = handler.sid
             conn = self.by_session.pop(session_id, None)
             if conn is not None:
                 conn.close()
         return valid
+
+    def _session_closed(self, session_id: int) -> None:
+        self.owners.pop(session_id, None)
+        super()._session_closed(session_id)
 
     def _touched(self, touches: list[tuple[int, int]]) -> None:
         now = int(self.ctx.now_ms())
