@@ -35,12 +35,14 @@ def test_srvr_and_mntr_report_each_role_and_the_leaders_quorum_figures() -> None
     ensemble = SimEnsemble(5, voters=3, observers=1)
     ensemble.start()
     leader = ensemble.settle()
+    assert "Zxid: 0x100000000\n" in render("srvr", views(ensemble)[leader], WORDS)  # the new epoch, before writes
     ensemble.write(3)
     ensemble.sim.run_for(1_000)
     by_sid = views(ensemble)
     modes = {sid: render("srvr", view, WORDS).split("Mode: ")[1].split("\n")[0] for sid, view in by_sid.items()}
     assert modes == {sid: "leader" if sid == leader else "observer" if sid == 4 else "follower"
                      for sid in ensemble.sids}
+    assert f"Zxid: 0x{(1 << 32) + 4:x}" in render("srvr", by_sid[leader], WORDS)  # createSession + 3 writes
     figures = mntr(by_sid[leader])
     assert figures["zk_server_state"] == "leader"
     assert figures["zk_peer_state"] == "leading - broadcast"

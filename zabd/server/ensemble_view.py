@@ -34,6 +34,11 @@ class EnsembleView(StandaloneView):
             self.ctx = server.ctx
 
     @property
+    def last_zxid(self) -> int:
+        # A new leader reports its epoch's zxid before any write, as 3.8's hzxid does.
+        return max(self.ctx.tree.last_processed_zxid, self.ctx.last_zxid)
+
+    @property
     def mode(self) -> str:
         return _MODES.get(self.peer.state, "looking")
 
