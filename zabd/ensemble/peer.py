@@ -141,7 +141,8 @@ class QuorumPeer:
         #: Told whenever ``serving`` changes (the client side follows it).
         self.on_serving_changed: Callable[[QuorumPeer], None] = lambda peer: None
         self._election_timer: Cancellable | None = None
-        self._role_timer: Cancellable | None = None
+        self._tick_timer: Cancellable | None = None
+        self._dial_timer: Cancellable | None = None
         self._role_serial = 0
         replica.set_durable_callback(self._durable)
 
@@ -252,7 +253,7 @@ class QuorumPeer:
         if self.clock() >= give_up_ms:
             self._role_ended(serial, f"cannot reach leader {sid}")
         else:
-            self._role_timer = self.scheduler.call_later(CONNECT_RETRY_MS, lambda: self._dial_leader(sid, give_up_ms))
+            self._dial_timer = self.scheduler.call_later(CONNECT_RETRY_MS, lambda: self._dial_leader(sid, give_up_ms))
 
     def _follow(self, stream: Stream, serial: int, sid: int, give_up_ms: int) -> None:
         learner_box: list[Learner] = []
@@ -300,9 +301,9 @@ class QuorumPeer:
             elif self.learner is not None:
                 self.learner.tick()
             if serial == self._role_serial:
-                self._role_timer = self.scheduler.call_later(self.timing.tick_ms // 2, tick)
+                self._tick_timer = self.scheduler.call_later(self.timing.tick_ms // 2, tick)
 
-        self._role_timer = self.scheduler.call_later(self.timing.tick_ms // 2, tick)
+        self._tick_timer = self.scheduler.call_later(self.timing.tick_ms // 2, tick)
 
     def _durable(self, zxid: int) -> None:
         if self.leader is not None:
@@ -320,7 +321,8 @@ class QuorumPeer:
 
     def _end_role(self, reason: str) -> None:
         self._role_serial += 1
-        self._cancel(self._role_timer)
+        self._cancel(self._tick_timer)
+        self._cancel(self._dial_timer)
         leader, learner = self.leader, self.learner
         if self.serving:
             self.serving = False
