@@ -109,7 +109,8 @@ class LeaderServer(StandaloneServer):
             return
         if request.type == OpCode.createSession:
             self.owners[session_id] = owner
-        elif request.type in TXN_TYPES:
+        elif request.type in TXN_TYPES and request.type != OpCode.closeSession:
+            # (3.8 lets closeSession through: it is the session's last word.)
             current = self.owners.setdefault(session_id, owner)  # the first word after an election
             if current != owner:
                 request.error = KeeperError(Code.SESSIONMOVED)
