@@ -54,7 +54,7 @@ class PendingChanges:
         record = self.by_path.get(path)
         if record is not None:
             return record if record.exists else None
-        node = self.tree.get(path)
+        node = self.tree.nodes.get(path)
         if node is None:
             return None
         return ChangeRecord(

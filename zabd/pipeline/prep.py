@@ -77,7 +77,15 @@ class PrepStage:
         try:
             if request.error is not None:
                 raise request.error  # refused before prep (a session that moved)
-            kind, body = self._body(request, builder)
+            single = _SINGLE_WRITES.get(kind)
+            if single is not None:
+                record_type, prepare = single
+                sub_kind, body = prepare(builder, kind, record_type.read(Reader(request.payload)))
+                # A create2 stays create2 in the header; its body is a CreateTxn.
+                if sub_kind != OpCode.create:
+                    kind = sub_kind
+            else:
+                kind, body = self._body(request, builder)
         except KeeperError as e:
             kind, body = OpCode.error, ErrorTxn(e.code)
             if e.code > Code.APIERROR:
@@ -99,12 +107,6 @@ class PrepStage:
 
     def _body(self, request: Request, builder: TxnBuilder) -> tuple[int, TxnBody | None]:
         kind = request.type
-        single = _SINGLE_WRITES.get(kind)
-        if single is not None:
-            record_type, prepare = single
-            sub_kind, body = prepare(builder, kind, record_type.read(Reader(request.payload)))
-            # A create2 stays create2 in the header; its body is a CreateTxn.
-            return (kind if sub_kind == OpCode.create else sub_kind), body
         if kind == OpCode.createSession:
             return kind, CreateSessionTxn(Reader(request.payload).read_int())
         if kind == OpCode.closeSession:
