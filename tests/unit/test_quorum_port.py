@@ -13,7 +13,7 @@ from twisted.logger import LogEvent, capturedLogs
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
-from zabd.ensemble.peer import Stream, StreamLink
+from zabd.ensemble.transport import Stream, StreamLink
 from zabd.quorum.packets import PacketType, QuorumPacket, encode_packet
 from zabd.server.quorum_port import QuorumPortFactory, QuorumStream, ReactorQuorumNetwork, ReactorScheduler
 

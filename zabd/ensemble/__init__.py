@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from zabd.ensemble.hierarchy import HierarchyError, QuorumHierarchical, hierarchy_from_properties
 from zabd.ensemble.members import (
     Address,
     LearnerType,
@@ -30,9 +31,9 @@ from zabd.ensemble.verifier import (
 )
 
 __all__ = [
-    "Address", "EnsembleConfig", "EnsembleError", "LearnerType", "MemberSyntaxError",
-    "QuorumMaj", "QuorumOptions", "QuorumServer", "QuorumVerifier", "build_ensemble",
-    "java_host_string", "parse_member", "parse_myid", "parse_server_id", "parse_version",
+    "Address", "EnsembleConfig", "EnsembleError", "HierarchyError", "LearnerType",
+    "MemberSyntaxError", "QuorumHierarchical", "QuorumMaj", "QuorumOptions", "QuorumServer", "QuorumVerifier", "build_ensemble",
+    "hierarchy_from_properties", "java_host_string", "parse_member", "parse_myid", "parse_server_id", "parse_version",
     "properties_key_order", "verifier_from_text", "version_hex",
 ]
 
@@ -189,11 +190,8 @@ def build_ensemble(
     :raises EnsembleError: naming the key or file at fault.
     """
     settings = dict(properties)  # the last value of each key wins, as in Properties
-    servers = [key for key in properties_key_order(settings) if key.startswith("server.")]
-    hierarchical = [key for key in settings if key.startswith(("group.", "weight."))]
-    if servers and hierarchical:
-        raise EnsembleError("hierarchical quorums (group.N, weight.N) are not supported yet",
-                            hierarchical[0])
+    order = properties_key_order(settings)
+    servers = [key for key in order if key.startswith("server.")]
     try:
         version = parse_version(settings["version"]) if "version" in settings else 0
     except ValueError as e:
@@ -209,8 +207,12 @@ def build_ensemble(
         except ValueError as e:
             raise EnsembleError(str(e), key) from None
         written_for[sid] = key
-    verifier = QuorumMaj(members, version)
+    hierarchy = [(key, settings[key]) for key in order if key.startswith(("group.", "weight."))]
+    verifier = _verifier(members, hierarchy, version, written_for)
     warnings: list[tuple[str | None, str]] = []
+    if hierarchy and not members:
+        warnings.append((hierarchy[0][0], "ignored: group and weight lines need server lines "
+                                          "(3.8 refuses to start with them)"))
     voters, observers = len(verifier.voting_members), len(verifier.observing_members)
     if voters == 0 and not standalone_enabled:
         raise EnsembleError("standaloneEnabled is false, so at least one participant "
@@ -252,8 +254,21 @@ def build_ensemble(
     return ensemble, warnings
 
 
-def _with_client_address(verifier: QuorumMaj, sid: int, key: str,
-                         static_client: Address | None) -> QuorumMaj:
+def _verifier(members: list[QuorumServer], hierarchy: list[tuple[str, str]], version: int,
+              written_for: dict[int, str]) -> QuorumMaj | QuorumHierarchical:
+    # As in 3.8, any group or weight key makes the quorums hierarchical. Without
+    # server lines 3.8 fails on them (a NullPointerException); zabd runs standalone.
+    if not members or not hierarchy:
+        return QuorumMaj(members, version)
+    try:
+        return hierarchy_from_properties(members, hierarchy, version)
+    except HierarchyError as e:
+        key = e.key if e.sid is None else written_for.get(e.sid, e.key)
+        raise EnsembleError(e.problem, key) from None
+
+
+def _with_client_address(verifier: QuorumMaj | QuorumHierarchical, sid: int, key: str,
+                         static_client: Address | None) -> QuorumMaj | QuorumHierarchical:
     # 3.8's setupClientPort: the server line's client address wins; clientPort
     # may repeat it but not contradict it, and fills it in when the line has none.
     # Names are not resolved here, so a name and an address only clash on the port.
@@ -272,6 +287,8 @@ def _with_client_address(verifier: QuorumMaj, sid: int, key: str,
                 key)
         return verifier
     filled = replace(me, client_addr=static_client, client_addr_from_static=True)
+    if isinstance(verifier, QuorumHierarchical):
+        return verifier.with_member(filled)
     # Fed back in 3.8's own order, the members keep it.
     return QuorumMaj([filled if m.sid == sid else m for m in verifier.all_members.values()],
                      verifier.version)

@@ -11,7 +11,6 @@ round, as ZooKeeper's QuorumPeer.run loop does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from twisted.logger import Logger
 
@@ -19,89 +18,17 @@ from zabd.election.fle import FastLeaderElection
 from zabd.election.links import ElectionNetwork
 from zabd.election.messages import ElectionWireError, PeerState, parse_notification
 from zabd.election.votes import ArmTimer, Decided, Effect, ReconnectAll, Send, Vote
+from zabd.ensemble.transport import Cancellable, QuorumNetwork, Scheduler, Stream, StreamLink
 from zabd.ensemble.verifier import QuorumVerifier
 from zabd.quorum.leader import Leader
 from zabd.quorum.learner import Learner
 from zabd.quorum.learnerhandler import LearnerHandler
-from zabd.quorum.packets import PacketStreamDecoder, QuorumPacket, encode_packet
 from zabd.quorum.roles import Replica, Timing
-from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
 
 log = Logger()
 
 #: Between a learner's attempts to reach its leader (3.8's leaderConnectDelayDuringRetryMs).
 CONNECT_RETRY_MS = 100
-
-
-class Cancellable(Protocol):
-    def cancel(self) -> None: ...
-
-
-class Scheduler(Protocol):
-    def call_later(self, delay_ms: int, fn: Callable[[], object]) -> Cancellable: ...
-
-
-class Stream(Protocol):
-    """One quorum-port connection: bytes both ways. The owner sets the callbacks."""
-
-    on_data: Callable[[bytes], None]
-    on_close: Callable[[], None]
-
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class QuorumNetwork(Protocol):
-    def connect(self, sid: int, connected: Callable[[Stream], None], failed: Callable[[], None]) -> None:
-        """Dial ``sid``'s quorum port; exactly one of the callbacks is called later."""
-
-
-class StreamLink:
-    """A PacketLink over a Stream; incoming bytes become packets for ``deliver``."""
-
-    def __init__(self, stream: Stream, deliver: Callable[[QuorumPacket | SnapshotStream, int], None],
-                 lost: Callable[[], None], clock: Callable[[], int]) -> None:
-        self.stream = stream
-        self._clock = clock
-        self._decoder = PacketStreamDecoder()
-        self._deliver = deliver
-        self._lost = lost
-        self.closed = False
-        stream.on_data = self._data
-        stream.on_close = self._closed
-
-    def send(self, packet: QuorumPacket) -> None:
-        if not self.closed:
-            self.stream.write(encode_packet(packet))
-
-    def send_raw(self, data: bytes) -> None:
-        if not self.closed:
-            self.stream.write(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.stream.close()
-
-    def _data(self, data: bytes) -> None:
-        try:
-            items = self._decoder.feed(data)
-        except QuorumWireError as e:
-            log.warn("Closing a quorum connection: {error}", error=str(e))
-            self.close()
-            self._lost()
-            return
-        now = self._clock()  # one reading for all that arrived together
-        for item in items:
-            if self.closed:
-                return
-            self._deliver(item, now)
-
-    def _closed(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._lost()
 
 
 class QuorumPeer:

@@ -14,10 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from zabd.core.javacompat import _java_string_hash
 from zabd.ensemble.members import QuorumServer, parse_member
+
+if TYPE_CHECKING:
+    from zabd.ensemble.hierarchy import QuorumHierarchical
 
 _MASK64 = (1 << 64) - 1
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
@@ -154,13 +157,14 @@ def parse_server_id(key: str) -> int:
     return int(digits)
 
 
-def verifier_from_text(text: bytes | str) -> QuorumMaj:
+def verifier_from_text(text: bytes | str) -> QuorumMaj | QuorumHierarchical:
     """
     Read config text as 3.8 prints it (notifications, NEWLEADER, ``/zookeeper/config``).
 
     Only ``key=value`` lines are understood, which is all 3.8 writes there.
+    ``group.``/``weight.`` lines make it hierarchical, as in 3.8's parseDynamicConfig.
 
-    :raises ValueError: on a member or version 3.8 would refuse.
+    :raises ValueError: on a member, version or group 3.8 would refuse.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
@@ -169,9 +173,16 @@ def verifier_from_text(text: bytes | str) -> QuorumMaj:
         key, _, value = line.lstrip(" \t\f").partition("=")
         if key and key[0] not in "#!":
             entries[key.strip()] = value.lstrip(" \t\f")
+    order = properties_key_order(entries)
     servers = [parse_member(parse_server_id(key), entries[key])
-               for key in properties_key_order(entries) if key.startswith("server.")]
-    return QuorumMaj(servers, parse_version(entries["version"]) if "version" in entries else 0)
+               for key in order if key.startswith("server.")]
+    version = parse_version(entries["version"]) if "version" in entries else 0
+    hierarchy = [(key, entries[key]) for key in order if key.startswith(("group.", "weight."))]
+    if hierarchy:
+        # Imported here: zabd.ensemble.hierarchy builds on this module.
+        from zabd.ensemble.hierarchy import hierarchy_from_properties
+        return hierarchy_from_properties(servers, hierarchy, version)
+    return QuorumMaj(servers, version)
 
 
 def java_hashmap_order(sids: Sequence[int]) -> list[int]:

@@ -27,7 +27,7 @@ from twisted.internet.protocol import ClientFactory, Factory, Protocol, connecti
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from zabd.ensemble.peer import Cancellable, Stream
+from zabd.ensemble.transport import Cancellable, Stream
 from zabd.server.election_port import ElectionReactor
 
 log = Logger()

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from zabd.core.datatree import OPEN_ACL
 from zabd.election.messages import PeerState
 from zabd.ensemble.members import LearnerType, QuorumServer
-from zabd.ensemble.peer import Cancellable, QuorumPeer, Stream
+from zabd.ensemble.peer import QuorumPeer
+from zabd.ensemble.transport import Cancellable, Stream
 from zabd.ensemble.verifier import QuorumMaj
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, SetDataRequest

@@ -29,7 +29,8 @@ from twisted.logger import globalLogBeginner, textFileLogObserver
 from zabd.core.datatree import OPEN_ACL, DataTree
 from zabd.election.messages import PeerState
 from zabd.ensemble.members import QuorumServer
-from zabd.ensemble.peer import QuorumPeer, Scheduler
+from zabd.ensemble.peer import QuorumPeer
+from zabd.ensemble.transport import Scheduler
 from zabd.ensemble.verifier import QuorumMaj
 from zabd.jute.opcodes import OpCode
 from zabd.jute.txns import CreateTxn, Txn, TxnHeader
