@@ -259,3 +259,18 @@ def test_learners_sync_while_writes_go_on(seed: int, behind: int) -> None:
     assert len(written) > 500
     assert ensemble.run_until(lambda: ensemble.committed_everywhere(written[-1]), 5_000)
     assert_converged(ensemble)
+
+
+def test_an_observer_without_sync_enabled_keeps_no_log_and_is_synced_again() -> None:
+    ensemble = SimEnsemble(9, voters=3, observers=1, observers_log=False)
+    ensemble.start()
+    ensemble.settle()
+    write_and_commit(ensemble, 30)
+    assert_converged(ensemble)
+    assert ensemble.replica(4).txn_log.records() == []  # syncEnabled=false: nothing logged
+    ensemble.crash(4)
+    write_and_commit(ensemble, 5)
+    ensemble.restart(4)
+    ensemble.settle()
+    assert ensemble.peers[4].sync_modes  # it had to be synced from the leader
+    assert_converged(ensemble)

@@ -44,6 +44,7 @@ class QuorumPeer:
         quorum: QuorumNetwork,
         *,
         observer: bool = False,
+        observer_logs: bool = True,
     ) -> None:
         self.myid = myid
         self.verifier = verifier
@@ -54,6 +55,7 @@ class QuorumPeer:
         self.election = election
         self.quorum = quorum
         self.observer = observer
+        self.observer_logs = observer_logs
         self.fle = FastLeaderElection(myid, verifier, observer=observer)
         self.state = PeerState.LOOKING
         self.leader: Leader | None = None
@@ -197,6 +199,7 @@ class QuorumPeer:
         link = StreamLink(stream, lambda item, now: learner_box[0].receive(item, now), lost, self.clock)
         learner = Learner(
             self.myid, self.replica, link, self.clock, self.timing, observer=self.observer,
+            observer_logs=self.observer_logs,
             config_version=self.verifier.version,
             on_exit=lambda reason: self._role_ended(serial, reason),
             on_serving=lambda: self._learner_serving(learner),

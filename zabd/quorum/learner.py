@@ -62,6 +62,7 @@ class Learner:
         timing: Timing,
         *,
         observer: bool = False,
+        observer_logs: bool = True,
         config_version: int = 0,
         on_exit: Callable[[str], None],
         on_serving: Callable[[], None] = lambda: None,
@@ -73,6 +74,8 @@ class Learner:
         self.clock = clock
         self.timing = timing
         self.observer = observer
+        #: An observer with syncEnabled=false keeps no txn log (it is synced again after a restart).
+        self.logs_txns = observer_logs or not observer
         self.config_version = config_version
         self.on_exit = on_exit
         self.on_serving = on_serving
@@ -270,11 +273,12 @@ class Learner:
         if p.data is None:
             raise QuorumWireError("INFORM without a txn")
         if self.phase is Phase.BROADCAST:
-            self.replica.log(p.zxid, p.data)
+            if self.logs_txns:
+                self.replica.log(p.zxid, p.data)
             self.replica.apply(p.zxid, p.data)
             return
         self.pending.append((p.zxid, p.data))
-        if self.phase is Phase.NEWLEADER:
+        if self.phase is Phase.NEWLEADER and self.logs_txns:
             self.replica.log(p.zxid, p.data)
         self._commit(p.zxid)
 
@@ -290,10 +294,12 @@ class Learner:
         self.phase = Phase.NEWLEADER
         last = -1
         for zxid, txn in self.pending:
-            if self.observer:
+            if not self.observer:
+                self._log_and_ack(zxid, txn)
+            elif self.logs_txns:
                 replica.log(zxid, txn)
             else:
-                self._log_and_ack(zxid, txn)
+                continue
             last = zxid
         # The ACK of NEWLEADER goes out once everything received is durable.
         self._acks.append((last, p.zxid))

@@ -110,7 +110,8 @@ class EnsembleService(MultiService):
         self.quorum_port = QuorumPortFactory(lambda stream: self._peer().quorum_connection(stream), self.reactor,
                                              keep_alive=options.tcp_keep_alive)
         peer = QuorumPeer(ensemble.myid, ensemble.verifier, replica, scheduler, scheduler.now_ms, timing,
-                          self.election, self.quorum_network, observer=ensemble.is_observer)
+                          self.election, self.quorum_network, observer=ensemble.is_observer,
+                          observer_logs=options.sync_enabled)
         self.peer = peer
         self.switch = ServingSwitch(dataclasses.replace(server_options(config), server_id=ensemble.myid),
                                     self.reactor.seconds)

@@ -62,11 +62,12 @@ class _SimQuorumNetwork:
 
 class SimEnsemble:
     def __init__(self, seed: int, voters: int = 3, observers: int = 0, *, timing: Timing = SIM_TIMING,
-                 commit_log_count: int = 500) -> None:
+                 commit_log_count: int = 500, observers_log: bool = True) -> None:
         self.sim = Simulation(seed)
         self.net = SimNetwork(self.sim)
         self.timing = timing
         self.commit_log_count = commit_log_count
+        self.observers_log = observers_log
         members = [
             QuorumServer(sid, ("127.0.0.1", 2887 + sid), ("127.0.0.1", 3887 + sid),
                          LearnerType.OBSERVER if sid > voters else LearnerType.PARTICIPANT)
@@ -97,7 +98,7 @@ class SimEnsemble:
         peer = QuorumPeer(
             sid, self.verifier, replica, _ScopeScheduler(scope), lambda: self.sim.now_ms, self.timing,
             election, _SimQuorumNetwork(self.net, scope, sid),
-            observer=sid in self.verifier.observing_members,
+            observer=sid in self.verifier.observing_members, observer_logs=self.observers_log,
         )
         box.append(peer)
         self.peers[sid] = peer
