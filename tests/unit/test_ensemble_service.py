@@ -9,6 +9,7 @@ from zabd.election.messages import PeerState
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import default_config
 from zabd.server.ensemble_view import EnsembleView
+from zabd.server.peer_service import client_server
 from zabd.server.fourletter import COMMANDS, NOT_SERVING, render
 from zabd.serving.standalone import StandaloneServer
 from zabd.testing.ensemble import SimEnsemble
@@ -81,3 +82,15 @@ def test_connections_made_between_roles_give_back_their_slot() -> None:
         proto.makeConnection(StringTransport())
         proto.connectionLost(None)
     assert factory.per_ip == {}
+
+
+def test_leader_serves_no_keeps_client_sessions_off_the_leader_only() -> None:
+    ensemble = SimEnsemble(7)
+    ensemble.start()
+    leader = ensemble.settle()
+    follower = next(sid for sid in ensemble.sids if sid != leader)
+    for sid, serves in ((leader, False), (follower, False)):
+        switch, peer = ensemble.switches[sid], ensemble.peers[sid]
+        answered = client_server(switch, peer, leader_serves=serves)
+        assert (answered is None) == (sid == leader)
+        assert client_server(switch, peer, leader_serves=True) is switch.server is not None

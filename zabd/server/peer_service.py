@@ -134,7 +134,7 @@ class EnsembleService(MultiService):
 
     def _serving_changed(self, peer: QuorumPeer) -> None:
         self.switch.changed(peer)
-        self.clients.server = self.switch.server
+        self.clients.server = client_server(self.switch, peer, self.ensemble.options.leader_serves)
         self.view.follow(self.switch.server)
 
     def _durable_state(self) -> Any:
@@ -149,3 +149,11 @@ class EnsembleService(MultiService):
         peer = self.peer
         if peer is not None and peer.leader is not None and self.switch.server is not None:
             self.switch.server.collect_containers()
+
+
+def client_server(switch: ServingSwitch, peer: QuorumPeer, leader_serves: bool) -> StandaloneServer | None:
+    """Who answers client sessions: with leaderServes=no, a leader answers none (it still
+    runs its server for the learners' requests), so clients go to the followers."""
+    if peer.leader is not None and not leader_serves:
+        return None
+    return switch.server
