@@ -210,8 +210,8 @@ def test_standalone_cases() -> None:
     (("standaloneEnabled=false",), (),
      "zoo.cfg line 4: standaloneEnabled: standaloneEnabled is false, so at least one "
      "participant (server.N line) is needed"),
-    (("group.1=1:2:3",), SERVERS,
-     "zoo.cfg line 4: group.1: hierarchical quorums (group.N, weight.N) are not supported yet"),
+    (("group.1=1:2",), SERVERS, "zoo.cfg line 7: server.3: participant 3 is in no group"),
+    (("weight.2=2",), SERVERS, "zoo.cfg line 4: weight.2: participants must be placed in groups"),
     ((), SERVERS + ("server.01=h:1:2",),
      "zoo.cfg line 7: server.01: server id 1 is also given as server.1"),
     ((), ("server.1=h:1:2", "server.2=h:1:2|g:1:2"),

@@ -3,8 +3,9 @@ The ensemble's membership and settings, read from zoo.cfg as ZooKeeper 3.8 reads
 
 Pure: text and values in, records out; reading ``<dataDir>/myid`` is the
 caller's job. :func:`build_ensemble` applies 3.8's QuorumPeerConfig rules
-(participants and observers, standaloneEnabled, myid, where the client
-address comes from) and returns None for a configuration 3.8 runs standalone.
+(participants and observers, group and weight lines, standaloneEnabled, myid,
+where the client address comes from) and returns None for a configuration
+3.8 runs standalone.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
 from zabd.ensemble.members import QuorumServer
-from zabd.ensemble.verifier import java_hashmap_order, version_hex
+from zabd.ensemble.verifier import MemberTable, java_hashmap_order, version_hex
 
 _LONG_MAX = (1 << 63) - 1
 _DECIMAL = re.compile(r"\+?[0-9]+")
@@ -42,7 +42,7 @@ class HierarchyError(ValueError):
         self.sid = sid
 
 
-class QuorumHierarchical:
+class QuorumHierarchical(MemberTable):
     """
     Majority of groups, each by a majority of its weight.
 
@@ -53,18 +53,11 @@ class QuorumHierarchical:
     :raises HierarchyError: on a layout zabd refuses (see the module doc).
     """
 
-    __slots__ = ("_members", "_version", "_voting", "_observing", "_groups", "_weights",
-                 "_group_of", "_group_weight", "_counted_groups")
+    __slots__ = ("_groups", "_weights", "_group_of", "_group_weight", "_counted_groups")
 
     def __init__(self, servers: Iterable[QuorumServer], groups: Sequence[tuple[int, Sequence[int]]],
                  weights: Sequence[tuple[int, int]] = (), version: int = 0) -> None:
-        by_sid: dict[int, QuorumServer] = {}
-        for server in servers:
-            by_sid[server.sid] = server
-        self._members = {sid: by_sid[sid] for sid in java_hashmap_order(list(by_sid))}
-        self._version = version
-        self._voting = frozenset(s.sid for s in by_sid.values() if s.is_participant)
-        self._observing = frozenset(by_sid) - self._voting
+        super().__init__(servers, version)
         self._groups = tuple((gid, tuple(sids)) for gid, sids in groups)
         self._group_of = self._check_groups()
         self._weights = self._check_weights(tuple(weights))
@@ -121,23 +114,6 @@ class QuorumHierarchical:
             if sid in self._voting and sid not in configured:
                 configured[sid] = 1
         return configured
-
-    @property
-    def version(self) -> int:
-        return self._version
-
-    @property
-    def voting_members(self) -> frozenset[int]:
-        return self._voting
-
-    @property
-    def observing_members(self) -> frozenset[int]:
-        return self._observing
-
-    @property
-    def all_members(self) -> Mapping[int, QuorumServer]:
-        """Every member by sid, in the order 3.8 prints them."""
-        return self._members
 
     @property
     def groups(self) -> Mapping[int, frozenset[int]]:

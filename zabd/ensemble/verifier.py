@@ -8,6 +8,7 @@ its members in ``HashMap<Long, QuorumServer>`` order, and members that share a
 hash bucket in the order they were read out of a ``java.util.Properties``
 (a ConcurrentHashMap keyed by the ``server.N`` strings). Both orders are
 replayed here, so ``server.1`` and ``server.17`` come out as 3.8 prints them.
+Grouped and weighted quorums are in :mod:`zabd.ensemble.hierarchy`.
 """
 from __future__ import annotations
 
@@ -49,9 +50,9 @@ class QuorumVerifier(Protocol):
     def config_text(self) -> bytes: ...
 
 
-class QuorumMaj:
+class MemberTable:
     """
-    Majority quorums over the participants; observers never count.
+    What every verifier holds besides its quorum rule: the members and the version.
 
     :param servers: the members, in the order 3.8 would have read them (see
         :func:`properties_key_order`); a repeated sid keeps its first place
@@ -60,7 +61,7 @@ class QuorumMaj:
         it); 0 for a static config.
     """
 
-    __slots__ = ("_members", "_version", "_voting", "_observing", "_half")
+    __slots__ = ("_members", "_version", "_voting", "_observing")
 
     def __init__(self, servers: Iterable[QuorumServer], version: int = 0) -> None:
         by_sid: dict[int, QuorumServer] = {}
@@ -70,7 +71,6 @@ class QuorumMaj:
         self._version = version
         self._voting = frozenset(s.sid for s in by_sid.values() if s.is_participant)
         self._observing = frozenset(by_sid) - self._voting
-        self._half = len(self._voting) // 2
 
     @property
     def version(self) -> int:
@@ -88,6 +88,22 @@ class QuorumMaj:
     def all_members(self) -> Mapping[int, QuorumServer]:
         """Every member by sid, in the order 3.8 prints them."""
         return self._members
+
+
+
+class QuorumMaj(MemberTable):
+    """
+    Majority quorums over the participants; observers never count.
+
+    :param servers: the members, as for :class:`MemberTable`.
+    :param version: the config version.
+    """
+
+    __slots__ = ("_half",)
+
+    def __init__(self, servers: Iterable[QuorumServer], version: int = 0) -> None:
+        super().__init__(servers, version)
+        self._half = len(self._voting) // 2
 
     @property
     def half(self) -> int:
