@@ -13,9 +13,11 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import overload
+from typing import TypeVar, overload
 
 from zabd.jute.records import Id
+
+T = TypeVar("T")
 
 # Java's Integer.parseInt: optional sign, then decimal digits (any Unicode Nd).
 _JAVA_INT = re.compile(r"[+-]?\d+")
@@ -130,25 +132,9 @@ class AuthIds(Sequence[Id]):
             self.add(ident)
 
     def _resize(self) -> None:
-        n = len(self._bins)
-        grown: list[list[tuple[int, Id]]] = [[] for _ in range(2 * n)]
-        for i, nodes in enumerate(self._bins):
-            if not nodes:
-                continue
-            # Java keeps the longest tail whose nodes all go the same way and
-            # pushes the nodes before it, one by one, onto the front of their list.
-            run_bit = nodes[-1][0] & n
-            start = len(nodes) - 1
-            while start > 0 and nodes[start - 1][0] & n == run_bit:
-                start -= 1
-            low = list(nodes[start:]) if run_bit == 0 else []
-            high = [] if run_bit == 0 else list(nodes[start:])
-            for node in nodes[:start]:
-                (high if node[0] & n else low).insert(0, node)
-            grown[i] = low
-            grown[i + n] = high
-        self._bins = grown
-        self._threshold = (2 * n) - (n >> 1)
+        self._bins = java_table_grown(self._bins)
+        size = len(self._bins)
+        self._threshold = size - (size >> 2)  # Java's load factor 0.75
 
     def _ordered(self) -> list[Id]:
         if self._order is None:
@@ -203,3 +189,27 @@ codecs.register_error("zabd.java-replace", _java_utf8_replace)
 def java_decode(raw: bytes) -> str:
     """Java's ``new String(bytes, UTF_8)``."""
     return raw.decode("utf-8", "zabd.java-replace")
+
+
+def java_table_grown(bins: list[list[tuple[int, T]]]) -> list[list[tuple[int, T]]]:
+    """A java.util.Hashtable's bins after it doubles, in the order Java leaves them.
+
+    Each entry is (spread hash, item). Java keeps the longest tail of a bin
+    whose entries all go the same way, and pushes the entries before it,
+    one by one, onto the front of their new bin.
+    """
+    n = len(bins)
+    grown: list[list[tuple[int, T]]] = [[] for _ in range(2 * n)]
+    for index, nodes in enumerate(bins):
+        if not nodes:
+            continue
+        run_bit = nodes[-1][0] & n
+        start = len(nodes) - 1
+        while start > 0 and nodes[start - 1][0] & n == run_bit:
+            start -= 1
+        low = list(nodes[start:]) if run_bit == 0 else []
+        high = [] if run_bit == 0 else list(nodes[start:])
+        for node in nodes[:start]:
+            (high if node[0] & n else low).insert(0, node)
+        grown[index], grown[index + n] = low, high
+    return grown

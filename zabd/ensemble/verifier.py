@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Protocol
 
-from zabd.core.javacompat import _java_string_hash
+from zabd.core.javacompat import _java_string_hash, java_table_grown
 from zabd.ensemble.members import QuorumServer, parse_member
 
 if TYPE_CHECKING:
@@ -239,24 +239,6 @@ def properties_key_order(keys: Iterable[str]) -> list[str]:
         nodes.append((spread, key))
         count += 1
         if count >= threshold:
-            bins = _grown(bins)
+            bins = java_table_grown(bins)
             threshold = len(bins) * 3 // 4
     return [key for nodes in bins for _, key in nodes]
-
-
-def _grown(bins: list[list[tuple[int, str]]]) -> list[list[tuple[int, str]]]:
-    n = len(bins)
-    grown: list[list[tuple[int, str]]] = [[] for _ in range(2 * n)]
-    for index, nodes in enumerate(bins):
-        if not nodes:
-            continue
-        run_bit = nodes[-1][0] & n
-        start = len(nodes) - 1
-        while start > 0 and nodes[start - 1][0] & n == run_bit:
-            start -= 1
-        low = list(nodes[start:]) if run_bit == 0 else []
-        high = list(nodes[start:]) if run_bit else []
-        for node in nodes[:start]:
-            (high if node[0] & n else low).insert(0, node)
-        grown[index], grown[index + n] = low, high
-    return grown
