@@ -73,7 +73,7 @@ def ipv4_acl(expr: str) -> tuple[int, int] | None:
     return int.from_bytes(raw, "big"), bits
 
 
-def _java_string_hash(text: str) -> int:
+def java_string_hash(text: str) -> int:
     """Java's String.hashCode (over UTF-16 code units), as an unsigned 32-bit int."""
     h = 0
     if text.isascii() or max(text) <= "\uffff":
@@ -88,8 +88,8 @@ def _java_string_hash(text: str) -> int:
 
 def _java_id_spread(ident: Id) -> int:
     """ConcurrentHashMap.spread of the jute-generated Id.hashCode."""
-    h = (37 * 17 + _java_string_hash(ident.scheme)) & 0xFFFFFFFF
-    h = (37 * h + _java_string_hash(ident.id)) & 0xFFFFFFFF
+    h = (37 * 17 + java_string_hash(ident.scheme)) & 0xFFFFFFFF
+    h = (37 * h + java_string_hash(ident.id)) & 0xFFFFFFFF
     return (h ^ (h >> 16)) & 0x7FFFFFFF
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Protocol
 
-from zabd.core.javacompat import _java_string_hash, java_table_grown
+from zabd.core.javacompat import java_string_hash, java_table_grown
 from zabd.ensemble.members import QuorumServer, parse_member
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def properties_key_order(keys: Iterable[str]) -> list[str]:
     bins: list[list[tuple[int, str]]] = [[] for _ in range(16)]
     count, threshold = 0, 12
     for key in keys:
-        h = _java_string_hash(key)
+        h = java_string_hash(key)
         spread = (h ^ (h >> 16)) & 0x7FFFFFFF
         nodes = bins[spread & (len(bins) - 1)]
         if any(present == key for _, present in nodes):
