@@ -74,6 +74,12 @@ class GroupCommitLog:
         if self.since_roll > self.roll_due_after:
             self.on_roll_due()
 
+    def restart_at(self, zxid: int) -> None:
+        """After a TRUNC or SNAP rewrote the files: the next txn is ``zxid`` + 1, in a
+        new file. Only while nothing is in flight (the writer belongs to the syncer)."""
+        self.writer.last_zxid = zxid
+        self.roll()
+
     def roll(self) -> None:
         """Start a new log file with the next txn appended (a snapshot is beginning)."""
         self._roll_before_next = True

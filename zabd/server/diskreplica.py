@@ -143,10 +143,8 @@ class DiskReplica(ReplicaState):
                 f"(durable up to 0x{self._synced:x})")
 
     def _restart_log_at(self, zxid: int) -> None:
-        # The syncer is idle (nothing in flight), so the writer can be told
-        # here: zxids may now go back to zxid + 1, in a new file.
-        self.txn_log.writer.last_zxid = zxid
-        self.txn_log.roll()
+        # The syncer is idle (checked above): zxids may now go back to zxid + 1.
+        self.txn_log.restart_at(zxid)
 
     # -- snapshots ------------------------------------------------------------------
 
