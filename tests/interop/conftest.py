@@ -143,10 +143,11 @@ def require_executable(path: str) -> str:
 
 @contextmanager
 def kazoo_client(
-    srv: ServerProcess, *, session_timeout: float = 10.0, start_timeout: float = CLIENT_DEADLINE, **kwargs: Any
+    srv: ServerProcess | str, *, session_timeout: float = 10.0, start_timeout: float = CLIENT_DEADLINE, **kwargs: Any
 ) -> Iterator[KazooClient]:
-    """A started KazooClient for ``srv``; always stopped and closed afterwards."""
-    client = KazooClient(hosts=srv.address(), timeout=session_timeout, **kwargs)
+    """A started KazooClient for ``srv`` (a server, or a kazoo host string); always stopped and closed afterwards."""
+    hosts = srv if isinstance(srv, str) else srv.address()
+    client = KazooClient(hosts=hosts, timeout=session_timeout, **kwargs)
     try:
         client.start(timeout=start_timeout)
         yield client

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from kazoo.exceptions import ConnectionLoss, OperationTimeoutError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
+from tests.interop.conftest import kazoo_client
 from zabd.testing.ensembleprocs import (
     QUORUM_PEER_MAIN,
     Ensemble,
@@ -73,15 +74,8 @@ def test_config_lines_and_srvr_parsing(tmp_path: Path) -> None:
     assert epoch_of(0x200000003) == 2
 
 
-@contextmanager
-def kazoo(hosts: str, timeout: float = SESSION_TIMEOUT, start_timeout: float = DEADLINE / 2) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=hosts, timeout=timeout)
-    try:
-        client.start(timeout=start_timeout)
-        yield client
-    finally:
-        client.stop()
-        client.close()
+def kazoo(hosts: str, start_timeout: float = DEADLINE / 2) -> AbstractContextManager[KazooClient]:
+    return kazoo_client(hosts, session_timeout=SESSION_TIMEOUT, start_timeout=start_timeout)
 
 
 @contextmanager

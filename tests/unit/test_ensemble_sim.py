@@ -33,6 +33,18 @@ def write_and_commit(ensemble: SimEnsemble, count: int, sids: list[int] | None =
     return zxids
 
 
+def rejoin_after(ensemble: SimEnsemble, missed: int) -> int:
+    """Stop a follower, commit ``missed`` writes without it, and let it rejoin; returns its sid."""
+    leader = ensemble.settle()
+    follower = next(sid for sid in ensemble.sids if sid != leader)
+    write_and_commit(ensemble, 5)
+    ensemble.crash(follower)
+    write_and_commit(ensemble, missed)
+    ensemble.restart(follower)
+    ensemble.settle()
+    return follower
+
+
 @pytest.mark.parametrize("voters", [3, 5])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_ensemble_elects_the_highest_sid_and_replicates(seed: int, voters: int) -> None:
@@ -63,13 +75,7 @@ def test_same_seed_replays_the_same_run() -> None:
 def test_follower_behind_by_a_few_txns_is_synced_by_diff(seed: int) -> None:
     ensemble = SimEnsemble(seed)
     ensemble.start()
-    leader = ensemble.settle()
-    follower = next(sid for sid in ensemble.sids if sid != leader)
-    write_and_commit(ensemble, 5)
-    ensemble.crash(follower)
-    write_and_commit(ensemble, 20)
-    ensemble.restart(follower)
-    ensemble.settle()
+    follower = rejoin_after(ensemble, 20)
     assert ensemble.peers[follower].sync_modes == ["DIFF"]
     assert_converged(ensemble)
 
@@ -78,13 +84,7 @@ def test_follower_behind_by_a_few_txns_is_synced_by_diff(seed: int) -> None:
 def test_follower_behind_the_committed_log_is_synced_by_snap(seed: int) -> None:
     ensemble = SimEnsemble(seed)
     ensemble.start()
-    leader = ensemble.settle()
-    follower = next(sid for sid in ensemble.sids if sid != leader)
-    write_and_commit(ensemble, 5)
-    ensemble.crash(follower)
-    write_and_commit(ensemble, 600)  # more than the 500 the leader keeps
-    ensemble.restart(follower)
-    ensemble.settle()
+    follower = rejoin_after(ensemble, 600)  # more than the 500 the leader keeps
     assert ensemble.peers[follower].sync_modes == ["SNAP"]
     assert_converged(ensemble)
     # The snapshot was made durable before the ACK of NEWLEADER: a crash now loses nothing.
