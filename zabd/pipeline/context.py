@@ -21,6 +21,10 @@ class Settings:
     skip_acl: bool = False
     reconfig_enabled: bool = False
     close_session_txn: bool = True
+    #: enforceQuota: a write over a hard quota answers QUOTAEXCEEDED.
+    enforce_quota: bool = False
+    local_sessions: bool = False
+    local_sessions_upgrading: bool = False
 
 
 @dataclass(eq=False)

@@ -105,6 +105,7 @@ class ZabdConfig:
     read_only_mode_enabled: bool = False
     local_sessions_enabled: bool = False
     local_sessions_upgrading_enabled: bool = False
+    enforce_quota: bool = False
     client_port_listen_backlog: int = -1
     max_cnxns: int = 0
     servers: dict[int, str] = field(default_factory=dict)

@@ -138,6 +138,7 @@ FIELDS: dict[str, tuple[str, Converter]] = {
     "readonlymode.enabled": ("read_only_mode_enabled", _boolean),
     "localSessionsEnabled": ("local_sessions_enabled", _boolean),
     "localSessionsUpgradingEnabled": ("local_sessions_upgrading_enabled", _boolean),
+    "enforceQuota": ("enforce_quota", _boolean),
     "clientPortListenBacklog": ("client_port_listen_backlog", _any_int),
     "maxCnxns": ("max_cnxns", _non_negative),
 }
