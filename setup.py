@@ -17,6 +17,9 @@ setup(
             "pytest-timeout",
             "hypothesis",
             "kazoo>=2.10",
+            # kazoo's own suite (tests/interop/test_kazoo_suite.py) imports these.
+            "pyjks",
+            "objgraph",
             "treq",
             "mypy",
             "mypy-zope",

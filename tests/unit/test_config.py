@@ -251,10 +251,9 @@ def test_min_session_timeout_above_max() -> None:
     assert str(e).startswith("zoo.cfg line 3: maxSessionTimeout: minSessionTimeout (4000)")
 
 
-def test_dynamic_config_files_are_not_supported_yet() -> None:
+def test_server_lines_beside_a_dynamic_config_file_are_refused() -> None:
     e = error_for("dynamicConfigFile=/etc/zoo.cfg.dynamic", "server.1=a:1:2")
-    assert str(e) == ("zoo.cfg line 2: dynamicConfigFile: dynamic config files are not "
-                      "supported yet; write the server.N lines in zoo.cfg instead")
+    assert "server.1: must be in the separate dynamic config file" in str(e)
 
 
 def test_snap_retain_count_is_raised_to_three_with_a_warning() -> None:

@@ -224,7 +224,7 @@ def test_standalone_cases() -> None:
      "client address on the server line (0.0.0.0:2181)"),
     (("version=zz",), SERVERS, "zoo.cfg line 4: version: expected a hexadecimal config version"),
     (("dynamicConfigFile=/etc/zoo.cfg.dynamic",), (),
-     "zoo.cfg line 4: dynamicConfigFile: dynamic config files are not supported yet"),
+     "zoo.cfg line 4: dynamicConfigFile: /etc/zoo.cfg.dynamic was not read"),
     (("leaderServes=maybe",), SERVERS, "zoo.cfg line 4: leaderServes: expected yes or no"),
     (("snapshotSizeFactor=x",), SERVERS, "zoo.cfg line 4: snapshotSizeFactor: expected a number"),
     (("cnxTimeout=-5",), SERVERS, "zoo.cfg line 4: cnxTimeout: expected a non-negative integer"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from zabd.core.digest import TreeDigest, node_digest
 from zabd.core.nodes import CONTAINER_OWNER, DataNode, is_container_owner, is_ttl_owner
+from zabd.core.quotas import QuotaTrie
 from zabd.core.txnapply import Event, TxnResult, TxnRules, data_length
 from zabd.jute.opcodes import Perms
 from zabd.jute.records import ACL, Id
@@ -32,6 +33,8 @@ class DataTree(TxnRules):
         self.digest = TreeDigest()
         self.last_processed_zxid = 0
         self.data_size = 0
+        #: The paths with a quota (see zabd.core.quotatree).
+        self.quota_trie = QuotaTrie()
         if system_nodes:
             self._add_system_nodes()
 

@@ -103,10 +103,15 @@ class SessionTracker:
         """The id :meth:`create` will hand out next."""
         return self._next_id
 
-    def create(self, timeout_ms: int, now_ms: int) -> int:
-        """Allocate the next session id and track it."""
+    def allocate_id(self) -> int:
+        """Hand out the next session id without tracking it."""
         session_id = self._next_id
         self._next_id = to_signed64(session_id + 1)
+        return session_id
+
+    def create(self, timeout_ms: int, now_ms: int) -> int:
+        """Allocate the next session id and track it."""
+        session_id = self.allocate_id()
         self.add(session_id, timeout_ms, now_ms)
         return session_id
 

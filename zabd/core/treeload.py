@@ -3,7 +3,7 @@
 
 The structural checks live here; the bookkeeping (digest, data size, the
 ephemeral, container and TTL indexes) is DataTree's own ``add_loaded_node``,
-so a loaded tree is indistinguishable from one built by applying txns.
+and the quotas are set up once the whole tree is in, as 3.8 does.
 """
 from __future__ import annotations
 
@@ -45,4 +45,6 @@ class TreeLoader:
     def finish(self) -> DataTree:
         if "/" not in self._nodes:
             raise MalformedTree("no root node")
+        # As 3.8 after a snapshot: the quota trie rebuilt, every quota recounted.
+        self.tree.setup_quotas()
         return self.tree

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from zabd.core.nodes import CONTAINER_OWNER, DataNode, is_ttl_owner, ttl_owner
-from zabd.core.paths import basename, parent_of
+from zabd.core.paths import QUOTA, basename, parent_of
+from zabd.core.quotas import LIMIT_NODE
+from zabd.core.quotatree import QuotaBookkeeping
 from zabd.jute.errors import Code
 from zabd.jute.opcodes import EventType, OpCode
 from zabd.jute.records import ACL, Stat
@@ -62,8 +64,9 @@ def data_length(data: bytes | None) -> int:
     return len(data) if data is not None else 0
 
 
-class TxnRules:
-    """The txn semantics of a DataTree (mixed into it; see zabd.core.datatree)."""
+class TxnRules(QuotaBookkeeping):
+    """The txn semantics of a DataTree (mixed into it; see zabd.core.datatree),
+    with 3.8's quota bookkeeping on every create, delete and setData."""
 
     nodes: dict[str, DataNode]
     ephemerals: dict[int, set[str]]
@@ -82,10 +85,6 @@ class TxnRules:
         raise NotImplementedError
 
     def _index(self, path: str, owner: int) -> None:
-        raise NotImplementedError
-
-    def _rehash(self, path: str, node: DataNode) -> None:
-        """Bring the digest up to date with ``node``, which has just changed."""
         raise NotImplementedError
 
     def apply(self, txn: Txn) -> TxnResult:
@@ -145,9 +144,12 @@ class TxnRules:
         node.czxid = node.mzxid = node.pzxid = zxid
         node.ctime = node.mtime = time
         node.ephemeral_owner = owner
-        self._add_child(parent_path, basename(path))
+        name = basename(path)
+        self._add_child(parent_path, name)
         self._add_node(path, node)
         self._index(path, owner)
+        if self.quota_trie.root.children or parent_path.startswith(QUOTA):
+            self._quota_node_added(path, parent_path, name, node.data)
         result.node = node
         result.events.append((EventType.NodeCreated, path, node.acl, parent.acl))
 
@@ -196,7 +198,8 @@ class TxnRules:
             self._delete(f"{path}/{child}", zxid, TxnResult(OpCode.delete))
         parent_path = parent_of(path)
         parent = self.nodes[parent_path]
-        del parent.children[basename(path)]
+        name = basename(path)
+        del parent.children[name]
         if zxid > parent.pzxid:
             parent.pzxid = zxid
             self._rehash(parent_path, parent)
@@ -212,6 +215,8 @@ class TxnRules:
                 paths.discard(path)
                 if not paths:
                     del self.ephemerals[owner]
+        if self.quota_trie.root.children or name == LIMIT_NODE:
+            self._quota_node_removed(path, parent_path, name, node.data)
         result.events.append((EventType.NodeDeleted, path, node.acl, parent.acl))
 
     def _set_data(self, header: TxnHeader, body: SetDataTxn, result: TxnResult) -> None:
@@ -226,6 +231,8 @@ class TxnRules:
         node.mzxid = header.zxid
         node.mtime = header.time
         self._rehash(body.path, node)
+        if self.quota_trie.root.children:
+            self._quota_data_changed(body.path, data_length(new) - data_length(old))
         result.path = body.path
         result.node = node
         result.events.append((EventType.NodeDataChanged, body.path, node.acl, node.acl))

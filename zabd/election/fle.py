@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from twisted.logger import Logger
 
 from zabd.election.messages import CURRENT_VERSION, Notification, PeerState
-from zabd.election.votes import LONG_MIN, ArmTimer, Decided, Effect, ReconnectAll, Send, Vote, VoterSet
+from zabd.election.votes import LONG_MIN, ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote, VoterSet
 from zabd.election.votes import beats, config_version, supporters
 
 log = Logger()
@@ -66,13 +66,19 @@ class FastLeaderElection:
         self._finalizing = False
         self._timer_due_ms: int | None = None
         self._to_myself: deque[Notification] = deque()
-        self._newest_config_logged = voters.version
+        self._newest_config_seen = voters.version
         # per call: time of the call, effects so far, the timer to arm when it returns
         self._now_ms = 0
         self._effects: list[Effect] = []
         self._arm_ms: int | None = None
 
     # ------------------------------------------------------------------ read-only view
+
+    def set_voters(self, voters: VoterSet, *, observer: bool) -> None:
+        """A new config is in force: its voters count from the next notification on."""
+        self._voters = voters
+        self._observer = observer
+        self._newest_config_seen = max(self._newest_config_seen, voters.version)
 
     @property
     def state(self) -> PeerState:
@@ -127,7 +133,8 @@ class FastLeaderElection:
     def receive(self, now_ms: int, sid: int, notification: Notification) -> list[Effect]:
         """A notification from peer ``sid``: WorkerReceiver first, then the election loop if LOOKING."""
         self._begin(now_ms)
-        self._note_config(sid, notification)
+        if self._newer_config(sid, notification):
+            return self._finish()
         if sid not in self._voters.voting_members:
             # not a voter (an observer): it gets my current vote and nothing else happens
             if self._current_vote is not None:
@@ -286,16 +293,16 @@ class FastLeaderElection:
         )
         self._effects.append(Send(sid, n))
 
-    def _note_config(self, sid: int, n: Notification) -> None:
-        # 3.8 applies a newer config and restarts the election when LOOKING.
-        # Reconfig is a later issue: zabd logs it once and counts the vote as usual.
+    def _newer_config(self, sid: int, n: Notification) -> bool:
+        """3.8 takes a newer config from any notification while LOOKING, and starts the election again."""
         version = config_version(n.config) if n.config else None
-        if version is not None and version > self._newest_config_logged:
-            self._newest_config_logged = version
-            log.warn(
-                "Peer {sid} has config version 0x{theirs:x}, mine is 0x{mine:x}; reconfig is not supported, ignored",
-                sid=sid, theirs=version, mine=self._voters.version,
-            )
+        if version is None or version <= self._newest_config_seen or self._state != PeerState.LOOKING:
+            return False
+        self._newest_config_seen = version
+        log.info("Peer {sid} has config version 0x{theirs:x}, mine is 0x{mine:x}: taking it",
+                 sid=sid, theirs=version, mine=self._voters.version)
+        self._effects.append(NewerConfig(sid, n.config))
+        return True
 
     def _begin(self, now_ms: int) -> None:
         self._now_ms = now_ms

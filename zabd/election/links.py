@@ -194,6 +194,12 @@ class LinkTable(Generic[C]):
             peer = self._peers[sid] = _Peer()
         return peer
 
+    def set_known(self, sids: tuple[int, ...]) -> None:
+        """The members ``connect_all`` dials (after a reconfig); links to others stay until they drop."""
+        self.known_sids = tuple(sid for sid in sids if sid != self.my_sid)
+        for sid in self.known_sids:
+            self._peer(sid)
+
     def link(self, sid: int) -> C | None:
         """The live connection to ``sid``, if any."""
         peer = self._peers.get(sid)

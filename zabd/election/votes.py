@@ -137,4 +137,12 @@ class ReconnectAll:
     """An empty poll found messages still queued: dial every peer again (QuorumCnxManager.connectAll)."""
 
 
-Effect = Send | ArmTimer | Decided | ReconnectAll
+@dataclass(frozen=True, slots=True)
+class NewerConfig:
+    """A peer sent a newer config while this one is LOOKING: take it and start again (3.8's processReconfig)."""
+
+    sid: int
+    config: bytes
+
+
+Effect = Send | ArmTimer | Decided | ReconnectAll | NewerConfig

@@ -27,6 +27,7 @@ from zabd.ensemble.verifier import (
     parse_server_id,
     parse_version,
     properties_key_order,
+    verifier_from_entries,
     verifier_from_text,
     version_hex,
 )
@@ -35,7 +36,7 @@ __all__ = [
     "Address", "EnsembleConfig", "EnsembleError", "HierarchyError", "LearnerType",
     "MemberSyntaxError", "QuorumHierarchical", "QuorumMaj", "QuorumOptions", "QuorumServer", "QuorumVerifier", "build_ensemble",
     "hierarchy_from_properties", "java_host_string", "parse_member", "parse_myid", "parse_server_id", "parse_version",
-    "properties_key_order", "verifier_from_text", "version_hex",
+    "properties_key_order", "verifier_from_entries", "verifier_from_text", "version_hex",
 ]
 
 
@@ -97,11 +98,17 @@ class QuorumOptions:
 
 @dataclass(frozen=True, slots=True)
 class EnsembleConfig:
-    """This server's view of the ensemble: who it is, who the others are, how to run."""
+    """
+    This server's view of the ensemble: who it is, who the others are, how to run.
+
+    ``last_seen`` is a proposed config newer than ``verifier`` that was found
+    in ``zoo.cfg.dynamic.next`` at start (3.8's lastSeenQuorumVerifier), if any.
+    """
 
     myid: int
     verifier: QuorumVerifier
     options: QuorumOptions = QuorumOptions()
+    last_seen: QuorumVerifier | None = None
 
     @property
     def my_server(self) -> QuorumServer:
@@ -172,6 +179,7 @@ def build_ensemble(
     myid: str | None = None,
     myid_path: str = "myid",
     static_client: Address | None = None,
+    dynamic: Sequence[tuple[str, str]] | None = None,
 ) -> tuple[EnsembleConfig | None, list[tuple[str | None, str]]]:
     """
     Apply 3.8's QuorumPeerConfig rules to zoo.cfg; None when 3.8 would run standalone.
@@ -187,11 +195,22 @@ def build_ensemble(
     :param myid_path: that file's name, for messages.
     :param static_client: (host, port) from ``clientPort``/``clientPortAddress``,
         host ``0.0.0.0`` when no address was given; None without ``clientPort``.
+    :param dynamic: the (key, value) entries of the ``dynamicConfigFile``, its
+        ``version`` (from the file name) last; when given, the membership
+        (``server.N``, ``group.G``, ``weight.SID``, ``version``) comes from
+        them alone, as 3.8 reads it.
     :returns: the ensemble (or None) and warnings as (key or None, text).
     :raises EnsembleError: naming the key or file at fault.
     """
     settings = dict(properties)  # the last value of each key wins, as in Properties
-    order = properties_key_order(settings)
+    if dynamic is not None:
+        settings = {k: v for k, v in settings.items()
+                    if not k.startswith(("server.", "group.", "weight.")) and k != "version"}
+        settings.update(dynamic)
+        # 3.8 builds the verifier from the dynamic file's own Properties, so their order rules.
+        order = properties_key_order(dict(dynamic))
+    else:
+        order = properties_key_order(settings)
     servers = [key for key in order if key.startswith("server.")]
     try:
         version = parse_version(settings["version"]) if "version" in settings else 0

@@ -50,14 +50,16 @@ class QuorumHierarchical(MemberTable):
     :param groups: (group id, its sids) in the order 3.8 read the group keys.
     :param weights: (sid, weight) in the order 3.8 read the weight keys.
     :param version: the config version.
+    :param keep_order: the servers already come in 3.8's iteration order.
     :raises HierarchyError: on a layout zabd refuses (see the module doc).
     """
 
     __slots__ = ("_groups", "_weights", "_group_of", "_group_weight", "_counted_groups")
 
     def __init__(self, servers: Iterable[QuorumServer], groups: Sequence[tuple[int, Sequence[int]]],
-                 weights: Sequence[tuple[int, int]] = (), version: int = 0) -> None:
-        super().__init__(servers, version)
+                 weights: Sequence[tuple[int, int]] = (), version: int = 0, *,
+                 keep_order: bool = False) -> None:
+        super().__init__(servers, version, keep_order=keep_order)
         self._groups = tuple((gid, tuple(sids)) for gid, sids in groups)
         self._group_of = self._check_groups()
         self._weights = self._check_weights(tuple(weights))
@@ -150,6 +152,11 @@ class QuorumHierarchical(MemberTable):
         members = [server if m.sid == server.sid else m for m in self._members.values()]
         # Defaults given explicitly land where they were: after the weight keys, in member order.
         return QuorumHierarchical(members, self._groups, list(self._weights.items()), self._version)
+
+    def with_version(self, version: int) -> QuorumHierarchical:
+        """The same members, groups and weights under another version (3.8's setVersion)."""
+        return QuorumHierarchical(self._members.values(), self._groups, list(self._weights.items()),
+                                  version, keep_order=True)
 
     def config_text(self) -> bytes:
         """Server lines, then group lines, then weight lines, then ``version=<hex>``; all in 3.8's order."""

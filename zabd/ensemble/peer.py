@@ -7,6 +7,13 @@ scheduler and the replica are given to it, so the same peer runs on real
 ports (zabd.server) and on the simulated network (zabd.testing). A role
 that ends, for whatever reason, sends the peer back to LOOKING for a new
 round, as ZooKeeper's QuorumPeer.run loop does.
+
+Configs (dynamic reconfiguration): the peer holds the config in force and
+the last one seen. A newer config arrives in an election notification, in
+NEWLEADER, or in a committed reconfig; the peer takes it, tells its owner
+(``on_config_changed``, which writes zoo.cfg.dynamic files and updates
+addresses), and leaves its role if the leader or its own kind changed. A
+peer outside the config follows as a non-voting follower, as in 3.8.
 """
 from __future__ import annotations
 
@@ -17,9 +24,10 @@ from twisted.logger import Logger
 from zabd.election.fle import FastLeaderElection
 from zabd.election.links import ElectionNetwork
 from zabd.election.messages import ElectionWireError, PeerState, parse_notification
-from zabd.election.votes import ArmTimer, Decided, Effect, ReconnectAll, Send, Vote
+from zabd.election.votes import ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote
 from zabd.ensemble.transport import Cancellable, QuorumNetwork, Scheduler, Stream, StreamLink
-from zabd.ensemble.verifier import QuorumVerifier
+from zabd.ensemble.verifier import QuorumVerifier, verifier_from_text
+from zabd.quorum.configchange import install_config_node
 from zabd.quorum.leader import Leader
 from zabd.quorum.learner import Learner
 from zabd.quorum.learnerhandler import LearnerHandler
@@ -45,9 +53,12 @@ class QuorumPeer:
         *,
         observer: bool = False,
         observer_logs: bool = True,
+        last_seen: QuorumVerifier | None = None,
     ) -> None:
         self.myid = myid
+        #: The config in force, and the newest one seen (proposed, maybe never committed).
         self.verifier = verifier
+        self.last_seen = last_seen if last_seen is not None and last_seen.version > verifier.version else verifier
         self.replica = replica
         self.scheduler = scheduler
         self.clock = clock
@@ -69,6 +80,8 @@ class QuorumPeer:
         self.sync_modes: list[str] = []
         #: Told whenever ``serving`` changes (the client side follows it).
         self.on_serving_changed: Callable[[QuorumPeer], None] = lambda peer: None
+        #: Told of each config seen (False) or put in force (True).
+        self.on_config_changed: Callable[[QuorumVerifier, bool], None] = lambda verifier, in_force: None
         self._election_timer: Cancellable | None = None
         self._tick_timer: Cancellable | None = None
         self._dial_timer: Cancellable | None = None
@@ -78,6 +91,7 @@ class QuorumPeer:
     # -- life ----------------------------------------------------------------
 
     def start(self) -> None:
+        install_config_node(self.replica.tree, self.verifier, self.clock())
         self._look()
 
     def stop(self) -> None:
@@ -117,6 +131,41 @@ class QuorumPeer:
             elif isinstance(effect, Decided):
                 self._cancel(self._election_timer)
                 self._decided(effect.state, effect.vote)
+            elif isinstance(effect, NewerConfig):
+                self._newer_config(effect)
+
+    # -- configs -------------------------------------------------------------
+
+    def _newer_config(self, effect: NewerConfig) -> None:
+        try:
+            verifier = verifier_from_text(effect.config)
+        except ValueError as e:
+            log.warn("Peer {sid} sent a config I cannot read: {error}", sid=effect.sid, error=str(e))
+            return
+        self._in_force(verifier, None)
+        self._cancel(self._election_timer)
+        self._look()  # a new round under the new config
+
+    def _seen(self, verifier: QuorumVerifier) -> None:
+        if verifier.version > self.last_seen.version:
+            self.last_seen = verifier
+            self.on_config_changed(verifier, False)
+
+    def _in_force(self, verifier: QuorumVerifier, leader: int | None) -> bool:
+        """Put ``verifier`` in force; True if this peer must leave its role (3.8's majorChange)."""
+        if verifier.version <= self.verifier.version:
+            return False
+        was_observer = self.observer
+        self.verifier = verifier
+        self.last_seen = verifier if verifier.version >= self.last_seen.version else self.last_seen
+        self.observer = self.myid in verifier.observing_members
+        self.fle.set_voters(verifier, observer=self.observer)
+        install_config_node(self.replica.tree, verifier, self.clock())
+        log.info("Peer {myid}: config 0x{version:x} in force ({kind})", myid=self.myid, version=verifier.version,
+                 kind="participant" if self.myid in verifier.voting_members else
+                 "observer" if self.observer else "not a member: a non-voting follower")
+        self.on_config_changed(verifier, True)
+        return self.observer != was_observer or (leader is not None and leader != self.leader_id)
 
     def _election_timeout(self) -> None:
         self._election_timer = None
@@ -143,6 +192,9 @@ class QuorumPeer:
             on_exit=lambda reason: self._role_ended(serial, reason),
             on_serving=self._leader_serving,
             on_disk_history=self.replica.on_disk_history(),
+            last_seen=self.last_seen,
+            on_config_seen=self._seen,
+            on_config=self._in_force,
         )
 
     def quorum_connection(self, stream: Stream) -> None:
@@ -203,6 +255,8 @@ class QuorumPeer:
             config_version=self.verifier.version,
             on_exit=lambda reason: self._role_ended(serial, reason),
             on_serving=lambda: self._learner_serving(learner),
+            on_config_seen=self._seen,
+            on_config=self._in_force,
         )
         learner_box.append(learner)
         self.learner = learner

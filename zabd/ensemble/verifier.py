@@ -59,15 +59,19 @@ class MemberTable:
         and takes the last value, as ``HashMap.put`` does.
     :param version: the config version (the zxid of the reconfig that made
         it); 0 for a static config.
+    :param keep_order: the servers already come in 3.8's iteration order (a
+        map that was copied and edited, :mod:`zabd.ensemble.javamap`): keep it.
     """
 
     __slots__ = ("_members", "_version", "_voting", "_observing")
 
-    def __init__(self, servers: Iterable[QuorumServer], version: int = 0) -> None:
+    def __init__(self, servers: Iterable[QuorumServer], version: int = 0, *,
+                 keep_order: bool = False) -> None:
         by_sid: dict[int, QuorumServer] = {}
         for server in servers:
             by_sid[server.sid] = server
-        self._members = {sid: by_sid[sid] for sid in java_hashmap_order(list(by_sid))}
+        order = list(by_sid) if keep_order else java_hashmap_order(list(by_sid))
+        self._members = {sid: by_sid[sid] for sid in order}
         self._version = version
         self._voting = frozenset(s.sid for s in by_sid.values() if s.is_participant)
         self._observing = frozenset(by_sid) - self._voting
@@ -101,9 +105,14 @@ class QuorumMaj(MemberTable):
 
     __slots__ = ("_half",)
 
-    def __init__(self, servers: Iterable[QuorumServer], version: int = 0) -> None:
-        super().__init__(servers, version)
+    def __init__(self, servers: Iterable[QuorumServer], version: int = 0, *,
+                 keep_order: bool = False) -> None:
+        super().__init__(servers, version, keep_order=keep_order)
         self._half = len(self._voting) // 2
+
+    def with_version(self, version: int) -> QuorumMaj:
+        """The same members, in the same order, under another version (3.8's setVersion)."""
+        return QuorumMaj(self._members.values(), version, keep_order=True)
 
     @property
     def half(self) -> int:
@@ -184,11 +193,27 @@ def verifier_from_text(text: bytes | str) -> QuorumMaj | QuorumHierarchical:
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    entries: dict[str, str] = {}
+    entries: list[tuple[str, str]] = []
     for line in text.splitlines():
         key, _, value = line.lstrip(" \t\f").partition("=")
         if key and key[0] not in "#!":
-            entries[key.strip()] = value.lstrip(" \t\f")
+            entries.append((key.strip(), value.lstrip(" \t\f")))
+    return verifier_from_entries(entries)
+
+
+def verifier_from_entries(properties: Iterable[tuple[str, str]]) -> QuorumMaj | QuorumHierarchical:
+    """
+    The verifier 3.8 builds from loaded ``Properties`` (``createQuorumVerifier``).
+
+    :param properties: (key, value) in the order they were loaded; a repeated
+        key keeps its first place and its last value, as in ``Properties``.
+        Keys other than ``server.N``, ``group.G``, ``weight.SID`` and
+        ``version`` are ignored, as 3.8's verifiers ignore them.
+    :raises ValueError: on a member, version or group 3.8 would refuse.
+    """
+    entries: dict[str, str] = {}
+    for key, value in properties:
+        entries[key] = value
     order = properties_key_order(entries)
     servers = [parse_member(parse_server_id(key), entries[key])
                for key in order if key.startswith("server.")]

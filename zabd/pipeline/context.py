@@ -10,6 +10,7 @@ from zabd.core.datatree import DataTree
 from zabd.core.sessions import SessionTracker
 from zabd.core.watches import Watches
 from zabd.pipeline.changes import PendingChanges
+from zabd.pipeline.reconfig import Membership
 from zabd.pipeline.stats import ServerStats
 
 
@@ -25,6 +26,8 @@ class Settings:
     enforce_quota: bool = False
     local_sessions: bool = False
     local_sessions_upgrading: bool = False
+    #: standaloneEnabled: a reconfig must then leave at least two voters.
+    standalone_enabled: bool = True
 
 
 @dataclass(eq=False)
@@ -40,6 +43,8 @@ class ServerContext:
     pending: PendingChanges = field(init=False)
     #: The last zxid handed out by prep.
     last_zxid: int = 0
+    #: The leader's configs, for reconfig; None off a leader.
+    membership: Membership | None = None
 
     def __post_init__(self) -> None:
         self.pending = PendingChanges(self.tree)

@@ -18,7 +18,7 @@ from zabd.jute import multi
 from zabd.jute.codec import JuteError
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import EventType, OpCode, Perms, PING_XID
-from zabd.jute.records import Create2Response, CreateResponse, StatResponse
+from zabd.jute.records import Create2Response, CreateResponse, GetDataResponse, StatResponse
 from zabd.jute.schema import Record
 from zabd.jute.txns import CreateSessionTxn, ErrorTxn, Txn
 from zabd.pipeline.context import ServerContext
@@ -129,6 +129,10 @@ class FinalStage:
         if kind == OpCode.setData or kind == OpCode.setACL:
             assert result.node is not None
             return 0, result.node.stat_bytes()
+        if kind == OpCode.reconfig:
+            # The config now in force, as /zookeeper/config holds it (3.8 prints its verifier).
+            assert result.node is not None
+            return 0, GetDataResponse(result.node.data, result.node.stat())
         if kind == OpCode.check:
             node = self.ctx.tree.get(getattr(txn.body, "path", ""))
             return (0, StatResponse(node.stat())) if node is not None else (Code.NONODE, None)

@@ -19,6 +19,7 @@ from zabd.jute.records import (
     CreateRequest,
     CreateTTLRequest,
     DeleteRequest,
+    ReconfigRequest,
     SetACLRequest,
     SetDataRequest,
 )
@@ -116,7 +117,7 @@ class PrepStage:
         if kind == OpCode.multi:
             return kind, self._multi(request, builder)
         if kind == OpCode.reconfig:
-            return builder.reconfig()
+            return builder.reconfig(ReconfigRequest.read(Reader(request.payload)))
         if kind == OpCode.deleteContainer:
             if request.client is not None:
                 # Only the container sweep may send this.  ZooKeeper 3.8 reads

@@ -15,6 +15,10 @@
   INFORM to observers, and the txn applied locally.
 - **Liveness.** ``tick`` runs every half tick: it pings, and once a tick it
   checks that a quorum of voters was heard from within syncLimit ticks.
+- **Reconfig** (zabd.quorum.configchange). While a proposed config is not in
+  force, proposals and NEWLEADER need a quorum of both; a committed reconfig
+  goes out as COMMITANDACTIVATE / INFORMANDACTIVATE with the leader of the
+  new config, and this leader steps down if that is someone else.
 """
 from __future__ import annotations
 
@@ -25,8 +29,9 @@ from dataclasses import dataclass, field
 from twisted.logger import Logger
 
 from zabd.ensemble.verifier import QuorumVerifier
+from zabd.quorum.configchange import designated_leader, has_quorums, restamped, verifiers_in_force
 from zabd.jute.records import Id
-from zabd.quorum.learnerhandler import LearnerHandler, Stage
+from zabd.quorum.learnerhandler import LearnerHandler, Stage, send_commit
 from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward, encode_packet
 from zabd.quorum.roles import PacketLink, Replica, Timing, first_zxid_of
 from zabd.quorum.syncplan import OnDiskHistory
@@ -44,7 +49,10 @@ class Phase(enum.Enum):
 @dataclass(slots=True)
 class Proposal:
     txn: bytes
+    verifiers: tuple[QuorumVerifier, ...]
     acks: set[int] = field(default_factory=set)
+    #: The config a reconfig proposes.
+    new_config: QuorumVerifier | None = None
 
 
 class Leader:
@@ -62,10 +70,18 @@ class Leader:
         on_revalidate: Callable[[LearnerHandler, int, int], bool] = lambda h, s, t: False,
         on_touch: Callable[[list[tuple[int, int]]], None] = lambda touches: None,
         on_disk_history: OnDiskHistory | None = None,
+        last_seen: QuorumVerifier | None = None,
+        on_config_seen: Callable[[QuorumVerifier], None] = lambda verifier: None,
+        on_config: Callable[[QuorumVerifier, int], object] = lambda verifier, leader: None,
     ) -> None:
         self.myid = myid
         self.replica = replica
         self.verifier = verifier
+        #: The newest config seen, in force or only proposed.
+        self.last_seen = verifier if last_seen is None or last_seen.version <= verifier.version else last_seen
+        #: Told of a config proposed, and of one put in force (with its leader).
+        self.on_config_seen = on_config_seen
+        self.on_config = on_config
         self.clock = clock
         self.timing = timing
         self.on_exit = on_exit
@@ -122,6 +138,9 @@ class Leader:
     def _choose_epoch(self) -> None:
         self.epoch = self._epoch_candidate
         self.replica.set_accepted_epoch(self.epoch)
+        if self.verifier.version == 0 and self.last_seen.version == 0:
+            # As 3.8 (ZOOKEEPER-1783): a static config gets the new epoch's zxid as its version.
+            self._see(restamped(self.verifier, first_zxid_of(self.epoch)))
         self.phase = Phase.SYNC
         log.info("Leader {myid} proposes epoch {epoch}", myid=self.myid, epoch=self.epoch)
         for handler in self.handlers:
@@ -156,10 +175,9 @@ class Leader:
         if self.phase is Phase.BROADCAST:
             handler.send_uptodate()
             return
-        if handler.is_voter:
-            assert handler.sid is not None
+        if not handler.observer and handler.sid is not None:
             self._newleader_acks.add(handler.sid)
-        if self.verifier.contains_quorum(self._newleader_acks):
+        if has_quorums(verifiers_in_force(self.verifier, self.last_seen), self._newleader_acks):
             self._start_broadcast()
 
     def _start_broadcast(self) -> None:
@@ -167,21 +185,56 @@ class Leader:
         self.serving_since_ms = self.clock()
         self.last_proposed = max(self.last_proposed, first_zxid_of(self.epoch))
         log.info("Leader {myid} serves epoch {epoch}", myid=self.myid, epoch=self.epoch)
+        if self.last_seen.version > self.verifier.version:
+            # The config NEWLEADER carried (a reconfig left pending, or a first
+            # version) is in force once a quorum of both acked it.
+            new = self.last_seen
+            leader = designated_leader(self.myid, new, self._newleader_acks, [])
+            self._activate(new, leader)
+            if leader != self.myid:
+                self.stop(f"the config of version 0x{new.version:x} is led by {leader}")
+                return
         self.on_serving(self.epoch)
         for handler in self.handlers:
             if handler.stage is Stage.UPTODATE:
                 handler.send_uptodate()
 
+    # -- configs ---------------------------------------------------------------
+
+    def _see(self, verifier: QuorumVerifier) -> None:
+        self.last_seen = verifier
+        self.on_config_seen(verifier)
+
+    def _activate(self, verifier: QuorumVerifier, leader: int) -> None:
+        self.verifier = self.last_seen = verifier
+        for handler in self.handlers:
+            handler.is_voter = not handler.observer and handler.sid in verifier.voting_members
+        log.info("Leader {myid}: config 0x{version:x} in force, led by {leader}",
+                 myid=self.myid, version=verifier.version, leader=leader)
+        self.on_config(verifier, leader)
+
+    def is_quorum_synced(self, verifier: QuorumVerifier) -> bool:
+        """Whether this leader and the synced followers hold a quorum of ``verifier`` (3.8's isQuorumSynced)."""
+        synced = {self.myid} | {h.sid for h in self.handlers
+                                if h.sid is not None and not h.observer and h.stage is Stage.BROADCAST}
+        return verifier.contains_quorum(synced)
+
     # -- broadcast -----------------------------------------------------------
 
-    def propose(self, zxid: int, txn: bytes) -> None:
-        """Send one txn to the followers and log it here; it commits on a quorum of ACKs."""
+    def propose(self, zxid: int, txn: bytes, new_config: QuorumVerifier | None = None) -> None:
+        """Send one txn to the followers and log it here; it commits on a quorum of ACKs.
+
+        :param new_config: the config a reconfig txn proposes.
+        """
         if self.phase is not Phase.BROADCAST:
             raise RuntimeError("proposing before the leader serves")
         if zxid <= self.last_proposed:
             raise ValueError(f"proposal 0x{zxid:x} after 0x{self.last_proposed:x}: zxids must rise")
         # In zxid order, so the oldest outstanding proposal is the first key.
-        self.outstanding[zxid] = Proposal(txn)
+        if new_config is not None:
+            self._see(new_config)
+        self.outstanding[zxid] = Proposal(txn, verifiers_in_force(self.verifier, self.last_seen),
+                                          new_config=new_config)
         self.last_proposed = zxid
         size = len(txn)
         last, low, high = self.proposal_sizes
@@ -206,8 +259,9 @@ class Leader:
         self._commit_ready()
 
     def acked(self, handler: LearnerHandler, zxid: int) -> None:
-        if handler.is_voter:
-            assert handler.sid is not None  # voters said who they are
+        # Any follower's ACK is kept: one outside the config in force may be a
+        # voter of the config being proposed. The verifiers count voters only.
+        if handler.sid is not None and not handler.observer:
             self._ack(handler.sid, zxid)
 
     def _ack(self, sid: int, zxid: int) -> None:
@@ -223,20 +277,21 @@ class Leader:
         while outstanding:
             zxid = next(iter(outstanding))
             proposal = outstanding[zxid]
-            if not self.verifier.contains_quorum(proposal.acks):
+            if not has_quorums(proposal.verifiers, proposal.acks):
                 return
             del outstanding[zxid]
             self.last_committed = zxid
-            commit = encode_packet(QuorumPacket(PacketType.COMMIT, zxid))
-            inform: bytes | None = None
-            for handler in self.handlers:
-                if not handler.forwarding:
-                    continue
-                if handler.observer:
-                    inform = inform or encode_packet(QuorumPacket(PacketType.INFORM, zxid, proposal.txn))
-                    handler.send_encoded(inform)
-                else:
-                    handler.send_encoded(commit)
+            new = proposal.new_config
+            if new is not None:
+                leader = designated_leader(self.myid, new, proposal.acks, (p.acks for p in outstanding.values()))
+                send_commit(self.handlers, zxid, proposal.txn, leader)
+                self.replica.apply(zxid, proposal.txn)
+                self._activate(new, leader)
+                if leader != self.myid:
+                    self.stop(f"the config of version 0x{new.version:x} is led by {leader}")
+                    return
+                continue
+            send_commit(self.handlers, zxid, proposal.txn, None)
             self.replica.apply(zxid, proposal.txn)
 
     def synced(self, *, observers: bool) -> int:
@@ -262,9 +317,10 @@ class Leader:
         if self._ticks % 2 == 0:
             live = {self.myid} | {
                 h.sid for h in self.handlers
-                if h.is_voter and h.sid is not None and h.forwarding and now - h.last_heard_ms <= self.timing.sync_ms
+                if not h.observer and h.sid is not None and h.forwarding
+                and now - h.last_heard_ms <= self.timing.sync_ms
             }
-            if not self.verifier.contains_quorum(live):
+            if not has_quorums(verifiers_in_force(self.verifier, self.last_seen), live):
                 self.stop(f"only {sorted(live)} heard from within {self.timing.sync_ms} ms")
 
     def stop(self, reason: str) -> None:

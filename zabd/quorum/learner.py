@@ -12,6 +12,10 @@ Discovery, synchronization and broadcast, one packet at a time:
 - Then PROPOSAL is logged and acknowledged once durable, COMMIT applies the
   oldest pending proposal, INFORM (observers) applies a committed txn, PING
   is answered with session touches.
+- Configs: a reconfig PROPOSAL is reported as seen, and the config NEWLEADER
+  carries or a COMMITANDACTIVATE / INFORMANDACTIVATE puts in force is reported
+  with its leader once applied; the peer says whether this learner must go
+  (``on_config`` returns True: the leader or this peer's kind changed).
 
 Any breach of the protocol ends the role (``on_exit``): the peer goes back
 to LOOKING, as ZooKeeper's learner does when its leader misbehaves.
@@ -26,6 +30,8 @@ from zabd.jute.records import Id
 
 from twisted.logger import Logger
 
+from zabd.ensemble.verifier import QuorumVerifier
+from zabd.quorum.learnerconfig import LearnerConfigs
 from zabd.quorum.packets import (
     PROTOCOL_VERSION,
     LearnerInfo,
@@ -35,6 +41,7 @@ from zabd.quorum.packets import (
     encode_ack_epoch,
     encode_revalidate_request,
     encode_touches,
+    parse_activation,
     parse_leader_info,
     parse_revalidate_reply,
 )
@@ -67,6 +74,8 @@ class Learner:
         on_exit: Callable[[str], None],
         on_serving: Callable[[], None] = lambda: None,
         touches: Callable[[], list[tuple[int, int]]] = list,
+        on_config_seen: Callable[[QuorumVerifier], None] = lambda verifier: None,
+        on_config: Callable[[QuorumVerifier, int | None], bool] = lambda verifier, leader: False,
     ) -> None:
         self.myid = myid
         self.replica = replica
@@ -76,10 +85,10 @@ class Learner:
         self.observer = observer
         #: An observer with syncEnabled=false keeps no txn log (it is synced again after a restart).
         self.logs_txns = observer_logs or not observer
-        self.config_version = config_version
         self.on_exit = on_exit
         self.on_serving = on_serving
         self.touches = touches
+        self.configs = LearnerConfigs(config_version, on_config_seen, on_config)
         self.phase = Phase.DISCOVERY
         self.received_any = False
         self.new_epoch = -1
@@ -105,7 +114,7 @@ class Learner:
 
     def start(self) -> None:
         kind = PacketType.OBSERVERINFO if self.observer else PacketType.FOLLOWERINFO
-        info = LearnerInfo(self.myid, PROTOCOL_VERSION, self.config_version).encode()
+        info = LearnerInfo(self.myid, PROTOCOL_VERSION, self.configs.version).encode()
         self.link.send(QuorumPacket(kind, first_zxid_of(self.replica.accepted_epoch), info))
 
     def receive(self, item: QuorumPacket | SnapshotStream, now_ms: int | None = None) -> None:
@@ -186,8 +195,14 @@ class Learner:
             self._proposal(p)
         elif kind == PacketType.COMMIT:
             self._commit(p.zxid)
+        elif kind == PacketType.COMMITANDACTIVATE and not self.observer:
+            self._commit_and_activate(p)
         elif kind == PacketType.INFORM and self.observer:
             self._inform(p)
+        elif kind == PacketType.INFORMANDACTIVATE and self.observer:
+            leader, txn = parse_activation(p.data or b"")
+            self.configs.activates(p.zxid, txn, leader)
+            self._inform(QuorumPacket(PacketType.INFORM, p.zxid, txn))
         elif kind == PacketType.SYNC:
             self.on_sync()
         elif kind == PacketType.REVALIDATE:
@@ -247,8 +262,17 @@ class Learner:
         if self.observer and self.phase is not Phase.SYNC:
             raise QuorumWireError("PROPOSAL to a synced observer")  # they get INFORM
         self.pending.append((p.zxid, p.data))
+        self.configs.proposed(p.data)
         if self.phase is not Phase.SYNC:
             self._log_and_ack(p.zxid, p.data)
+
+    def _commit_and_activate(self, p: QuorumPacket) -> None:
+        leader, _ = parse_activation(p.data or b"")
+        txn = next((t for z, t in self.pending if z == p.zxid), None)
+        if txn is None:
+            raise QuorumWireError(f"COMMITANDACTIVATE 0x{p.zxid:x} of no pending proposal")
+        self.configs.activates(p.zxid, txn, leader)
+        self._commit(p.zxid)
 
     def _log_and_ack(self, zxid: int, txn: bytes) -> None:
         self.replica.log(zxid, txn)
@@ -268,6 +292,12 @@ class Learner:
             raise QuorumWireError(f"COMMIT 0x{zxid:x} but the next pending proposal is {head}")
         _, txn = self.pending.popleft()
         self.replica.apply(zxid, txn)
+        self._applied(zxid)
+
+    def _applied(self, zxid: int) -> None:
+        config = self.configs.applied(zxid)
+        if config is not None:
+            self.stop(f"the config of version 0x{config.version:x} changes my role")
 
     def _inform(self, p: QuorumPacket) -> None:
         if p.data is None:
@@ -276,6 +306,7 @@ class Learner:
             if self.logs_txns:
                 self.replica.log(p.zxid, p.data)
             self.replica.apply(p.zxid, p.data)
+            self._applied(p.zxid)
             return
         self.pending.append((p.zxid, p.data))
         if self.phase is Phase.NEWLEADER and self.logs_txns:
@@ -286,6 +317,7 @@ class Learner:
         if epoch_of(p.zxid) != self.new_epoch:
             self.stop(f"NEWLEADER for epoch {epoch_of(p.zxid)}, expected {self.new_epoch}")
             return
+        self.configs.newleader(p.data)
         replica = self.replica
         if self._snapshot_needed:
             replica.save_snapshot()
@@ -308,7 +340,13 @@ class Learner:
     def _uptodate(self) -> None:
         for zxid in self._commits_at_uptodate:
             self._apply_head(zxid)
+            if self.phase is Phase.DONE:
+                return
         self._commits_at_uptodate.clear()
+        config = self.configs.uptodate()  # 3.8 takes the leader's config here (its processReconfig)
+        if config is not None:
+            self.stop(f"the config of version 0x{config.version:x} changes my role")
+            return
         self.phase = Phase.BROADCAST
         self.link.send(QuorumPacket(PacketType.ACK, first_zxid_of(self.new_epoch)))
         log.info("Learner {myid} is up to date with epoch {epoch}", myid=self.myid, epoch=self.new_epoch)

@@ -16,6 +16,8 @@ from twisted.logger import Logger
 from zabd.quorum.packets import (
     PacketType,
     QuorumPacket,
+    encode_activation,
+    encode_packet,
     encode_leader_info,
     encode_revalidate_reply,
     parse_ack_epoch,
@@ -154,7 +156,7 @@ class LearnerHandler:
             for zxid, txn in leader.outstanding_proposals():
                 self.link.send(QuorumPacket(PacketType.PROPOSAL, zxid, txn))
         self._enter(Stage.NEWLEADER)
-        self.link.send(QuorumPacket(PacketType.NEWLEADER, first_zxid_of(leader.epoch), leader.verifier.config_text()))
+        self.link.send(QuorumPacket(PacketType.NEWLEADER, first_zxid_of(leader.epoch), leader.last_seen.config_text()))
 
     def send_uptodate(self) -> None:
         self._enter(Stage.BROADCAST)
@@ -176,3 +178,23 @@ class LearnerHandler:
         log.info("Dropping learner {sid}: {reason}", sid=self.sid, reason=reason)
         self.link.close()
         self.leader.handler_closed(self)
+
+
+def send_commit(handlers: list[LearnerHandler], zxid: int, txn: bytes, leader: int | None) -> None:
+    """COMMIT to followers and INFORM to observers, or their ACTIVATE forms for a reconfig."""
+    if leader is None:
+        commit = encode_packet(QuorumPacket(PacketType.COMMIT, zxid))
+    else:
+        commit = encode_packet(QuorumPacket(PacketType.COMMITANDACTIVATE, zxid, encode_activation(leader)))
+    inform: bytes | None = None
+    for handler in handlers:
+        if not handler.forwarding:
+            continue
+        if handler.observer:
+            if inform is None:
+                inform = encode_packet(
+                    QuorumPacket(PacketType.INFORM, zxid, txn) if leader is None else
+                    QuorumPacket(PacketType.INFORMANDACTIVATE, zxid, encode_activation(leader, txn)))
+            handler.send_encoded(inform)
+        else:
+            handler.send_encoded(commit)

@@ -21,6 +21,8 @@ from zabd.ensemble import (
     QuorumOptions,
     build_ensemble,
     java_host_string,
+    verifier_from_entries,
+    version_hex,
 )
 from zabd.server.config_keys import (
     FIELDS,
@@ -31,6 +33,12 @@ from zabd.server.config_keys import (
     canonical_key,
     four_letter_whitelist,
     server_entry,
+)
+from zabd.server.dynamic_config import (
+    DynamicFileError,
+    decoded,
+    dynamic_file_entries,
+    next_file_path,
 )
 from zabd.server.fourletter import COMMAND_NAMES
 from zabd.server.properties import PropertiesSyntaxError, parse_properties
@@ -108,6 +116,9 @@ class ZabdConfig:
     enforce_quota: bool = False
     client_port_listen_backlog: int = -1
     max_cnxns: int = 0
+    dynamic_config_file: str | None = None
+    #: The zoo.cfg this came from (reconfig rewrites it and writes dynamic files beside it).
+    config_file: str | None = None
     servers: dict[int, str] = field(default_factory=dict)
     ensemble: EnsembleConfig | None = None
     raw: tuple[tuple[str, str], ...] = ()
@@ -197,7 +208,8 @@ def _error(source: str, key: str, line: int | None, problem: str) -> ConfigError
     return ConfigError(f"{where}: {key}: {problem}", key, source, line)
 
 
-def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None) -> ZabdConfig:
+def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
+                 dynamic_text: str | None = None, next_text: str | None = None) -> ZabdConfig:
     """
     Build a :class:`ZabdConfig` from zoo.cfg text.
 
@@ -205,7 +217,11 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None) ->
     :param source: file name shown in error messages.
     :param myid: the text of ``<dataDir>/myid``, None if there is no such file;
         a quorum peer needs it (:func:`load_config` reads it).
-    :raises ConfigError: naming the key and line (or the myid file) at fault.
+    :param dynamic_text: the text of the ``dynamicConfigFile``, which holds the
+        membership when zoo.cfg names one (:func:`load_config` reads it).
+    :param next_text: the text of ``<zoo.cfg>.dynamic.next``, None if there is
+        none: a proposed config 3.8 reads back as the last seen one.
+    :raises ConfigError: naming the key and line (or the file) at fault.
     """
     entries = read_properties(text, source)
     latest: dict[str, tuple[str, str, int]] = {}  # canonical -> (as written, value, line)
@@ -259,7 +275,10 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None) ->
                      for name in strays]
     else:
         words = DEFAULT_FOUR_LETTER_WORDS
-    config = _with_ensemble(config, entries, latest, quorum_values, myid, source, warnings)
+    dynamic = _dynamic_membership(config, entries, latest, source, dynamic_text)
+    config = _with_ensemble(config, entries, latest, quorum_values, myid, source, warnings, dynamic)
+    if config.ensemble is not None and config.dynamic_config_file and next_text is not None:
+        config = _with_last_seen(config, next_text, source, warnings)
     return replace(
         config,
         four_letter_words=words,
@@ -271,7 +290,8 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None) ->
 
 def _with_ensemble(config: ZabdConfig, entries: list[tuple[str, str, int]],
                    latest: dict[str, tuple[str, str, int]], quorum_values: dict[str, object],
-                   myid: str | None, source: str, warnings: list[str]) -> ZabdConfig:
+                   myid: str | None, source: str, warnings: list[str],
+                   dynamic: _DynamicMembership | None) -> ZabdConfig:
     """``config`` with its ensemble (3.8's QuorumPeerConfig rules), or as it is if standalone."""
     options = QuorumOptions(
         tick_time=config.tick_time, init_limit=config.init_limit, sync_limit=config.sync_limit,
@@ -280,6 +300,8 @@ def _with_ensemble(config: ZabdConfig, entries: list[tuple[str, str, int]],
                      if "clientPort" in latest else None)
 
     def at(key: str, problem: str) -> ConfigError:  # names the key as written, and its line
+        if dynamic is not None and key in dynamic.lines:
+            return _error(dynamic.path, key, dynamic.lines[key], problem)
         written, _, line = latest.get(canonical_key(key), (key, "", None))
         return _error(source, written, line, problem)
 
@@ -287,7 +309,8 @@ def _with_ensemble(config: ZabdConfig, entries: list[tuple[str, str, int]],
         ensemble, notes = build_ensemble(
             [(key, value) for key, value, _ in entries], options,
             standalone_enabled=config.standalone_enabled, myid=myid,
-            myid_path=os.path.join(config.data_dir, "myid"), static_client=static_client)
+            myid_path=os.path.join(config.data_dir, "myid"), static_client=static_client,
+            dynamic=None if dynamic is None else dynamic.entries)
     except EnsembleError as e:
         if e.key is not None:
             raise at(e.key, e.problem) from None
@@ -303,6 +326,55 @@ def _with_ensemble(config: ZabdConfig, entries: list[tuple[str, str, int]],
                    client_port_address=host)
 
 
+@dataclass(frozen=True, slots=True)
+class _DynamicMembership:
+    """The dynamicConfigFile's entries (version last), and the line of each key."""
+
+    path: str
+    entries: list[tuple[str, str]]
+    lines: dict[str, int]
+
+
+def _dynamic_membership(config: ZabdConfig, entries: list[tuple[str, str, int]],
+                        latest: dict[str, tuple[str, str, int]], source: str,
+                        dynamic_text: str | None) -> _DynamicMembership | None:
+    """The membership from the dynamicConfigFile, None without one (3.8's parse)."""
+    path = config.dynamic_config_file
+    if path is None:
+        return None
+    for key, _, line in entries:  # 3.8 tests the keys as written, with these prefixes
+        if key.startswith(("server.", "group", "weight")):
+            raise _error(source, key, line, "must be in the separate dynamic config file "
+                                            f"{path} when dynamicConfigFile is set")
+    if dynamic_text is None:
+        written, _, line = latest["dynamicConfigFile"]
+        raise _error(source, written, line, f"{path} was not read")
+    try:
+        members, lines = dynamic_file_entries(dynamic_text, path)
+    except DynamicFileError as e:
+        where = path if e.line is None else f"{path} line {e.line}"
+        raise ConfigError(f"{where}: {e.problem}", None, path, e.line) from None
+    return _DynamicMembership(path, members, lines)
+
+
+def _with_last_seen(config: ZabdConfig, next_text: str, source: str,
+                    warnings: list[str]) -> ZabdConfig:
+    """The config with the proposed membership of ``.dynamic.next``, if it is newer."""
+    assert config.ensemble is not None
+    next_path = next_file_path(source)
+    try:
+        last_seen = verifier_from_entries((k, v) for k, v, _ in read_properties(next_text, next_path))
+    except ValueError as e:
+        raise ConfigError(f"{next_path}: {e}", None, next_path, None) from None
+    # 3.8 takes it even when it is older than the committed config, and then
+    # keeps a stale last seen config; zabd ignores a stale file.
+    if last_seen.version <= config.ensemble.verifier.version:
+        warnings.append(f"{next_path}: ignored: its version {version_hex(last_seen.version)} "
+                        f"is not newer than the committed {version_hex(config.ensemble.verifier.version)}")
+        return config
+    return replace(config, ensemble=replace(config.ensemble, last_seen=last_seen))
+
+
 def load_config(path: str) -> ZabdConfig:
     """
     Read and parse a zoo.cfg file, and the myid file in its dataDir if there is one.
@@ -315,10 +387,7 @@ def load_config(path: str) -> ZabdConfig:
             data = f.read()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror}", None, path, None) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")  # what Java's Properties.load assumes
+    text = decoded(data)
     # A quorum peer's id is in <dataDir>/myid; 3.8 ignores the path unless it is a file.
     data_dirs = [v for k, v, _ in read_properties(text, path) if canonical_key(k) == "dataDir"]
     myid_path = os.path.join(data_dirs[-1], "myid") if data_dirs else ""
@@ -330,4 +399,21 @@ def load_config(path: str) -> ZabdConfig:
         except OSError as e:
             raise ConfigError(f"{myid_path}: cannot read myid: {e.strerror}",
                               None, myid_path, None) from None
-    return parse_config(text, source=path, myid=myid)
+    dynamic_text = next_text = None
+    dynamic_paths = [v for k, v, _ in read_properties(text, path)
+                     if canonical_key(k) == "dynamicConfigFile"]
+    if dynamic_paths:
+        try:
+            with open(dynamic_paths[-1], "rb") as f:
+                dynamic_text = decoded(f.read())
+        except OSError as e:
+            raise ConfigError(f"{dynamic_paths[-1]}: cannot read dynamic config: {e.strerror}",
+                              None, dynamic_paths[-1], None) from None
+        if os.path.exists(next_file_path(path)):
+            try:
+                with open(next_file_path(path), "rb") as f:
+                    next_text = decoded(f.read())
+            except OSError:
+                pass  # as 3.8: an unreadable .next file leaves no last seen config
+    config = parse_config(text, source=path, myid=myid, dynamic_text=dynamic_text, next_text=next_text)
+    return replace(config, config_file=os.path.abspath(path))

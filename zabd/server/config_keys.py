@@ -98,11 +98,6 @@ def _real(value: str) -> float:
     raise BadValue(f"expected a number, got {value!r}")
 
 
-def _not_yet(value: str) -> str:
-    raise BadValue("dynamic config files are not supported yet; "
-                   "write the server.N lines in zoo.cfg instead")
-
-
 #: zoo.cfg key -> (ZabdConfig field, converter).
 FIELDS: dict[str, tuple[str, Converter]] = {
     "tickTime": ("tick_time", _positive),
@@ -141,6 +136,7 @@ FIELDS: dict[str, tuple[str, Converter]] = {
     "enforceQuota": ("enforce_quota", _boolean),
     "clientPortListenBacklog": ("client_port_listen_backlog", _any_int),
     "maxCnxns": ("max_cnxns", _non_negative),
+    "dynamicConfigFile": ("dynamic_config_file", _text),
 }
 
 #: zoo.cfg key -> (QuorumOptions field, converter): a quorum peer's settings.
@@ -169,7 +165,7 @@ KEPT: dict[str, Converter | None] = {
     "quorum.auth.learnerRequireSasl": _boolean, "quorum.cnxn.threads.size": _positive,
     "snapSizeLimitInKb": _any_long, "txnLogSizeLimitInKb": _any_long,
     "fsync.warningthresholdms": _any_long,
-    "audit.enable": _boolean, "dynamicConfigFile": _not_yet, "oraclePath": None,
+    "audit.enable": _boolean, "oraclePath": None,
     "serverCnxnFactory": None, "flushDelay": _any_long, "maxBatchSize": _any_int,
     "maxWriteQueuePollTime": _any_long, "maxTimeToWaitForEpoch": _any_int,
     "closeSessionTxn.enabled": _boolean, "emulate353TTLNodes": _boolean,

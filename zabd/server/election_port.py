@@ -145,6 +145,11 @@ class ElectionPortFactory(Factory, ElectionNetwork):
     def connect_all(self) -> None:
         self._run(self._table.connect_all())
 
+    def set_peers(self, peers: Mapping[int, tuple[str, int]]) -> None:
+        """A new config is in force: dial its members at their addresses from now on."""
+        self._peers = {sid: address for sid, address in peers.items() if sid != self.myid}
+        self._table.set_known(tuple(self._peers))
+
     def connected(self, sid: int) -> bool:
         """A live link to ``sid`` exists (QuorumCnxManager.connectedToPeer)."""
         return self._table.link(sid) is not None

@@ -4,7 +4,8 @@
 It is the standalone view pointed at whichever server the peer runs now
 (``follow``), with the peer's Mode and the leader's quorum figures that 3.8's
 ``stat`` and ``mntr`` add. Between roles the peer is not serving, and the
-words that need a server say so, as ZooKeeper's do.
+words that need a server say so, as ZooKeeper's do, unless it runs its
+read-only server: then it serves, in Mode ``read-only``, and ``isro`` says ``ro``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from zabd.ensemble.peer import QuorumPeer
 from zabd.server.config import ZabdConfig
 from zabd.server.fourletter_view import MetricValue
 from zabd.server.stats_view import StandaloneView
+from zabd.serving.readonly import ReadOnlyServer
 from zabd.serving.standalone import StandaloneServer
 
 _MODES = {PeerState.LEADING: "leader", PeerState.FOLLOWING: "follower", PeerState.OBSERVING: "observer"}
@@ -26,9 +28,12 @@ class EnsembleView(StandaloneView):
     def __init__(self, peer: QuorumPeer, idle: StandaloneServer, config: ZabdConfig) -> None:
         super().__init__(idle, config)
         self.peer = peer
+        #: The server answering clients now, if any.
+        self.current: StandaloneServer | None = None
 
     def follow(self, server: StandaloneServer | None) -> None:
         """Report on ``server`` from now on (None: keep the last figures; not serving)."""
+        self.current = server
         if server is not None:
             self.server = server
             self.ctx = server.ctx
@@ -39,12 +44,26 @@ class EnsembleView(StandaloneView):
         return max(self.ctx.tree.last_processed_zxid, self.ctx.last_zxid)
 
     @property
+    def read_only(self) -> bool:
+        current = self.current
+        return isinstance(current, ReadOnlyServer) and not current.shut_down
+
+    @property
     def mode(self) -> str:
-        return _MODES.get(self.peer.state, "looking")
+        return "read-only" if self.read_only else _MODES.get(self.peer.state, "looking")
 
     @property
     def serving(self) -> bool:
-        return self.peer.serving
+        return self.peer.serving or self.read_only
+
+    @property
+    def global_sessions(self) -> int:
+        return 0 if self.read_only else super().global_sessions
+
+    @property
+    def local_sessions(self) -> int:
+        # A read-only server's sessions are all local to it.
+        return len(self.ctx.sessions.sessions()) if self.read_only else super().local_sessions
 
     @property
     def proposal_sizes(self) -> tuple[int, int, int] | None:

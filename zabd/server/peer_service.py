@@ -24,6 +24,8 @@ from zabd.ensemble.peer import QuorumPeer
 from zabd.quorum.roles import Timing
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
+from zabd.ensemble.verifier import QuorumVerifier
+from zabd.server.configfiles import ConfigFiles
 from zabd.server.diskreplica import DiskReplica
 from zabd.server.election_port import ElectionPortFactory
 from zabd.server.ensemble_view import EnsembleView
@@ -32,10 +34,14 @@ from zabd.server.persistence import Storage, data_dirs
 from zabd.server.quorum_port import QuorumPortFactory, ReactorQuorumNetwork, ReactorScheduler
 from zabd.server.service import client_endpoint, exit_now, load_database, server_options
 from zabd.server.stats_view import FourLetterWords
+from zabd.serving.readonly import read_only_grace_ms
 from zabd.serving.standalone import StandaloneServer
 from zabd.serving.switch import ServingSwitch
 
 log = Logger()
+
+#: How often a LOOKING peer checks whether to start or stop its read-only server.
+READ_ONLY_POLL_MS = 100
 
 
 class EnsembleService(MultiService):
@@ -57,6 +63,10 @@ class EnsembleService(MultiService):
             timer = TimerService(interval_ms / 1000.0, work)
             timer.clock = reactor
             timer.setServiceParent(self)
+        if config.read_only_mode_enabled:
+            poller = TimerService(READ_ONLY_POLL_MS / 1000.0, self._poll_read_only)
+            poller.clock = reactor
+            poller.setServiceParent(self)
 
     # -- startup -------------------------------------------------------------
 
@@ -111,10 +121,13 @@ class EnsembleService(MultiService):
                                              keep_alive=options.tcp_keep_alive)
         peer = QuorumPeer(ensemble.myid, ensemble.verifier, replica, scheduler, scheduler.now_ms, timing,
                           self.election, self.quorum_network, observer=ensemble.is_observer,
-                          observer_logs=options.sync_enabled)
+                          observer_logs=options.sync_enabled, last_seen=ensemble.last_seen)
         self.peer = peer
+        self.config_files = ConfigFiles(config, self.reactor, self.storage.pool)
+        peer.on_config_changed = self._config_changed
+        read_only_after = read_only_grace_ms(config.tick_time) if config.read_only_mode_enabled else None
         self.switch = ServingSwitch(dataclasses.replace(server_options(config), server_id=ensemble.myid),
-                                    self.reactor.seconds)
+                                    self.reactor.seconds, read_only_after_ms=read_only_after)
         self.view = EnsembleView(peer, StandaloneServer(self.switch.options, self.reactor.seconds,
                                                         tree=replica.tree), config)
         words = FourLetterWords(self.view.server, config, self.view)
@@ -134,8 +147,23 @@ class EnsembleService(MultiService):
 
     def _serving_changed(self, peer: QuorumPeer) -> None:
         self.switch.changed(peer)
+        self._switched(peer)
+
+    def _poll_read_only(self) -> None:
+        peer = self.peer
+        if peer is not None and self.switch.poll(peer):
+            self._switched(peer)
+
+    def _switched(self, peer: QuorumPeer) -> None:
         self.clients.server = client_server(self.switch, peer, self.ensemble.options.leader_serves)
         self.view.follow(self.switch.server)
+
+    def _config_changed(self, verifier: QuorumVerifier, in_force: bool) -> None:
+        if in_force:
+            members = verifier.all_members
+            self.election.set_peers({sid: m.election_addr for sid, m in members.items()})
+            self.quorum_network.set_addresses({sid: m.quorum_addr for sid, m in members.items()})
+        self.config_files.record(verifier, in_force, self._peer().last_seen.version)
 
     def _durable_state(self) -> Any:
         assert self.replica is not None

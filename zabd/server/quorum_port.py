@@ -221,6 +221,10 @@ class ReactorQuorumNetwork:
         self.dialled: set[QuorumStream] = set()
         self._stopped = False
 
+    def set_addresses(self, addresses: Mapping[int, tuple[str, int]]) -> None:
+        """A new config is in force: its members' quorum addresses."""
+        self._addresses = dict(addresses)
+
     def connect(self, sid: int, connected: Callable[[Stream], None], failed: Callable[[], None]) -> None:
         address = self._addresses.get(sid)
         if address is None or self._stopped:

@@ -40,6 +40,7 @@ def server_options(config: ZabdConfig) -> ServerOptions:
             extended_types=config.extended_types_enabled,
             skip_acl=config.skip_acl,
             reconfig_enabled=config.reconfig_enabled,
+            standalone_enabled=config.standalone_enabled,
             enforce_quota=config.enforce_quota,
             local_sessions=config.local_sessions_enabled,
             local_sessions_upgrading=config.local_sessions_upgrading_enabled,

@@ -69,8 +69,14 @@ class StandaloneView:
         self._trace_mask = 306
 
     version = version_string(__version__, _built_on())
-    read_only = False
-    local_sessions = 0
+
+    @property
+    def read_only(self) -> bool:
+        return False
+
+    @property
+    def local_sessions(self) -> int:
+        return self.server.local_session_count()
 
     @property
     def mode(self) -> str:

@@ -62,6 +62,8 @@ class ServerConnection:
         self._auth_set = AuthIds([Id("ip", remote_ip)])
         self.auth_ids: tuple[Id, ...] = tuple(self._auth_set)
         self.read_only_byte: bool | None = None
+        #: Set by a read-only server: its ConnectResponses say readOnly=true.
+        self.read_only_server = False
         self.closing = False
         self._held: deque[bytes] = deque()
         #: While the adapter feeds one chunk of input, output collects here
@@ -187,7 +189,7 @@ class ServerConnection:
             self.server.password(self.session_id) if valid else bytes(16),
         ).write(w)
         if self.read_only_byte is not None:
-            w.write_bool(False)
+            w.write_bool(self.read_only_server)
         struct.pack_into(">i", w.buf, 0, len(w.buf) - 4)
         self._write(bytes(w.buf))
         if not valid:

@@ -7,6 +7,14 @@ released to the final stage once a quorum has committed it, in zxid order
 as the sync stage already guarantees. Requests that learners forward enter
 the same prep stage with no client to answer; a forwarded ``sync`` gets its
 SYNC packet from the final stage once everything before it has committed.
+
+With local sessions on (zabd.serving.localsessions), the leader's own
+clients get local sessions whose createSession and closeSession skip prep
+and wait in the sync stage's queue with no txn; an ephemeral create of one
+of them is preceded by the createSession that upgrades it, as 3.8's
+LeaderRequestProcessor does. Requests learners forward go straight to prep,
+as in 3.8, where a session the leader does not know may be a learner's
+local one (``LeaderSessions.is_alive``) unless it creates an ephemeral.
 """
 from __future__ import annotations
 
@@ -14,17 +22,26 @@ from collections.abc import Callable
 
 from twisted.logger import Logger
 
+from zabd.core.localsessions import LeaderSessions
+from zabd.core.sessions import SessionTracker
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import ConnectRequest, Id
 from zabd.jute.txns import Txn
 from zabd.pipeline.prep import TXN_TYPES
 from zabd.pipeline.request import Reply, Request
+from zabd.quorum.configchange import txn_config
 from zabd.quorum.leader import Leader
 from zabd.quorum.learnerhandler import LearnerHandler
 from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
 from zabd.quorum.roles import first_zxid_of
 from zabd.serving.connection import ServerConnection, State
+from zabd.serving.localsessions import (
+    LocalSessionFinal,
+    is_local_session_op,
+    needs_global_session,
+    upgrade_request,
+)
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 
 log = Logger()
@@ -41,7 +58,10 @@ class QuorumTxnLog:
         self._committed = durable
 
     def append(self, txn: Txn) -> None:
-        self.leader.propose(txn.header.zxid, txn.to_bytes())
+        data = txn.to_bytes()
+        # A reconfig carries its new config, which the leader must know as it proposes.
+        new_config = txn_config(data) if txn.header.type == OpCode.reconfig else None
+        self.leader.propose(txn.header.zxid, data, new_config)
 
     def committed(self, zxid: int, txn: bytes) -> None:
         self._committed(zxid)
@@ -75,11 +95,15 @@ class LearnerSync:
 
 
 class LeaderServer(StandaloneServer):
+    final_stage = LocalSessionFinal
+    sessions: LeaderSessions
+
     def __init__(self, options: ServerOptions, clock: Callable[[], float], leader: Leader) -> None:
         self.quorum_log = QuorumTxnLog(leader)
         replica = leader.replica
         super().__init__(options, clock, self.quorum_log, replica.tree, replica.sessions())
         self.leader = leader
+        self.ctx.membership = leader
         #: Which peer each session's client is on (3.8's session owner).
         self.owners: dict[int, int] = {}
         # Committed txns reach the final stage through the sync stage's queue.
@@ -90,23 +114,59 @@ class LeaderServer(StandaloneServer):
         leader.on_revalidate = self._revalidate
         leader.touched = self._touched
 
+    def _new_sessions(self, options: ServerOptions, now_ms: int) -> SessionTracker:
+        # Kept typed as well as in ctx.sessions (this runs inside StandaloneServer.__init__).
+        self.sessions = LeaderSessions(options.tick_ms, options.server_id, now_ms,
+                                       local_enabled=options.settings.local_sessions)
+        return self.sessions
+
     def _forwarded(self, handler: LearnerHandler, forward: RequestForward, auth: list[Id]) -> None:
         client = LearnerSync(handler, forward.session_id) if forward.op_type == OpCode.sync else None
         request = Request(forward.session_id, forward.cxid, forward.op_type, forward.body, client,
                           tuple(auth), received_ms=self.ctx.now_ms())
+        sessions = self.sessions
+        if sessions.local_enabled:
+            if request.type == OpCode.createSession:
+                # Tracked from prep on (3.8's trackSession), so that the
+                # ephemeral create an upgrade was sent for finds it global.
+                sessions.add(request.session_id, _timeout_of(request), int(self.ctx.now_ms()))
+            elif not sessions.is_global(request.session_id) and needs_global_session(request):
+                # 3.8's checkGlobalSession: a learner's local session with
+                # upgrading off (the learner answers its own error code).
+                request.error = KeeperError(Code.SESSIONEXPIRED)
         self._check_owner(request, handler.sid)
         self.submit(request)
 
     def submit(self, request: Request) -> None:
+        sessions = self.sessions
+        if sessions.local_enabled and is_local_session_op(request, sessions):
+            self._local_session_op(request)
+            return
         if isinstance(request.client, ServerConnection):
+            if sessions.local_enabled:
+                upgrade = upgrade_request(request, sessions, self.ctx.settings.local_sessions_upgrading,
+                                          self.ctx.now_ms())
+                if upgrade is not None:
+                    super().submit(upgrade)
             self._check_owner(request, self.leader.myid)
         super().submit(request)
+
+    def _local_session_op(self, request: Request) -> None:
+        """A local session's createSession or closeSession: no zxid, no proposal, answered in order."""
+        self.ctx.stats.outstanding += 1
+        if request.type == OpCode.closeSession:
+            log.info("Closing local session 0x{session:x}", session=request.session_id)
+            self.ctx.sessions.set_closing(request.session_id)
+        self.sync.process(request)
 
     def _check_owner(self, request: Request, owner: int | None) -> None:
         """SESSIONMOVED for a write from a peer the session has left (3.8's checkSession)."""
         session_id = request.session_id
         if owner is None:
             return
+        sessions = self.sessions
+        if sessions.local_enabled and request.type != OpCode.createSession and not sessions.is_global(session_id):
+            return  # a local session cannot move: it is known to one peer only
         if request.type == OpCode.createSession:
             self.owners[session_id] = owner
         elif request.type in TXN_TYPES and request.type != OpCode.closeSession:
@@ -121,7 +181,12 @@ class LeaderServer(StandaloneServer):
             self.owners[request.sessionId] = self.leader.myid
 
     def _revalidate(self, handler: LearnerHandler, session_id: int, timeout_ms: int) -> bool:
-        valid = self.ctx.sessions.touch(session_id, int(self.ctx.now_ms()), timeout_ms)
+        # 3.8's checkIfValidGlobalSession: a local session is unknown to other
+        # peers, so its client moving there finds it expired.
+        sessions = self.sessions
+        if sessions.local_enabled and not sessions.is_global(session_id):
+            return False
+        valid = sessions.touch(session_id, int(self.ctx.now_ms()), timeout_ms)
         # The session now belongs to that learner: a client of ours with it goes.
         if valid and handler.sid is not None:
             self.owners[session_id] = handler.sid
@@ -138,3 +203,8 @@ class LeaderServer(StandaloneServer):
         now = int(self.ctx.now_ms())
         for session_id, timeout_ms in touches:
             self.ctx.sessions.touch(session_id, now, timeout_ms)
+
+
+def _timeout_of(request: Request) -> int:
+    """A createSession's timeout (its payload is the 4-byte int prep reads)."""
+    return int.from_bytes(request.payload[:4], "big", signed=True)

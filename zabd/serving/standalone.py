@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 from twisted.logger import Logger
 
 from zabd.core.acl import AuthProviders
 from zabd.core.containers import expired_nodes
 from zabd.core.datatree import DataTree
+from zabd.core.localsessions import UpgradeableSessions
 from zabd.core.sessions import SessionTracker, session_password
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import ConnectRequest
@@ -41,6 +42,9 @@ class ServerOptions:
 
 
 class StandaloneServer:
+    #: The final stage's class (an ensemble peer's also ends local sessions).
+    final_stage: ClassVar[type[FinalStage]] = FinalStage
+
     def __init__(self, options: ServerOptions, clock: Callable[[], float],
                  txn_log: TxnLog | None = None, tree: DataTree | None = None,
                  sessions: dict[int, int] | None = None) -> None:
@@ -48,12 +52,12 @@ class StandaloneServer:
         now_ms = int(clock() * 1000)
         self.ctx = ServerContext(
             tree=tree or DataTree(),
-            sessions=SessionTracker(options.tick_ms, options.server_id, now_ms),
+            sessions=self._new_sessions(options, now_ms),
             providers=AuthProviders(options.super_digest),
             clock=clock,
             settings=options.settings,
         )
-        self.final = FinalStage(self.ctx, self._session_closed)
+        self.final = self.final_stage(self.ctx, self._session_closed)
         txn_log = txn_log or MemoryTxnLog()
         self.sync = SyncStage(txn_log, self.final)
         txn_log.set_durable_callback(self._durable)
@@ -66,6 +70,15 @@ class StandaloneServer:
         # Recovered sessions get a whole timeout from now, as in ZooKeeper.
         for session_id, timeout in (sessions or {}).items():
             self.ctx.sessions.add(session_id, timeout, now_ms)
+
+    def _new_sessions(self, options: ServerOptions, now_ms: int) -> SessionTracker:
+        """The session table; a standalone server has no local sessions, whatever the settings say (as 3.8)."""
+        return SessionTracker(options.tick_ms, options.server_id, now_ms)
+
+    def local_session_count(self) -> int:
+        """mntr's zk_local_sessions."""
+        sessions = self.ctx.sessions
+        return sessions.local_count() if isinstance(sessions, UpgradeableSessions) else 0
 
     def durable_state(self) -> tuple[DataTree, dict[int, int]]:
         """What a snapshot holds: the tree and the global sessions with their timeouts."""
@@ -150,8 +163,12 @@ class StandaloneServer:
 
     # -- time-driven work -----------------------------------------------------
 
+    def _due_sessions(self, now_ms: int) -> list[int]:
+        """Sessions this server expires now (marked closing)."""
+        return self.ctx.sessions.expire(now_ms)
+
     def expire_sessions(self) -> None:
-        for session_id in self.ctx.sessions.expire(int(self.ctx.now_ms())):
+        for session_id in self._due_sessions(int(self.ctx.now_ms())):
             log.info("Expiring session 0x{session:x}, timeout of {timeout}ms exceeded",
                      session=session_id, timeout=self.ctx.sessions.timeout_of(session_id))
             self.submit(Request(session_id, 0, OpCode.closeSession, b"", None, received_ms=self.ctx.now_ms()))

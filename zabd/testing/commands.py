@@ -38,6 +38,7 @@ ZOOKEEPER_SYSTEM_PROPERTIES: Mapping[str, str] = {
     "znode.container.maxPerMinute": "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs": "znode.container.maxNeverUsedIntervalMs",
     "jute.maxbuffer": "jute.maxbuffer",
+    "readonlymode.enabled": "readonlymode.enabled",
 }
 
 _TWISTD_BOOTSTRAP = "from twisted.scripts.twistd import run; run()"

@@ -19,7 +19,7 @@ from zabd.election.messages import PeerState
 from zabd.ensemble.members import LearnerType, QuorumServer
 from zabd.ensemble.peer import QuorumPeer
 from zabd.ensemble.transport import Cancellable, Stream
-from zabd.ensemble.verifier import QuorumMaj
+from zabd.ensemble.verifier import QuorumMaj, QuorumVerifier
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, SetDataRequest
 from zabd.jute.schema import encode
@@ -28,6 +28,7 @@ from zabd.quorum.roles import Timing
 from zabd.testing.memdisk import MemoryDisk
 from zabd.testing.simnet import SimNetwork
 from zabd.testing.simreplica import SimReplica
+from zabd.pipeline.context import Settings
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.serving.switch import ServingSwitch
 from zabd.testing.simulation import Scope, Simulation
@@ -62,12 +63,13 @@ class _SimQuorumNetwork:
 
 class SimEnsemble:
     def __init__(self, seed: int, voters: int = 3, observers: int = 0, *, timing: Timing = SIM_TIMING,
-                 commit_log_count: int = 500, observers_log: bool = True) -> None:
+                 commit_log_count: int = 500, observers_log: bool = True, reconfig_enabled: bool = False) -> None:
         self.sim = Simulation(seed)
         self.net = SimNetwork(self.sim)
         self.timing = timing
         self.commit_log_count = commit_log_count
         self.observers_log = observers_log
+        self.reconfig_enabled = reconfig_enabled
         members = [
             QuorumServer(sid, ("127.0.0.1", 2887 + sid), ("127.0.0.1", 3887 + sid),
                          LearnerType.OBSERVER if sid > voters else LearnerType.PARTICIPANT)
@@ -76,6 +78,9 @@ class SimEnsemble:
         self.verifier = QuorumMaj(members)
         self.sids = [member.sid for member in members]
         self.disks = {sid: MemoryDisk(self.sim.rng) for sid in self.sids}
+        #: Each peer's config in force and last seen, as its zoo.cfg.dynamic files would keep them.
+        self.configs: dict[int, QuorumVerifier] = {}
+        self.seen: dict[int, QuorumVerifier] = {}
         self.peers: dict[int, QuorumPeer] = {}
         self.switches: dict[int, ServingSwitch] = {}
         self.scopes: dict[int, Scope] = {}
@@ -94,12 +99,22 @@ class SimEnsemble:
         self.scopes[sid] = scope
         replica = SimReplica(scope, self.disks[sid], commit_log_count=self.commit_log_count)
         box: list[QuorumPeer] = []
-        election = self.net.election(sid, lambda src, payload: box[0].election_message(src, payload), self.sids)
+        verifier = self.configs.setdefault(sid, self.verifier)
+        election = self.net.election(sid, lambda src, payload: box[0].election_message(src, payload),
+                                     list(verifier.all_members))
         peer = QuorumPeer(
-            sid, self.verifier, replica, _ScopeScheduler(scope), lambda: self.sim.now_ms, self.timing,
+            sid, verifier, replica, _ScopeScheduler(scope), lambda: self.sim.now_ms, self.timing,
             election, _SimQuorumNetwork(self.net, scope, sid),
-            observer=sid in self.verifier.observing_members, observer_logs=self.observers_log,
+            observer=sid in verifier.observing_members, observer_logs=self.observers_log,
+            last_seen=self.seen.get(sid),
         )
+
+        def config_changed(new: QuorumVerifier, in_force: bool) -> None:
+            (self.configs if in_force else self.seen)[sid] = new
+            if in_force:
+                election.peers = tuple(member for member in new.all_members if member != sid)
+
+        peer.on_config_changed = config_changed
         box.append(peer)
         self.peers[sid] = peer
         switch = ServingSwitch(self.server_options(sid), lambda: self.sim.now_ms / 1000.0)
@@ -125,7 +140,7 @@ class SimEnsemble:
     def server_options(self, sid: int) -> ServerOptions:
         tick = self.timing.tick_ms
         return ServerOptions(tick_ms=tick, min_session_timeout_ms=2 * tick, max_session_timeout_ms=20 * tick,
-                             server_id=sid)
+                             server_id=sid, settings=Settings(reconfig_enabled=self.reconfig_enabled))
 
     def _expire_sessions_every_tick(self, scope: Scope, switch: ServingSwitch) -> None:
         def tick() -> None:
