@@ -185,3 +185,23 @@ def test_a_restarted_peer_keeps_the_new_config(seed: int) -> None:
     ensemble.settle()
     assert ensemble.peers[follower].verifier.version == zxid
     assert verifier_from_text(_config_nodes(ensemble)[follower] or b"").version == zxid
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_a_running_observer_takes_the_new_config_and_can_become_a_voter(seed: int) -> None:
+    ensemble = SimEnsemble(seed, 3, observers=1, reconfig_enabled=True)
+    ensemble.start()
+    ensemble.settle()
+    zxid = reconfig(ensemble, joining=server_line(100, observer=True))
+    _committed(ensemble, zxid)  # the observer heard INFORMANDACTIVATE
+    _agree(ensemble)
+    assert 100 in ensemble.peers[4].verifier.observing_members
+    # the observer becomes a participant: it leaves its role and comes back following
+    zxid = reconfig(ensemble, joining=server_line(4))
+    _committed(ensemble, zxid)
+    assert ensemble.run_until(lambda: ensemble.all_serving() and not ensemble.peers[4].observer)
+    assert ensemble.peers[4].state.name == "FOLLOWING"
+    assert all(peer.verifier.voting_members == {1, 2, 3, 4} for peer in ensemble.live_peers().values())
+    last = ensemble.write(5)[-1]
+    assert ensemble.run_until(lambda: ensemble.committed_everywhere(last))
+    _agree(ensemble)

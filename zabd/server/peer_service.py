@@ -21,10 +21,10 @@ from twisted.logger import Logger
 
 from zabd.ensemble import EnsembleConfig
 from zabd.ensemble.peer import QuorumPeer
+from zabd.ensemble.verifier import QuorumVerifier
 from zabd.quorum.roles import Timing
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
-from zabd.ensemble.verifier import QuorumVerifier
 from zabd.server.configfiles import ConfigFiles
 from zabd.server.diskreplica import DiskReplica
 from zabd.server.election_port import ElectionPortFactory
