@@ -261,7 +261,7 @@ class Leader:
     def acked(self, handler: LearnerHandler, zxid: int) -> None:
         # Any follower's ACK is kept: one outside the config in force may be a
         # voter of the config being proposed. The verifiers count voters only.
-        if handler.sid is not None and not handler.observer:
+        if handler.sid is not None:  # (the handler passes on followers' ACKs only)
             self._ack(handler.sid, zxid)
 
     def _ack(self, sid: int, zxid: int) -> None:

@@ -38,6 +38,13 @@ QUORUM_PORT = "quorum"
 SIM_TIMING = Timing(tick_ms=200, init_limit=10, sync_limit=5)
 
 
+def sim_member(sid: int, *, observer: bool = False) -> QuorumServer:
+    """Member ``sid`` of a simulated ensemble (the addresses only name it: the network routes by sid)."""
+    kind = LearnerType.OBSERVER if observer else LearnerType.PARTICIPANT
+    return QuorumServer(sid, ("127.0.0.1", 2887 + sid), ("127.0.0.1", 3887 + sid), kind,
+                        ("127.0.0.1", 1880 + sid))
+
+
 class _ScopeScheduler:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
@@ -70,11 +77,7 @@ class SimEnsemble:
         self.commit_log_count = commit_log_count
         self.observers_log = observers_log
         self.reconfig_enabled = reconfig_enabled
-        members = [
-            QuorumServer(sid, ("127.0.0.1", 2887 + sid), ("127.0.0.1", 3887 + sid),
-                         LearnerType.OBSERVER if sid > voters else LearnerType.PARTICIPANT)
-            for sid in range(1, voters + observers + 1)
-        ]
+        members = [sim_member(sid, observer=sid > voters) for sid in range(1, voters + observers + 1)]
         self.verifier = QuorumMaj(members)
         self.sids = [member.sid for member in members]
         self.disks = {sid: MemoryDisk(self.sim.rng) for sid in self.sids}

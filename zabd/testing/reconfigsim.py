@@ -8,22 +8,14 @@ non-voting member, and votes once a reconfig adds it.
 from __future__ import annotations
 
 from zabd.core.acl import SUPER
-from zabd.ensemble.members import LearnerType, QuorumServer
 from zabd.ensemble.verifier import QuorumMaj
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import ReconfigRequest
 from zabd.jute.schema import encode
 from zabd.jute.txns import ErrorTxn
 from zabd.pipeline.request import Request
-from zabd.testing.ensemble import SimEnsemble
+from zabd.testing.ensemble import SimEnsemble, sim_member
 from zabd.testing.memdisk import MemoryDisk
-
-
-def sim_member(sid: int, *, observer: bool = False) -> QuorumServer:
-    """``sid``'s entry, with the addresses SimEnsemble gives its own members."""
-    kind = LearnerType.OBSERVER if observer else LearnerType.PARTICIPANT
-    return QuorumServer(sid, ("127.0.0.1", 2887 + sid), ("127.0.0.1", 3887 + sid), kind,
-                        ("127.0.0.1", 1880 + sid))
 
 
 def server_line(sid: int, *, observer: bool = False) -> str:
