@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
 from zabd.core.datatree import DataTree
 from zabd.core.paths import parent_of
@@ -67,6 +68,19 @@ class FakeTransport:
     @property
     def lost(self) -> bool:
         return self.lose_calls > 0
+
+
+class TcpTransport(StringTransport):
+    """A StringTransport with the socket options of a TCP transport, recorded."""
+
+    no_delay = False
+    keep_alive = False
+
+    def setTcpNoDelay(self, enabled: bool) -> None:  # noqa: N802 (Twisted's name)
+        self.no_delay = enabled
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:  # noqa: N802
+        self.keep_alive = enabled
 
 
 class RecordingTxnLog:

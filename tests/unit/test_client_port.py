@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from tests.unit.fakes import OPEN_ACL, assert_consistent, connect_request, frame, make_server, split_frames
+from tests.unit.fakes import OPEN_ACL, TcpTransport, assert_consistent, connect_request, frame, make_server, split_frames
 from zabd.jute.opcodes import OP_NAMES, OpCode
 from zabd.jute.records import ConnectResponse, CreateRequest, PathWatchRequest, SetDataRequest
 from zabd.jute.schema import decode, encode
@@ -66,6 +66,14 @@ def feed(proto: ClientPortProtocol, data: bytes, chunks: list[int] | None = None
 
 def lose(proto: ClientPortProtocol) -> None:
     proto.connectionLost(Failure(ConnectionDone()))
+
+
+def test_client_sockets_turn_nagle_off(factory: ClientPortFactory) -> None:
+    # As ZooKeeper's NIOServerCnxn: a reply is not held back for the previous one's TCP ACK.
+    proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+    transport = TcpTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 50000))
+    proto.makeConnection(transport)
+    assert transport.no_delay
 
 
 # ---- four-letter words -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from twisted.logger import LogEvent, LogLevel, capturedLogs
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
+from tests.unit.fakes import TcpTransport
 from zabd.election.links import (
     OBSERVER_ID, Close, Dial, FrameReader, LinkTable, Loopback, Up, Write, check_frame_length, frame,
 )
@@ -75,6 +76,14 @@ class Node:
 
 
 # ------------------------------------------------------------------ handshake
+
+
+def test_election_sockets_turn_nagle_off() -> None:
+    node = Node(1)
+    addr = IPv4Address("TCP", "127.0.0.1", 40000)
+    transport = TcpTransport(peerAddress=addr)
+    node.port.buildProtocol(addr).makeConnection(transport)
+    assert transport.no_delay
 
 
 def test_dialled_connection_sends_golden_initial_message_then_queued_frame() -> None:

@@ -13,6 +13,7 @@ from twisted.logger import LogEvent, capturedLogs
 from twisted.python.failure import Failure
 from twisted.test import iosim
 
+from tests.unit.fakes import TcpTransport
 from zabd.ensemble.transport import Stream, StreamLink
 from zabd.quorum.packets import PacketType, QuorumPacket, encode_packet
 from zabd.server.quorum_port import QuorumPortFactory, QuorumStream, ReactorQuorumNetwork, ReactorScheduler
@@ -131,20 +132,18 @@ def test_stream_link_decodes_packets_from_a_quorum_stream() -> None:
 
 
 @pytest.mark.parametrize("keep_alive", [True, False])
-def test_tcp_keep_alive_when_configured(keep_alive: bool) -> None:
-    switched: list[bool] = []
-
-    class KeepAliveTransport(StringTransport):
-        def setTcpKeepAlive(self, enabled: bool) -> None:
-            switched.append(enabled)
-
-    accept(QuorumPortFactory(lambda stream: None, keep_alive=keep_alive), KeepAliveTransport())
+def test_nagle_off_and_keep_alive_when_configured(keep_alive: bool) -> None:
+    accepted = TcpTransport()
+    accept(QuorumPortFactory(lambda stream: None, keep_alive=keep_alive), accepted)
     reactor = MemoryReactorClock()
     network = ReactorQuorumNetwork(reactor, ADDRESSES, keep_alive=keep_alive)
     network.connect(2, lambda stream: None, lambda: None)
     proto = reactor.tcpClients[0][2].buildProtocol(None)
-    proto.makeConnection(KeepAliveTransport())
-    assert switched == ([True, True] if keep_alive else [])
+    dialled = TcpTransport()
+    proto.makeConnection(dialled)
+    # A COMMIT must not wait for the TCP ACK of its PROPOSAL (ZooKeeper's setTcpNoDelay).
+    assert (accepted.no_delay, dialled.no_delay) == (True, True)
+    assert (accepted.keep_alive, dialled.keep_alive) == (keep_alive, keep_alive)
 
 
 def test_up_down_and_close_are_logged_with_peer_address_and_direction() -> None:

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from zabd.server.tcpoptions import set_no_delay
 from zabd.serving.connection import ServerConnection
 from zabd.serving.standalone import StandaloneServer
 
@@ -41,6 +42,7 @@ class ClientPortProtocol(Protocol):
         self._pending_4lw: str | None = None
 
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         server = self.factory.server
         if server is None:
             return  # an ensemble peer between roles: four-letter words only

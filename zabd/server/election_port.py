@@ -28,6 +28,7 @@ from zabd.election.links import (
     Received, Up, Write, frame,
 )
 from zabd.election.messages import InitialMessage
+from zabd.server.tcpoptions import set_no_delay
 
 log = Logger()
 
@@ -60,6 +61,7 @@ class ElectionConnection(Protocol):
         address = self.transport.getPeer()  # type: ignore[union-attr]
         host, port = getattr(address, "host", None), getattr(address, "port", None)
         self.peer = f"{host}:{port}" if host is not None else str(address)
+        set_no_delay(self.transport)
         self._port.connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:

@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 
 from zabd.ensemble.transport import Cancellable, Stream
 from zabd.server.election_port import ElectionReactor
+from zabd.server.tcpoptions import set_no_delay
 
 log = Logger()
 
@@ -75,10 +76,7 @@ class QuorumStream(Protocol):
         address = self.transport.getPeer()  # type: ignore[union-attr]
         host, port = getattr(address, "host", None), getattr(address, "port", None)
         self.peer = f"{host}:{port}" if host is not None else str(address)
-        if self._keep_alive:
-            set_keep_alive = getattr(self.transport, "setTcpKeepAlive", None)
-            if set_keep_alive is not None:  # only TCP transports have it
-                set_keep_alive(True)
+        set_no_delay(self.transport, keep_alive=self._keep_alive)
         log.info("Quorum connection {direction} {peer} (sid {sid}) up",
                  direction=self.direction, peer=self.peer, sid=self.sid)
         made, self._made = self._made, None
