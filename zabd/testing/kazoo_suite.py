@@ -79,6 +79,13 @@ class SuiteResult:
     def count(self, *statuses: str) -> int:
         return sum(1 for status in self.outcomes.values() if status in statuses)
 
+    def outcome(self, test: str) -> str | None:
+        """The outcome of ``test``, also when pytest named it by a path from elsewhere."""
+        found = self.outcomes.get(test)
+        if found is None:
+            found = next((status for name, status in self.outcomes.items() if name.endswith("/" + test)), None)
+        return found
+
     def failing(self) -> list[str]:
         return sorted(t for t, status in self.outcomes.items() if status in _FAILING)
 
@@ -177,16 +184,32 @@ def suite_environment(use_zookeeper: bool, port_offset: int,
 
 
 def kazoo_pytest_command(keyword: str | None, test_timeout_s: float,
-                   extra: Sequence[str] = ()) -> list[str]:
-    """``python -m pytest`` over the installed ``kazoo.tests``, one line per test."""
-    command = [sys.executable, "-m", "pytest", "--pyargs", "kazoo.tests",
+                         extra: Sequence[str] = (), tests: Sequence[str] = ()) -> list[str]:
+    """
+    ``python -m pytest`` over the installed ``kazoo.tests``, one line per test.
+
+    :param tests: only these test ids (as the suite's output names them,
+        ``test_lock.py::KazooLockTests::test_lock_ephemeral``), to run again.
+    """
+    command = [sys.executable, "-m", "pytest",
                # hypothesis's plugin keeps objects alive, and test_cache counts
                # live TreeNodes with objgraph (test_close, test_delete_operation).
                "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", PLUGIN_MODULE, "-v", "-rfE", "--tb=short",
                f"--timeout={test_timeout_s:g}"]
+    if tests:
+        # Given by path, the ids come out as the whole suite names them.
+        command += [str(kazoo_tests_directory() / test) for test in tests]
+    else:
+        command += ["--pyargs", "kazoo.tests"]
     if keyword:
         command += ["-k", keyword]
     return command + list(extra)
+
+
+def kazoo_tests_directory() -> Path:
+    import kazoo.tests
+
+    return Path(kazoo.tests.__file__).resolve().parent
 
 
 def run_suite(command: Sequence[str], env: Mapping[str, str], deadline_s: float,
