@@ -117,6 +117,12 @@ class ZabdConfig:
     client_port_listen_backlog: int = -1
     max_cnxns: int = 0
     dynamic_config_file: str | None = None
+    #: ZooKeeper's Prometheus provider class; zabd serves /metrics itself either way.
+    metrics_provider_class: str | None = None
+    #: 127.0.0.1 unless set, like the admin server (ZooKeeper's is 0.0.0.0).
+    metrics_http_host: str = "127.0.0.1"
+    #: A second listener for /metrics (ZooKeeper's provider: 7000); None: /metrics on the admin port only.
+    metrics_http_port: int | None = None
     #: The zoo.cfg this came from (reconfig rewrites it and writes dynamic files beside it).
     config_file: str | None = None
     servers: dict[int, str] = field(default_factory=dict)

@@ -137,6 +137,9 @@ FIELDS: dict[str, tuple[str, Converter]] = {
     "clientPortListenBacklog": ("client_port_listen_backlog", _any_int),
     "maxCnxns": ("max_cnxns", _non_negative),
     "dynamicConfigFile": ("dynamic_config_file", _text),
+    "metricsProvider.className": ("metrics_provider_class", _text),
+    "metricsProvider.httpHost": ("metrics_http_host", _text),
+    "metricsProvider.httpPort": ("metrics_http_port", _port_or_zero),
 }
 
 #: zoo.cfg key -> (QuorumOptions field, converter): a quorum peer's settings.

@@ -23,7 +23,7 @@ from zabd.server.javaformat import java_date, java_double, java_hex
 __all__ = [
     "COMMANDS", "COMMAND_NAMES", "COMPATIBLE_ZOOKEEPER_VERSION", "NOT_SERVING",
     "ConnectionInfo", "MetricValue", "ServerView", "WatchSummary",
-    "command_for_length", "java_date", "java_double", "render", "version_string",
+    "command_for_length", "java_date", "monitor_pairs", "java_double", "render", "version_string",
 ]
 
 #: The ZooKeeper release whose behaviour zabd reproduces.
@@ -122,7 +122,8 @@ def _stat(view: ServerView, with_clients: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _mntr(view: ServerView) -> str:
+def monitor_pairs(view: ServerView) -> list[tuple[str, MetricValue]]:
+    """Every ``mntr`` figure, unprefixed: the one list mntr, the admin ``monitor`` command and /metrics read."""
     pairs: list[tuple[str, MetricValue]] = [
         ("version", view.version),
         ("server_state", view.mode),
@@ -146,7 +147,11 @@ def _mntr(view: ServerView) -> str:
     ]
     seen = {key for key, _ in pairs}
     pairs += [(k, v) for k, v in view.mntr_extra() if k not in seen]
-    return "".join(f"zk_{key}\t{_metric(value)}\n" for key, value in pairs)
+    return pairs
+
+
+def _mntr(view: ServerView) -> str:
+    return "".join(f"zk_{key}\t{_metric(value)}\n" for key, value in monitor_pairs(view))
 
 
 def _dump(view: ServerView) -> str:
