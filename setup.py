@@ -21,6 +21,8 @@ setup(
             "pyjks",
             "objgraph",
             "treq",
+            # /metrics is checked with the Prometheus text-format parser.
+            "prometheus_client",
             "mypy",
             "mypy-zope",
         ],
