@@ -15,15 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
-from zabd.ensemble import (
-    EnsembleConfig,
-    EnsembleError,
-    QuorumOptions,
-    build_ensemble,
-    java_host_string,
-    verifier_from_entries,
-    version_hex,
-)
+from zabd.ensemble import EnsembleConfig
 from zabd.server.config_keys import (
     FIELDS,
     KEPT,
@@ -34,35 +26,15 @@ from zabd.server.config_keys import (
     four_letter_whitelist,
     server_entry,
 )
-from zabd.server.dynamic_config import (
-    DynamicFileError,
-    decoded,
-    dynamic_file_entries,
-    next_file_path,
-)
+from zabd.server.config_ensemble import dynamic_membership, with_ensemble, with_last_seen
+from zabd.server.config_errors import ConfigError, config_error, read_properties
+from zabd.server.dynamic_config import decoded, next_file_path
 from zabd.server.fourletter import COMMAND_NAMES
-from zabd.server.properties import PropertiesSyntaxError, parse_properties
+
+__all__ = ["ConfigError", "ZabdConfig", "default_config", "load_config", "parse_config", "read_properties"]
 
 #: zabd's 4lw whitelist when the key is absent (ZooKeeper's is srvr only).
 DEFAULT_FOUR_LETTER_WORDS: frozenset[str] = frozenset({"srvr", "ruok", "mntr", "isro", "stat"})
-
-
-class ConfigError(Exception):
-    """
-    A configuration that zabd refuses to start with.
-
-    :param message: full text, ``<source> line <n>: <key>: <problem>``.
-    :param key: the key at fault, if any.
-    :param source: the file name shown to the operator.
-    :param line: 1-based line number, if the problem has one.
-    """
-
-    def __init__(self, message: str, key: str | None = None,
-                 source: str = "zoo.cfg", line: int | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-        self.source = source
-        self.line = line
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,27 +165,6 @@ def default_config() -> ZabdConfig:
     return ZabdConfig(tick_time=2000, data_dir="./zabd-data", client_port_address="127.0.0.1")
 
 
-def read_properties(text: str, source: str = "zoo.cfg") -> list[tuple[str, str, int]]:
-    """
-    Split zoo.cfg text into (key, value, line) in file order.
-
-    The syntax is Java's ``.properties``; see :mod:`zabd.server.properties`.
-
-    :param text: the file contents.
-    :param source: file name for error messages.
-    :raises ConfigError: on a malformed ``\\u`` escape.
-    """
-    try:
-        return parse_properties(text)
-    except PropertiesSyntaxError as e:
-        raise ConfigError(f"{source} line {e.line}: {e.problem}", None, source, e.line) from None
-
-
-def _error(source: str, key: str, line: int | None, problem: str) -> ConfigError:
-    where = f"{source} line {line}" if line is not None else source
-    return ConfigError(f"{where}: {key}: {problem}", key, source, line)
-
-
 def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
                  dynamic_text: str | None = None, next_text: str | None = None) -> ZabdConfig:
     """
@@ -257,7 +208,7 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
             elif name.startswith("server.") or not name.startswith(KEPT_PREFIXES):
                 unknown.append(written)
         except BadValue as e:
-            raise _error(source, written, line, str(e)) from None
+            raise config_error(source, written, line, str(e)) from None
 
     config = ZabdConfig(**values, servers=servers)  # type: ignore[arg-type]
     if "dataDir" not in latest:
@@ -270,7 +221,7 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
     if config.min_session_timeout_ms > config.max_session_timeout_ms:
         blamed = "minSessionTimeout" if "minSessionTimeout" in latest else "maxSessionTimeout"
         written, _, line = latest[blamed]
-        raise _error(source, written, line,
+        raise config_error(source, written, line,
                      f"minSessionTimeout ({config.min_session_timeout_ms}) must not be "
                      f"larger than maxSessionTimeout ({config.max_session_timeout_ms})")
     if "4lw.commands.whitelist" in latest:
@@ -281,10 +232,10 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
                      for name in strays]
     else:
         words = DEFAULT_FOUR_LETTER_WORDS
-    dynamic = _dynamic_membership(config, entries, latest, source, dynamic_text)
-    config = _with_ensemble(config, entries, latest, quorum_values, myid, source, warnings, dynamic)
+    dynamic = dynamic_membership(config, entries, latest, source, dynamic_text)
+    config = with_ensemble(config, entries, latest, quorum_values, myid, source, warnings, dynamic)
     if config.ensemble is not None and config.dynamic_config_file and next_text is not None:
-        config = _with_last_seen(config, next_text, source, warnings)
+        config = with_last_seen(config, next_text, source, warnings)
     return replace(
         config,
         four_letter_words=words,
@@ -292,93 +243,6 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
         unknown_keys=tuple(unknown),
         warnings=tuple(warnings),
     )
-
-
-def _with_ensemble(config: ZabdConfig, entries: list[tuple[str, str, int]],
-                   latest: dict[str, tuple[str, str, int]], quorum_values: dict[str, object],
-                   myid: str | None, source: str, warnings: list[str],
-                   dynamic: _DynamicMembership | None) -> ZabdConfig:
-    """``config`` with its ensemble (3.8's QuorumPeerConfig rules), or as it is if standalone."""
-    options = QuorumOptions(
-        tick_time=config.tick_time, init_limit=config.init_limit, sync_limit=config.sync_limit,
-        reconfig_enabled=config.reconfig_enabled, **quorum_values)  # type: ignore[arg-type]
-    static_client = ((java_host_string(config.client_port_address or "0.0.0.0"), config.client_port)
-                     if "clientPort" in latest else None)
-
-    def at(key: str, problem: str) -> ConfigError:  # names the key as written, and its line
-        if dynamic is not None and key in dynamic.lines:
-            return _error(dynamic.path, key, dynamic.lines[key], problem)
-        written, _, line = latest.get(canonical_key(key), (key, "", None))
-        return _error(source, written, line, problem)
-
-    try:
-        ensemble, notes = build_ensemble(
-            [(key, value) for key, value, _ in entries], options,
-            standalone_enabled=config.standalone_enabled, myid=myid,
-            myid_path=os.path.join(config.data_dir, "myid"), static_client=static_client,
-            dynamic=None if dynamic is None else dynamic.entries)
-    except EnsembleError as e:
-        if e.key is not None:
-            raise at(e.key, e.problem) from None
-        file = e.file or source
-        raise ConfigError(f"{file}: {e.problem}", None, file, None) from None
-    warnings += [f"{source}: {note}" if key is None else str(at(key, note)) for key, note in notes]
-    if ensemble is None:
-        return config
-    client = ensemble.client_address  # the server line's client address beats clientPort
-    port, host = (config.client_port, config.client_port_address) if client is None else (
-        client[1], None if client[0] in ("0.0.0.0", "0:0:0:0:0:0:0:0") else client[0])
-    return replace(config, ensemble=ensemble, server_id=ensemble.myid, client_port=port,
-                   client_port_address=host)
-
-
-@dataclass(frozen=True, slots=True)
-class _DynamicMembership:
-    """The dynamicConfigFile's entries (version last), and the line of each key."""
-
-    path: str
-    entries: list[tuple[str, str]]
-    lines: dict[str, int]
-
-
-def _dynamic_membership(config: ZabdConfig, entries: list[tuple[str, str, int]],
-                        latest: dict[str, tuple[str, str, int]], source: str,
-                        dynamic_text: str | None) -> _DynamicMembership | None:
-    """The membership from the dynamicConfigFile, None without one (3.8's parse)."""
-    path = config.dynamic_config_file
-    if path is None:
-        return None
-    for key, _, line in entries:  # 3.8 tests the keys as written, with these prefixes
-        if key.startswith(("server.", "group", "weight")):
-            raise _error(source, key, line, "must be in the separate dynamic config file "
-                                            f"{path} when dynamicConfigFile is set")
-    if dynamic_text is None:
-        written, _, line = latest["dynamicConfigFile"]
-        raise _error(source, written, line, f"{path} was not read")
-    try:
-        members, lines = dynamic_file_entries(dynamic_text, path)
-    except DynamicFileError as e:
-        where = path if e.line is None else f"{path} line {e.line}"
-        raise ConfigError(f"{where}: {e.problem}", None, path, e.line) from None
-    return _DynamicMembership(path, members, lines)
-
-
-def _with_last_seen(config: ZabdConfig, next_text: str, source: str,
-                    warnings: list[str]) -> ZabdConfig:
-    """The config with the proposed membership of ``.dynamic.next``, if it is newer."""
-    assert config.ensemble is not None
-    next_path = next_file_path(source)
-    try:
-        last_seen = verifier_from_entries((k, v) for k, v, _ in read_properties(next_text, next_path))
-    except ValueError as e:
-        raise ConfigError(f"{next_path}: {e}", None, next_path, None) from None
-    # 3.8 takes it even when it is older than the committed config, and then
-    # keeps a stale last seen config; zabd ignores a stale file.
-    if last_seen.version <= config.ensemble.verifier.version:
-        warnings.append(f"{next_path}: ignored: its version {version_hex(last_seen.version)} "
-                        f"is not newer than the committed {version_hex(config.ensemble.verifier.version)}")
-        return config
-    return replace(config, ensemble=replace(config.ensemble, last_seen=last_seen))
 
 
 def load_config(path: str) -> ZabdConfig:
