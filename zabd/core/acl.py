@@ -139,6 +139,10 @@ def normalize_acls(
     """
     if not acls:
         raise KeeperError(Code.INVALIDACL, path)
+    if len(acls) == 1 and isinstance(acls, list):
+        ident = acls[0].id
+        if ident.scheme == "world" and ident.id == "anyone":
+            return acls  # the usual open ACL, as it came: the loop below would keep it too
     unique: list[ACL] = []
     for acl in acls:
         if _is_duplicate(acl, unique):
