@@ -1,0 +1,53 @@
+"""zabd.client against real 3-peer ensembles, zabd's and Apache ZooKeeper 3.8.0's alike.
+
+The client runs on the real reactor in a subprocess (tests/interop/client_scenario.py),
+so a hang fails at the subprocess deadline instead of stalling the suite.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from zabd.testing.ensembleprocs import start_ensemble
+
+ENSEMBLE_CFG = {"maxSessionTimeout": "20000"}
+DEADLINE_S = 120
+
+
+def scenario(*args: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-m", "tests.interop.client_scenario", *args],
+                          capture_output=True, text=True, timeout=DEADLINE_S, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-20000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_every_call(target_kind: str, tmp_path: Path) -> None:
+    with start_ensemble(target_kind, tmp_path, voters=3, extra_cfg=ENSEMBLE_CFG) as ensemble:
+        out = scenario("calls", ensemble.hosts())
+    assert out["ruok"] == "imok" and out["version"][:2] == [3, 8]  # type: ignore[index]
+    assert out["create"] == "/a" and out["seq"] == "/a/s-0000000000" and out["makepath"] == "/x/y/z"
+    assert out["get"] == ["1", 1] and out["set_version"] == 1 and out["bad_version"] is True
+    assert out["exists_missing"] is True and out["children"] == ["y"] and out["all_children"] == 3
+    assert out["ephemerals"] == ["/a/s-0000000000"] and out["sync"] == "/a"
+    assert out["multi"] == ["/t", True, "stat"]
+    assert out["multi_failed"] == ["RolledBackError", "BadVersionError"]
+    assert out["multi_read"] == ["u", ["y"], True]
+    assert out["acl"] == ["s", True] and out["set_acls"] == 1
+    assert out["whoami"] == ["digest", "ip"]
+    assert out["watch"] == ["CHANGED", "/a"]
+    assert out["recursive"] == ["CREATED", "/x/new"]
+    assert out["removed"] == ["PERSISTENT_WATCH_REMOVED", "/x"]
+    assert out["reconfig"] == "ReconfigDisabledError"
+    assert out["deleted"] is True and out["state_after_stop"] == "LOST"
+
+
+def test_leader_kill_every_client_resumes_its_session(target_kind: str, tmp_path: Path) -> None:
+    with start_ensemble(target_kind, tmp_path, voters=3, extra_cfg=ENSEMBLE_CFG) as ensemble:
+        pids = ",".join(f"{peer.port}={peer.pid}" for peer in ensemble)
+        out = scenario("leader-kill", ensemble.hosts(), pids)
+    assert out["survived"] == [True, True, True]
+    assert out["lost"] == []  # reconnected within the session timeout: the same session, ephemerals kept
+    assert out["suspended"]  # at least the leader's client lost its connection

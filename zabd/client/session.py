@@ -1,0 +1,384 @@
+# -*- test-case-name: tests.unit.test_client_session -*-
+"""The client's session and connection state machine, sans-IO (ZooKeeper's ClientCnxn, as effects).
+
+Inputs are calls with the time (``start``, ``dial_succeeded``, ``dial_failed``,
+``frame_received``, ``connection_lost``, ``timer_fired``, ``submit``,
+``add_auth``, ``close``); each returns the effects to carry out
+(:mod:`zabd.client.effects`). One timer covers every deadline.
+
+Phases: IDLE → DIALING → HANDSHAKE → CONNECTED, and from any connected or
+connecting phase back to BACKOFF (then DIALING the next host) when the
+connection fails; CLOSING after closeSession is sent, CLOSED at the end.
+Listeners see LOST until the first session, CONNECTED while connected,
+SUSPENDED between connections while the session may still be resumed, and
+LOST when it expired or was closed. After an expiry the client starts a new
+session on its own, as kazoo does.
+
+Timing follows the Java client: the read timeout is 2/3 of the negotiated
+session timeout, a ping goes out after half the read timeout (a third of
+the session timeout) with nothing sent, a connection silent for the read
+timeout is dropped, and a connection attempt (TCP and handshake) may take
+``connect_timeout_ms`` (default: the session timeout over the number of
+hosts). Unlike 3.8's client, which waits for a server to say so, this one
+declares the session LOST by itself once it has heard nothing from any
+server for the whole negotiated timeout: by then the ensemble has expired it
+(or will at any moment), and a lock holder must not keep believing otherwise.
+"""
+from __future__ import annotations
+
+import random
+import struct
+from collections import deque
+from enum import Enum
+
+from twisted.logger import Logger
+
+from zabd.client.effects import (
+    ArmTimer, Complete, Dial, Effect, Effects, Fire, Hangup, Outcome, ReplyHandler, Request, StateChanged, Write,
+    connect_frame, parse_connect_response, record_body, request_frame,
+)
+from zabd.client.errors import ConnectionClosedError, ConnectionLoss, SessionExpiredError, ZookeeperError, error_for
+from zabd.client.auth import AuthReplay
+from zabd.client.hosts import Chroot, HostPort, HostRing
+from zabd.client.states import EVENT_TYPES, KazooState, KeeperState, WatchedEvent
+from zabd.client.watches import WatchKind, WatchRegistry
+from zabd.jute.codec import JuteError
+from zabd.jute.errors import Code
+from zabd.jute.opcodes import AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID, OpCode
+from zabd.jute.records import AuthPacket, ConnectRequest, WatcherEvent
+from zabd.jute.schema import decode
+
+log = Logger()
+
+_REPLY_HEADER = struct.Struct(">iqi")
+MAX_XID = 2**31 - 1
+MAX_SEND_PING_INTERVAL_MS = 10_000  # ClientCnxn: ping at least every 10 s whatever the timeout
+
+
+class Phase(Enum):
+    IDLE = "idle"
+    BACKOFF = "backoff"
+    DIALING = "dialing"
+    HANDSHAKE = "handshake"
+    CONNECTED = "connected"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class ClientSession:
+    """One client's session across connections; see the module docstring."""
+
+    def __init__(self, hosts: tuple[HostPort, ...], *, session_timeout_ms: int = 10_000,
+                 connect_timeout_ms: int | None = None, chroot: Chroot = Chroot(),
+                 can_be_read_only: bool = False, randomize_hosts: bool = True,
+                 rng: random.Random | None = None, initial_backoff_ms: int = 100,
+                 max_backoff_ms: int = 2000) -> None:
+        self._rng = rng or random.Random()
+        self.ring = HostRing(hosts, self._rng, randomize_hosts)
+        self.requested_timeout_ms = session_timeout_ms
+        self.connect_timeout_ms = connect_timeout_ms or max(session_timeout_ms // len(hosts), 1)
+        self.chroot = chroot
+        self.can_be_read_only = can_be_read_only
+        self._initial_backoff_ms = initial_backoff_ms
+        self._max_backoff_ms = max_backoff_ms
+        self.watches = WatchRegistry()
+        self.phase = Phase.IDLE
+        self.state = KazooState.LOST
+        self.read_only = False
+        self.session_id = 0
+        self.password = bytes(16)
+        self.negotiated_timeout_ms = 0
+        self.last_zxid = 0
+        self.host: HostPort | None = None
+        self._attempt = 0
+        self._failed_rounds = 0
+        self._failures_this_round = 0
+        self._xid = 0
+        self._queued: deque[Request] = deque()  # not yet sent: waiting for a connection
+        self._pending: deque[Request] = deque()  # sent, reply due, in send order
+        self._auth = AuthReplay()
+        self._deadline_ms = 0  # connect deadline, or when the next dial is due
+        self._last_sent_ms = 0
+        self._last_heard_ms = 0  # the last frame from any server of this session
+        self._timer: int | None = None
+        self._fx = Effects()
+
+    @property
+    def attempt(self) -> int:
+        """The current connection attempt; inputs about any other are stale."""
+        return self._attempt
+
+    @property
+    def read_timeout_ms(self) -> int:
+        return self.negotiated_timeout_ms * 2 // 3
+
+    # -- inputs ---------------------------------------------------------------
+
+    def start(self, now_ms: int) -> list[Effect]:
+        if self.phase in (Phase.IDLE, Phase.CLOSED):
+            self._last_heard_ms = now_ms
+            self._failed_rounds = self._failures_this_round = 0
+            self._dial_next(now_ms)
+        return self._done(now_ms)
+
+    def dial_succeeded(self, attempt: int, now_ms: int) -> list[Effect]:
+        if attempt == self._attempt and self.phase is Phase.DIALING:
+            self.phase = Phase.HANDSHAKE
+            request = ConnectRequest(0, self.last_zxid, self.requested_timeout_ms, self.session_id, self.password)
+            self._write(connect_frame(request, self.can_be_read_only), now_ms)
+        return self._done(now_ms)
+
+    def dial_failed(self, attempt: int, now_ms: int) -> list[Effect]:
+        return self.connection_lost(attempt, now_ms)
+
+    def connection_lost(self, attempt: int, now_ms: int) -> list[Effect]:
+        if attempt == self._attempt:
+            if self.phase is Phase.CLOSING:
+                self._closed()
+            elif self.phase in (Phase.DIALING, Phase.HANDSHAKE, Phase.CONNECTED):
+                self._disconnected(now_ms, hang_up=False)
+        return self._done(now_ms)
+
+    def frame_received(self, attempt: int, frame: bytes, now_ms: int) -> list[Effect]:
+        if attempt != self._attempt or self.phase not in (Phase.HANDSHAKE, Phase.CONNECTED, Phase.CLOSING):
+            return self._done(now_ms)
+        self._last_heard_ms = now_ms
+        try:
+            if self.phase is Phase.HANDSHAKE:
+                self._handshake_done(frame, now_ms)
+            else:
+                self._reply(frame)
+        except (JuteError, struct.error) as error:
+            log.warn("Bad frame from {host}: {error}; reconnecting", host=str(self.host), error=str(error))
+            self._disconnected(now_ms, hang_up=True)
+        return self._done(now_ms)
+
+    def timer_fired(self, now_ms: int) -> list[Effect]:
+        self._timer = None  # the adapter's timer is spent: arm one again even if the deadline is the same
+        phase = self.phase
+        if phase in (Phase.DIALING, Phase.HANDSHAKE) and now_ms >= self._deadline_ms:
+            log.info("Connecting to {host} timed out", host=str(self.host))
+            self._disconnected(now_ms, hang_up=True)
+        elif phase in (Phase.CONNECTED, Phase.CLOSING) and now_ms - self._last_heard_ms >= self.read_timeout_ms:
+            log.info("No reply from {host} for {ms} ms; reconnecting", host=str(self.host), ms=self.read_timeout_ms)
+            if phase is Phase.CLOSING:
+                self._fx.add(Hangup())
+                self._closed()
+            else:
+                self._disconnected(now_ms, hang_up=True)
+        elif phase is Phase.CONNECTED and now_ms >= self._ping_due_ms():
+            self._write(request_frame(PING_XID, OpCode.ping), now_ms)
+        elif phase is Phase.BACKOFF and now_ms >= self._deadline_ms:
+            self._dial_next(now_ms)
+        self._check_local_expiry(now_ms)
+        return self._done(now_ms)
+
+    def submit(self, request: Request, now_ms: int) -> list[Effect]:
+        """Send a request now if connected, else queue it for the next connection."""
+        if self.phase in (Phase.IDLE, Phase.CLOSING, Phase.CLOSED):
+            self._fx.add(Complete(request.on_done, Outcome(0, b"", ConnectionClosedError())))
+        elif self.phase is Phase.CONNECTED:
+            self._send(request, now_ms)
+        else:
+            self._queued.append(request)
+        return self._done(now_ms)
+
+    def add_auth(self, scheme: str, credential: bytes, on_done: ReplyHandler, now_ms: int) -> list[Effect]:
+        """Authenticate now (if connected) and again on every later connection of this session."""
+        packet = AuthPacket(0, scheme, credential)
+        self._auth.add(packet, on_done)
+        if self.phase is Phase.CONNECTED:
+            self._send_auth(packet, now_ms)
+        elif self.phase in (Phase.IDLE, Phase.CLOSING, Phase.CLOSED):
+            self._fx.items += self._auth.fail(packet, ConnectionClosedError())
+        return self._done(now_ms)
+
+    def close(self, on_done: ReplyHandler, now_ms: int) -> list[Effect]:
+        """closeSession if connected; otherwise just stop (the server expires the session)."""
+        if self.phase is Phase.CONNECTED:
+            self._send(Request(OpCode.closeSession, b"", on_done), now_ms)
+            self.phase = Phase.CLOSING
+        elif self.phase is Phase.CLOSING:
+            self._fx.add(Complete(on_done, Outcome(0, b"")))
+        else:
+            if self.phase in (Phase.DIALING, Phase.HANDSHAKE):
+                self._fx.add(Hangup())
+            self._closed()
+            self._fx.add(Complete(on_done, Outcome(0, b"")))
+        return self._done(now_ms)
+
+    # -- connection steps ---------------------------------------------------------
+
+    def _dial_next(self, now_ms: int) -> None:
+        self.host, wrapped = self.ring.next()
+        if wrapped and self._failures_this_round:
+            self._failed_rounds += 1
+            self._failures_this_round = 0
+            if self.phase is not Phase.BACKOFF:  # a whole round failed: wait before the next
+                self.phase = Phase.BACKOFF
+                base = min(self._max_backoff_ms, self._initial_backoff_ms * 2 ** (self._failed_rounds - 1))
+                self._deadline_ms = now_ms + int(base * (0.5 + self._rng.random() / 2))
+                self.ring.rewind()
+                return
+        self._attempt += 1
+        self.phase = Phase.DIALING
+        self._deadline_ms = now_ms + self.connect_timeout_ms
+        self._fx.add(Dial(self.host, self._attempt, self.connect_timeout_ms))
+
+    def _handshake_done(self, frame: bytes, now_ms: int) -> None:
+        response, read_only = parse_connect_response(frame)
+        if response.timeOut <= 0:
+            log.info("Session 0x{session:x} expired (told by {host})", session=self.session_id, host=str(self.host))
+            self._fx.add(Hangup())
+            self._expire(KeeperState.EXPIRED_SESSION)
+            self._dial_next(now_ms)
+            return
+        if self.session_id and response.sessionId != self.session_id:
+            log.warn("Server {host} gave session 0x{got:x} for 0x{mine:x}",
+                     host=str(self.host), got=response.sessionId, mine=self.session_id)
+        self.session_id = response.sessionId
+        self.password = response.passwd or bytes(16)
+        self.negotiated_timeout_ms = response.timeOut
+        self.phase = Phase.CONNECTED
+        self._failed_rounds = self._failures_this_round = 0
+        self.read_only = read_only
+        self._set_state(KazooState.CONNECTED)
+        for packet in self._auth.packets:  # auth, then watches, then queued requests, as ClientCnxn orders them
+            self._send_auth(packet, now_ms)
+        for record in self.watches.set_watches(self.last_zxid):
+            self._write(request_frame(SET_WATCHES_XID, OpCode.setWatches2, record_body(record)), now_ms)
+        queued, self._queued = self._queued, deque()
+        for request in queued:
+            self._send(request, now_ms)
+
+    def _reply(self, frame: bytes) -> None:
+        xid, zxid, err = _REPLY_HEADER.unpack_from(frame, 0)
+        body = frame[_REPLY_HEADER.size:]
+        if xid == NOTIFICATION_XID:
+            self._notify(decode(WatcherEvent, body))
+        elif xid == PING_XID or xid == SET_WATCHES_XID:
+            pass
+        elif xid == AUTH_XID:
+            self._fx.items += self._auth.replied(err)
+        else:
+            if not self._pending or self._pending[0].xid != xid:
+                due = self._pending[0].xid if self._pending else None
+                raise JuteError(f"reply xid {xid} where {due} was due")
+            request = self._pending.popleft()
+            if zxid > 0:
+                self.last_zxid = zxid
+            self._register_watch(request, err)
+            error = error_for(err) if err else None
+            self._fx.add(Complete(request.on_done, Outcome(zxid, b"" if err else body, error)))
+            if request.opcode == OpCode.closeSession:
+                self._fx.add(Hangup())
+                self._closed()
+
+    def _register_watch(self, request: Request, err: int) -> None:
+        watch = request.watch
+        if watch is None:
+            return
+        if watch.kind is WatchKind.EXIST:
+            if err in (Code.OK, Code.NONODE):
+                kind = WatchKind.DATA if err == Code.OK else WatchKind.EXIST
+                self.watches.add(kind, watch.path, watch.watcher)
+        elif err == Code.OK:
+            self.watches.add(watch.kind, watch.path, watch.watcher)
+
+    def _notify(self, event: WatcherEvent) -> None:
+        path = event.path or "/"
+        client_event = WatchedEvent(EVENT_TYPES.get(event.type, EVENT_TYPES[-1]), KeeperState.CONNECTED,
+                                    self.chroot.to_client(path))
+        for watcher in self.watches.triggered(event.type, path):
+            self._fx.add(Fire(watcher, client_event))
+
+    def _send_auth(self, packet: AuthPacket, now_ms: int) -> None:
+        self._auth.sent(packet)
+        self._write(request_frame(AUTH_XID, OpCode.auth, record_body(packet)), now_ms)
+
+    def _send(self, request: Request, now_ms: int) -> None:
+        self._xid = self._xid + 1 if self._xid < MAX_XID else 1
+        request.xid = self._xid
+        self._pending.append(request)
+        self._write(request_frame(request.xid, request.opcode, request.body), now_ms)
+
+    def _write(self, data: bytes, now_ms: int) -> None:
+        self._last_sent_ms = now_ms
+        self._fx.add(Write(data))
+
+    def _disconnected(self, now_ms: int, hang_up: bool) -> None:
+        """The connection is gone: fail what was in flight, go SUSPENDED, try the next host."""
+        if hang_up:
+            self._fx.add(Hangup())
+        self._fail_pending(ConnectionLoss)
+        self._auth.connection_lost()
+        if self.state is KazooState.CONNECTED:
+            self._set_state(KazooState.SUSPENDED)
+        self._failures_this_round += 1
+        self._dial_next(now_ms)
+
+    def _check_local_expiry(self, now_ms: int) -> None:
+        if (self.session_id and self.phase in (Phase.BACKOFF, Phase.DIALING, Phase.HANDSHAKE)
+                and now_ms - self._last_heard_ms >= self.negotiated_timeout_ms):
+            log.info("No server for {ms} ms: session 0x{session:x} is lost",
+                     ms=self.negotiated_timeout_ms, session=self.session_id)
+            if self.phase is Phase.HANDSHAKE:  # its ConnectRequest named the old session
+                self._fx.add(Hangup())
+                self._attempt += 1
+                self.phase = Phase.BACKOFF
+                self._deadline_ms = now_ms
+            self._expire(KeeperState.EXPIRED_SESSION)
+
+    def _expire(self, why: KeeperState) -> None:
+        self._fail_pending(SessionExpiredError)
+        for request in self._queued:
+            self._fx.add(Complete(request.on_done, Outcome(0, b"", SessionExpiredError())))
+        self._queued.clear()
+        self.watches.clear()
+        self.session_id, self.password, self.last_zxid = 0, bytes(16), 0
+        self._set_state(KazooState.LOST)
+
+    def _closed(self) -> None:
+        self._fail_pending(ConnectionClosedError)
+        for request in self._queued:
+            self._fx.add(Complete(request.on_done, Outcome(0, b"", ConnectionClosedError())))
+        self._queued.clear()
+        self.watches.clear()
+        self.phase = Phase.CLOSED
+        self.session_id, self.password = 0, bytes(16)
+        self._set_state(KazooState.LOST)
+
+    def _fail_pending(self, error: type[ZookeeperError]) -> None:
+        pending, self._pending = self._pending, deque()
+        for request in pending:
+            self._fx.add(Complete(request.on_done, Outcome(0, b"", error())))
+
+    def _set_state(self, state: KazooState) -> None:
+        if state is not self.state or state is KazooState.CONNECTED:
+            self.state = state
+            self._fx.add(StateChanged(state, self.read_only and state is KazooState.CONNECTED))
+
+    def _ping_due_ms(self) -> int:
+        return self._last_sent_ms + min(self.read_timeout_ms // 2, MAX_SEND_PING_INTERVAL_MS)
+
+    def _done(self, now_ms: int) -> list[Effect]:
+        timer = self._next_deadline(now_ms)
+        if timer != self._timer:
+            self._timer = timer
+            self._fx.add(ArmTimer(timer))
+        effects, self._fx = self._fx.items, Effects()
+        return effects
+
+    def _next_deadline(self, now_ms: int) -> int | None:
+        phase = self.phase
+        deadlines: list[int] = []
+        if phase in (Phase.DIALING, Phase.HANDSHAKE, Phase.BACKOFF):
+            deadlines.append(self._deadline_ms)
+            if self.session_id:
+                deadlines.append(self._last_heard_ms + self.negotiated_timeout_ms)
+        elif phase in (Phase.CONNECTED, Phase.CLOSING):
+            deadlines.append(self._last_heard_ms + self.read_timeout_ms)
+            if phase is Phase.CONNECTED:
+                deadlines.append(self._ping_due_ms())
+        return max(min(deadlines), now_ms) if deadlines else None
+
