@@ -27,6 +27,9 @@ from zabd.election.messages import ElectionWireError, PeerState, parse_notificat
 from zabd.election.votes import ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote
 from zabd.ensemble.transport import Cancellable, QuorumNetwork, Scheduler, Stream, StreamLink
 from zabd.ensemble.verifier import QuorumVerifier, verifier_from_text
+from zabd.logs import ELECTION
+from zabd.metrics.peertimes import PeerTimes
+from zabd.metrics.server import ServerMetrics
 from zabd.quorum.configchange import install_config_node
 from zabd.quorum.leader import Leader
 from zabd.quorum.learner import Learner
@@ -54,8 +57,11 @@ class QuorumPeer:
         observer: bool = False,
         observer_logs: bool = True,
         last_seen: QuorumVerifier | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.myid = myid
+        #: The process's metrics; they outlive every role, as ZooKeeper's static ServerMetrics.
+        self.metrics = metrics if metrics is not None else ServerMetrics()
         #: The config in force, and the newest one seen (proposed, maybe never committed).
         self.verifier = verifier
         self.last_seen = last_seen if last_seen is not None and last_seen.version > verifier.version else verifier
@@ -86,6 +92,7 @@ class QuorumPeer:
         self._tick_timer: Cancellable | None = None
         self._dial_timer: Cancellable | None = None
         self._role_serial = 0
+        self.times = PeerTimes(self.metrics, clock())
         replica.set_durable_callback(self._durable)
 
     # -- life ----------------------------------------------------------------
@@ -112,6 +119,7 @@ class QuorumPeer:
         self._run(self.fle.receive(self.clock(), sid, notification))
 
     def _look(self) -> None:
+        self.times.looking(self.clock())
         self.state = PeerState.LOOKING
         self.serving = False
         self.leader_id = None
@@ -176,7 +184,10 @@ class QuorumPeer:
         self.state = state
         self.leader_id = vote.leader
         self._role_serial += 1
-        log.info("Peer {myid} is {state} (leader {leader})", myid=self.myid, state=state.name, leader=vote.leader)
+        took_ms = self.times.decided(self.clock())
+        log.info("Peer {myid} is {state} (leader {winner}, epoch {epoch}): the election took {duration_ms} ms",
+                 event=ELECTION, myid=self.myid, state=state.name, winner=vote.leader, epoch=vote.peer_epoch,
+                 duration_ms=took_ms)
         if state is PeerState.LEADING:
             self._lead()
         else:
@@ -195,6 +206,7 @@ class QuorumPeer:
             last_seen=self.last_seen,
             on_config_seen=self._seen,
             on_config=self._in_force,
+            metrics=self.metrics,
         )
 
     def quorum_connection(self, stream: Stream) -> None:
@@ -209,6 +221,7 @@ class QuorumPeer:
         handler_box.append(leader.learner_connected(link))
 
     def _leader_serving(self, epoch: int) -> None:
+        self.times.serving(self.clock(), leading=True)
         self.serving = True
         self.epochs_served.append(epoch)
         self.fle.settled(PeerState.LEADING, self._settled_vote(epoch))
@@ -257,12 +270,14 @@ class QuorumPeer:
             on_serving=lambda: self._learner_serving(learner),
             on_config_seen=self._seen,
             on_config=self._in_force,
+            metrics=self.metrics,
         )
         learner_box.append(learner)
         self.learner = learner
         learner.start()
 
     def _learner_serving(self, learner: Learner) -> None:
+        self.times.serving(self.clock(), leading=False)
         self.serving = True
         if learner.sync_mode is not None:
             self.sync_modes.append(learner.sync_mode)

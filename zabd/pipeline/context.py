@@ -9,6 +9,7 @@ from zabd.core.acl import AuthProviders
 from zabd.core.datatree import DataTree
 from zabd.core.sessions import SessionTracker
 from zabd.core.watches import Watches
+from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.changes import PendingChanges
 from zabd.pipeline.reconfig import Membership
 from zabd.pipeline.stats import ServerStats
@@ -40,6 +41,8 @@ class ServerContext:
     settings: Settings = field(default_factory=Settings)
     watches: Watches = field(default_factory=Watches)
     stats: ServerStats = field(default_factory=ServerStats)
+    #: The process's metrics (one registry, shared by every server a peer runs).
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
     pending: PendingChanges = field(init=False)
     #: The last zxid handed out by prep.
     last_zxid: int = 0

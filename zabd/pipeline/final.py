@@ -48,7 +48,10 @@ class FinalStage:
             return
         now = ctx.now_ms()
         # ZooKeeper measures latency in whole milliseconds.
-        ctx.stats.record_latency(int(now - request.received_ms))
+        latency = int(now - request.received_ms)
+        ctx.stats.record_latency(latency)
+        metrics = ctx.metrics
+        (metrics.update_latency if result is not None else metrics.read_latency).add(latency)
         zxid = ctx.tree.last_processed_zxid
         kind = request.type
         if kind == OpCode.ping:
@@ -71,6 +74,10 @@ class FinalStage:
             if header.clientId not in ctx.sessions:
                 ctx.sessions.add(header.clientId, txn.body.timeOut, int(ctx.now_ms()))
         result = ctx.tree.apply(txn)
+        # From the leader's txn time (wall clocks of two hosts: skew can make it negative).
+        propagation = ctx.wall_ms() - header.time
+        if propagation >= 0:
+            ctx.metrics.propagation_latency.add(propagation)
         if header.zxid % HISTORY_INTERVAL == 0:
             ctx.tree.digest.record(header.zxid)
         ctx.pending.applied(header.zxid)

@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from zabd.ensemble.verifier import QuorumVerifier
 from zabd.quorum.configchange import designated_leader, has_quorums, restamped, verifiers_in_force
 from zabd.jute.records import Id
+from zabd.metrics.server import ServerMetrics
 from zabd.quorum.learnerhandler import LearnerHandler, Stage, send_commit
 from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward, encode_packet
 from zabd.quorum.roles import PacketLink, Replica, Timing, first_zxid_of
@@ -53,6 +54,8 @@ class Proposal:
     acks: set[int] = field(default_factory=set)
     #: The config a reconfig proposes.
     new_config: QuorumVerifier | None = None
+    #: The leader's clock when it was proposed (quorum_ack_latency, ack_latency).
+    proposed_ms: int = 0
 
 
 class Leader:
@@ -73,8 +76,11 @@ class Leader:
         last_seen: QuorumVerifier | None = None,
         on_config_seen: Callable[[QuorumVerifier], None] = lambda verifier: None,
         on_config: Callable[[QuorumVerifier, int], object] = lambda verifier, leader: None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.myid = myid
+        self.metrics = metrics if metrics is not None else ServerMetrics()
+        self._ack_keys: dict[int, str] = {}  # sid -> its ack_latency key, made once
         self.replica = replica
         self.verifier = verifier
         #: The newest config seen, in force or only proposed.
@@ -234,7 +240,8 @@ class Leader:
         if new_config is not None:
             self._see(new_config)
         self.outstanding[zxid] = Proposal(txn, verifiers_in_force(self.verifier, self.last_seen),
-                                          new_config=new_config)
+                                          new_config=new_config, proposed_ms=self.clock())
+        self.metrics.proposal_count.add()
         self.last_proposed = zxid
         size = len(txn)
         last, low, high = self.proposal_sizes
@@ -269,6 +276,10 @@ class Leader:
         if proposal is None:
             return  # committed already, or a proposal sent during sync
         proposal.acks.add(sid)
+        key = self._ack_keys.get(sid)
+        if key is None:
+            key = self._ack_keys[sid] = str(sid)
+        self.metrics.ack_latency.add(key, self.clock() - proposal.proposed_ms)
         self._commit_ready()
 
     def _commit_ready(self) -> None:
@@ -281,6 +292,9 @@ class Leader:
                 return
             del outstanding[zxid]
             self.last_committed = zxid
+            metrics = self.metrics
+            metrics.commit_count.add()
+            metrics.quorum_ack_latency.add(self.clock() - proposal.proposed_ms)
             new = proposal.new_config
             if new is not None:
                 leader = designated_leader(self.myid, new, proposal.acks, (p.acks for p in outstanding.values()))

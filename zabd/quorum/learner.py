@@ -31,6 +31,9 @@ from zabd.jute.records import Id
 from twisted.logger import Logger
 
 from zabd.ensemble.verifier import QuorumVerifier
+from zabd.metrics.peertimes import SyncTimer
+from zabd.metrics.server import ServerMetrics
+from zabd.metrics.registry import Summary
 from zabd.quorum.learnerconfig import LearnerConfigs
 from zabd.quorum.packets import (
     PROTOCOL_VERSION,
@@ -45,7 +48,7 @@ from zabd.quorum.packets import (
     parse_leader_info,
     parse_revalidate_reply,
 )
-from zabd.quorum.roles import PacketLink, Replica, Timing, epoch_of, first_zxid_of
+from zabd.quorum.roles import PacketLink, Replica, Timing, epoch_of, first_zxid_of, txn_time_ms
 from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
 
 log = Logger()
@@ -76,8 +79,10 @@ class Learner:
         touches: Callable[[], list[tuple[int, int]]] = list,
         on_config_seen: Callable[[QuorumVerifier], None] = lambda verifier: None,
         on_config: Callable[[QuorumVerifier, int | None], bool] = lambda verifier, leader: False,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.myid = myid
+        self.metrics = metrics if metrics is not None else ServerMetrics()
         self.replica = replica
         self.link = link
         self.clock = clock
@@ -101,6 +106,7 @@ class Learner:
         self._snap_zxid = -1
         #: How the leader synchronized this learner: "DIFF", "TRUNC" or "SNAP".
         self.sync_mode: str | None = None
+        self._sync = SyncTimer("learner", self.last_heard_ms, replica.last_logged_zxid)
         self._logging = False  # proposals go to the log as they arrive
         #: ACKs waiting for the log: (zxid that must be durable first, ack zxid).
         self._acks: deque[tuple[int, int]] = deque()
@@ -235,10 +241,12 @@ class Learner:
             return
         self.new_epoch = epoch
         self.phase = Phase.SYNC
+        self._sync = SyncTimer("learner", self.clock(), replica.last_logged_zxid)
         self.link.send(QuorumPacket(PacketType.ACKEPOCH, replica.last_logged_zxid, encode_ack_epoch(answer)))
 
     def _sync_mode(self, p: QuorumPacket) -> None:
         self.sync_mode = PacketType(p.type).name
+        self._sync.chosen(self.sync_mode, p.zxid)
         # From here on an ACK waits for what this sync logs, reported afresh
         # (after TRUNC or SNAP the log's zxids may go back).
         self._durable_zxid = -1
@@ -263,6 +271,9 @@ class Learner:
             raise QuorumWireError("PROPOSAL to a synced observer")  # they get INFORM
         self.pending.append((p.zxid, p.data))
         self.configs.proposed(p.data)
+        if self.phase is Phase.BROADCAST:
+            self._latency(self.metrics.proposal_latency, p.data)
+            self.metrics.learner_proposal_received.add()
         if self.phase is not Phase.SYNC:
             self._log_and_ack(p.zxid, p.data)
 
@@ -278,6 +289,12 @@ class Learner:
         self.replica.log(zxid, txn)
         self._acks.append((zxid, zxid))
 
+    def _latency(self, summary: Summary, txn: bytes) -> None:
+        # From the leader's wall clock to ours: skew can make it negative (3.8 drops those).
+        latency = self.clock() - txn_time_ms(txn)
+        if latency >= 0:
+            summary.add(latency)
+
     def _commit(self, zxid: int) -> None:
         if self.phase is not Phase.BROADCAST and self._logging:
             # A DIFF's history, or anything after NEWLEADER: applied at
@@ -291,6 +308,9 @@ class Learner:
             head = f"0x{self.pending[0][0]:x}" if self.pending else "nothing"
             raise QuorumWireError(f"COMMIT 0x{zxid:x} but the next pending proposal is {head}")
         _, txn = self.pending.popleft()
+        if self.phase is Phase.BROADCAST:
+            self.metrics.learner_commit_received.add()
+            self._latency(self.metrics.commit_propagation_latency, txn)
         self.replica.apply(zxid, txn)
         self._applied(zxid)
 
@@ -303,6 +323,8 @@ class Learner:
         if p.data is None:
             raise QuorumWireError("INFORM without a txn")
         if self.phase is Phase.BROADCAST:
+            self.metrics.learner_commit_received.add()
+            self._latency(self.metrics.commit_propagation_latency, p.data)
             if self.logs_txns:
                 self.replica.log(p.zxid, p.data)
             self.replica.apply(p.zxid, p.data)
@@ -349,7 +371,8 @@ class Learner:
             return
         self.phase = Phase.BROADCAST
         self.link.send(QuorumPacket(PacketType.ACK, first_zxid_of(self.new_epoch)))
-        log.info("Learner {myid} is up to date with epoch {epoch}", myid=self.myid, epoch=self.new_epoch)
+        took_ms = self._sync.done(self.clock(), self.myid)
+        (self.metrics.observer_sync_time if self.observer else self.metrics.follower_sync_time).add(took_ms)
         self.on_serving()
 
 def _name(kind: int) -> str:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from twisted.logger import Logger
 
+from zabd.metrics.peertimes import SyncTimer
+
 from zabd.quorum.packets import (
     PacketType,
     QuorumPacket,
@@ -63,6 +65,8 @@ class LearnerHandler:
         self.accepted_epoch = -1
         self.last_zxid = -1
         self.last_heard_ms = now_ms
+        #: The sync under way, until the learner acknowledges NEWLEADER.
+        self._sync: SyncTimer | None = None
 
     def _enter(self, stage: Stage) -> None:
         self.stage = stage
@@ -98,6 +102,7 @@ class LearnerHandler:
         elif kind == PacketType.REQUEST and self.stage is Stage.BROADCAST:
             self.leader.on_request(self, parse_request_forward(p.data), p.authinfo or [])
         elif kind == PacketType.REVALIDATE:
+            self.leader.metrics.revalidate_count.add()
             session_id, timeout = parse_revalidate_request(p.data)
             valid = self.leader.on_revalidate(self, session_id, timeout)
             self.link.send(QuorumPacket(PacketType.REVALIDATE, -1, encode_revalidate_reply(session_id, valid)))
@@ -123,6 +128,7 @@ class LearnerHandler:
         if zxid & COUNTER_MASK == 0:
             # The ACK of NEWLEADER, or the one after UPTODATE (ignored, as 3.8 does).
             if self.stage is Stage.NEWLEADER and epoch_of(zxid) == self.leader.epoch:
+                self._synced()
                 self._enter(Stage.UPTODATE)
                 self.leader.newleader_acked(self)
             return
@@ -143,8 +149,14 @@ class LearnerHandler:
         log.info("Synchronizing learner {sid} (at 0x{peer:x}) by {mode} 0x{zxid:x} with {n} proposals ({why})",
                  sid=self.sid, peer=self.last_zxid, mode=plan.mode, zxid=plan.zxid, n=len(plan.history),
                  why=plan.reason)
+        metrics = leader.metrics
+        # As 3.8 counts them: a TRUNC is a DIFF.
+        (metrics.snap_count if plan.mode == "SNAP" else metrics.diff_count).add()
+        sync = self._sync = SyncTimer("leader", leader.clock(), self.last_zxid)
+        sync.chosen(plan.mode, plan.zxid)
         if plan.mode == "SNAP":
             zxid, chunks = replica.snapshot_stream()
+            sync.chosen(plan.mode, zxid)
             self.link.send(QuorumPacket(PacketType.SNAP, zxid))
             for chunk in chunks:
                 self.link.send_raw(chunk)
@@ -157,6 +169,12 @@ class LearnerHandler:
                 self.link.send(QuorumPacket(PacketType.PROPOSAL, zxid, txn))
         self._enter(Stage.NEWLEADER)
         self.link.send(QuorumPacket(PacketType.NEWLEADER, first_zxid_of(leader.epoch), leader.last_seen.config_text()))
+
+    def _synced(self) -> None:
+        """The learner acknowledged NEWLEADER: its sync is complete."""
+        if self._sync is not None:
+            self._sync.done(self.leader.clock(), self.sid)
+            self._sync = None
 
     def send_uptodate(self) -> None:
         self._enter(Stage.BROADCAST)

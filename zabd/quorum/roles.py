@@ -9,6 +9,7 @@ both; neither the roles nor their tests touch a socket, a thread or a disk.
 """
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +26,17 @@ __all__ = ["PacketLink", "Replica", "Timing", "epoch_of", "first_zxid_of"]
 #: zxid = epoch << 32 | counter (protocol doc 4.3).
 EPOCH_SHIFT = 32
 COUNTER_MASK = 0xFFFFFFFF
+
+
+_TXN_TIME = struct.Struct(">q")
+#: Where a serialized txn's header keeps its time (after clientId, cxid and zxid).
+_TXN_TIME_OFFSET = 20
+
+
+def txn_time_ms(txn: bytes) -> int:
+    """The wall-clock ms the leader stamped on a serialized txn (the latency metrics' origin)."""
+    time_ms: int = _TXN_TIME.unpack_from(txn, _TXN_TIME_OFFSET)[0]
+    return time_ms
 
 
 def first_zxid_of(epoch: int) -> int:

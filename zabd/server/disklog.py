@@ -18,6 +18,8 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from zabd.jute.txns import Txn
+from zabd.logs import SLOW_FSYNC
+from zabd.metrics.server import ServerMetrics
 from zabd.storage.logwriter import LogWriter
 
 log = Logger()
@@ -36,12 +38,14 @@ class GroupCommitLog:
         reactor: Any,
         halt: Callable[[int], None],
         fsync_warning_ms: int = 1000,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.writer = writer
         self.pool = pool
         self.reactor = reactor
         self.halt = halt
         self.fsync_warning_ms = fsync_warning_ms
+        self.metrics = metrics if metrics is not None else ServerMetrics()
         self._durable: Callable[[int], None] = lambda zxid: None
         self._pending: list[tuple[int, bytes]] = []
         self._roll_before_next = False
@@ -110,12 +114,15 @@ class GroupCommitLog:
 
     def _written(self, fsync_seconds: float, zxid: int, count: int) -> None:
         self._flushing = False
-        fsync_ms = fsync_seconds * 1000.0
+        fsync_ms = int(fsync_seconds * 1000.0)
+        metrics = self.metrics
+        metrics.fsync_time.add(fsync_ms)
+        metrics.sync_batch_size.add(count)
         if fsync_ms > self.fsync_warning_ms:
             log.warn(
-                "fsync-ing the write ahead log took {fsync_ms:.0f}ms, which will adversely affect "
-                "operation latency ({count} txns up to zxid 0x{zxid:x})",
-                fsync_ms=fsync_ms, count=count, zxid=zxid,
+                "fsync-ing the write ahead log took {duration_ms}ms, which will adversely affect "
+                "operation latency ({txns} txns up to zxid 0x{zxid:x}; warning threshold {threshold_ms}ms)",
+                event=SLOW_FSYNC, duration_ms=fsync_ms, threshold_ms=self.fsync_warning_ms, txns=count, zxid=zxid,
             )
         if self._pending:
             # The next batch first: its write and fsync then overlap with
@@ -125,5 +132,6 @@ class GroupCommitLog:
 
     def _write_failed(self, failure: Failure) -> None:
         self.failed = True
+        self.metrics.unrecoverable_errors.add()
         log.failure("Severe unrecoverable error writing the txn log, exiting", failure)
         self.halt(SYNC_FAILED_EXIT)

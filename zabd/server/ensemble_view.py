@@ -13,13 +13,18 @@ from collections.abc import Sequence
 
 from zabd.election.messages import PeerState
 from zabd.ensemble.peer import QuorumPeer
+from zabd.quorum.learnerhandler import Stage
 from zabd.server.config import ZabdConfig
-from zabd.server.fourletter_view import MetricValue
+from zabd.ensemble.members import QuorumServer
+from zabd.server.fourletter_view import LearnerInfo, MemberInfo, MetricValue, QuorumRole
 from zabd.server.stats_view import StandaloneView
 from zabd.serving.readonly import ReadOnlyServer
 from zabd.serving.standalone import StandaloneServer
 
 _MODES = {PeerState.LEADING: "leader", PeerState.FOLLOWING: "follower", PeerState.OBSERVING: "observer"}
+#: Zab phases as 3.8's zabstate names them, from the leader's or learner's phase.
+_ZAB_PHASES = {"discovery": "discovery", "sync": "synchronization", "newleader": "synchronization",
+               "broadcast": "broadcast", "done": "election"}
 _PEER_STATES = {PeerState.LOOKING: "looking", PeerState.LEADING: "leading",
                 PeerState.FOLLOWING: "following", PeerState.OBSERVING: "observing"}
 
@@ -94,3 +99,46 @@ class EnsembleView(StandaloneView):
                 ("min_proposal_size", low),
             ]
         return extra
+
+    # -- what the HTTP admin commands add (AdminView) -------------------------
+
+    def quorum_role(self) -> QuorumRole | None:
+        peer = self.peer
+        members = peer.verifier.all_members
+        leader_id = peer.leader_id if peer.leader_id is not None else -1
+        leader = members.get(leader_id)
+        me = members.get(peer.myid)
+        return QuorumRole(
+            myid=peer.myid, leader_id=leader_id, leader_host=leader.quorum_addr[0] if leader else "",
+            is_leader=peer.leader is not None, voting=peer.myid in peer.verifier.voting_members,
+            zab_phase=self._zab_phase(),
+            me=_member(me) if me is not None else MemberInfo(peer.myid, "", "", ""),
+            voters=tuple(_member(members[sid]) for sid in sorted(peer.verifier.voting_members)),
+        )
+
+    def _zab_phase(self) -> str:
+        peer = self.peer
+        role = peer.leader if peer.leader is not None else peer.learner
+        if peer.state is PeerState.LOOKING or role is None:
+            return "election"
+        return _ZAB_PHASES.get(role.phase.value, "election")
+
+    def observers(self) -> Sequence[LearnerInfo]:
+        leader = self.peer.leader
+        if leader is None:
+            return []
+        # Synced observers as the leader's handlers know them; the handlers do
+        # not record when they connected, so established is 0.
+        return [LearnerInfo(remote_address=str(getattr(getattr(h.link, "stream", None), "peer", "")),
+                            sid=h.sid if h.sid is not None else -1, established_ms=0, last_zxid=h.last_zxid)
+                for h in leader.handlers if h.observer and h.stage is Stage.BROADCAST]
+
+
+def _member(server: QuorumServer) -> MemberInfo:
+    def address(addr: tuple[str, int] | None) -> str:
+        if addr is None:
+            return ""
+        host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+        return f"{host}:{addr[1]}"
+    return MemberInfo(server.sid, address(server.quorum_addr), address(server.election_addr),
+                      address(server.client_addr), server.is_participant)

@@ -145,9 +145,19 @@ def monitor_pairs(view: ServerView) -> list[tuple[str, MetricValue]]:
         ("max_file_descriptor_count", view.max_file_descriptor_count),
         ("auth_failed_count", view.auth_failed_count),
     ]
-    seen = {key for key, _ in pairs}
-    pairs += [(k, v) for k, v in view.mntr_extra() if k not in seen]
-    return pairs
+    pairs += view.mntr_extra()
+    # The registry's counters and summaries (ZooKeeper's ServerMetrics). A view
+    # without one (a test's) prints only the figures above.
+    metrics = getattr(view, "metrics", None)
+    if metrics is not None:
+        pairs += metrics.registry.mntr_pairs()
+    seen: set[str] = set()
+    unique: list[tuple[str, MetricValue]] = []
+    for key, value in pairs:
+        if key not in seen:
+            seen.add(key)
+            unique.append((key, value))
+    return unique
 
 
 def _mntr(view: ServerView) -> str:

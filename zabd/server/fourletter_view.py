@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence, Union
 
+from zabd.metrics.server import ServerMetrics
+
 #: A value in ``mntr``; ints print as ints, floats as Java doubles.
 MetricValue = Union[int, float, str, bool, None]
 
@@ -77,6 +79,67 @@ class WatchSummary:
     total: int
 
 
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """
+    One voting member as the admin ``voting_view`` command lists it.
+
+    :param sid: its server id.
+    :param quorum_address: ``host:port`` of its quorum port.
+    :param election_address: ``host:port`` of its election port.
+    :param client_address: ``host:port`` of its client port, "" when unknown.
+    :param participant: False for an observer.
+    """
+
+    sid: int
+    quorum_address: str
+    election_address: str
+    client_address: str
+    participant: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumRole:
+    """
+    An ensemble peer's place in it, for the admin ``leader``, ``zabstate`` and ``voting_view``.
+
+    :param myid: this peer's id.
+    :param leader_id: the elected leader, -1 while looking.
+    :param leader_host: host of the leader's quorum address, "" when unknown.
+    :param is_leader: True while this peer leads.
+    :param voting: True if this peer is a voting member of the config in force.
+    :param zab_phase: election, discovery, synchronization or broadcast.
+    :param me: this peer's own member entry.
+    :param voters: the voting members of the config in force, by sid.
+    """
+
+    myid: int
+    leader_id: int
+    leader_host: str
+    is_leader: bool
+    voting: bool
+    zab_phase: str
+    me: MemberInfo
+    voters: tuple[MemberInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerInfo:
+    """
+    One learner connected to the leader (the admin ``observers`` command).
+
+    :param remote_address: the learner's end of the quorum connection.
+    :param sid: its server id.
+    :param established_ms: when its connection came up (wall-clock epoch ms).
+    :param last_zxid: the last zxid it acknowledged, -1 for none.
+    """
+
+    remote_address: str
+    sid: int
+    established_ms: int
+    last_zxid: int
+
+
 class ServerView(Protocol):
     """What rendering needs from the server; read-only apart from the resets."""
 
@@ -137,6 +200,9 @@ class ServerView(Protocol):
     def log_dir_size(self) -> int: ...
     @property
     def trace_mask(self) -> int: ...
+    @property
+    def metrics(self) -> ServerMetrics:
+        """The process's metrics registry (mntr's summaries and counters, /metrics)."""
 
     def connections(self) -> Sequence[ConnectionInfo]:
         """Every client connection, including the one asking (ZooKeeper does)."""
@@ -160,3 +226,18 @@ class ServerView(Protocol):
     def reset_connection_stats(self) -> None: ...
     def reset_server_stats(self) -> None: ...
     def set_trace_mask(self, mask: int) -> None: ...
+
+
+class AdminView(ServerView, Protocol):
+    """What the HTTP admin commands read beyond the four-letter words."""
+
+    def quorum_role(self) -> QuorumRole | None:
+        """None for a standalone server."""
+    def observers(self) -> Sequence[LearnerInfo]:
+        """The observers synced with this peer while it leads; empty otherwise."""
+    def last_snapshot(self) -> tuple[int, int] | None:
+        """(zxid, modification time in epoch seconds) of the newest snapshot file, if any."""
+    def system_properties(self) -> Sequence[tuple[str, str]]:
+        """zabd's counterpart of Java system properties: runtime facts and the zoo.cfg keys."""
+    def initial_configuration(self) -> str:
+        """The zoo.cfg as read at startup, one ``key=value`` line each."""

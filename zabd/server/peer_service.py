@@ -19,9 +19,11 @@ from twisted.application.internet import StreamServerEndpointService, TimerServi
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
+from zabd.admin.listeners import admin_services
 from zabd.ensemble import EnsembleConfig
 from zabd.ensemble.peer import QuorumPeer
 from zabd.ensemble.verifier import QuorumVerifier
+from zabd.metrics.server import ServerMetrics
 from zabd.quorum.roles import Timing
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
@@ -53,7 +55,9 @@ class EnsembleService(MultiService):
         self.reactor = reactor
         self.peer: QuorumPeer | None = None
         self.replica: DiskReplica | None = None
-        self.storage = Storage(config, reactor, self._durable_state, halt)
+        #: The process's metrics: every role, server and the storage record into them.
+        self.metrics = ServerMetrics()
+        self.storage = Storage(config, reactor, self._durable_state, halt, metrics=self.metrics)
         self.storage.setServiceParent(self)
         self.client_service = StreamServerEndpointService(client_endpoint(reactor, config), None)
         self.client_service._raiseSynchronously = True
@@ -98,6 +102,7 @@ class EnsembleService(MultiService):
             return
         config, ensemble = self.config, self.ensemble
         recovered = load_database(config)
+        self.storage.loaded(recovered)
         options = ensemble.options
         replica = DiskReplica(data_dirs(config), recovered, self.storage.log,
                               commit_log_count=options.commit_log_count)
@@ -121,16 +126,18 @@ class EnsembleService(MultiService):
                                              keep_alive=options.tcp_keep_alive)
         peer = QuorumPeer(ensemble.myid, ensemble.verifier, replica, scheduler, scheduler.now_ms, timing,
                           self.election, self.quorum_network, observer=ensemble.is_observer,
-                          observer_logs=options.sync_enabled, last_seen=ensemble.last_seen)
+                          observer_logs=options.sync_enabled, last_seen=ensemble.last_seen, metrics=self.metrics)
         self.peer = peer
         self.config_files = ConfigFiles(config, self.reactor, self.storage.pool)
         peer.on_config_changed = self._config_changed
         read_only_after = read_only_grace_ms(config.tick_time) if config.read_only_mode_enabled else None
-        self.switch = ServingSwitch(dataclasses.replace(server_options(config), server_id=ensemble.myid),
+        self.switch = ServingSwitch(dataclasses.replace(server_options(config, self.metrics), server_id=ensemble.myid),
                                     self.reactor.seconds, read_only_after_ms=read_only_after)
         self.view = EnsembleView(peer, StandaloneServer(self.switch.options, self.reactor.seconds,
                                                         tree=replica.tree), config)
         words = FourLetterWords(self.view.server, config, self.view)
+        for listener in admin_services(self.view, config, self.reactor):
+            listener.setServiceParent(self)
         self.clients = ClientPortFactory(None, words.answer, COMMANDS, config.jute_max_buffer,
                                          config.max_client_cnxns)
         self.client_service.factory = self.clients

@@ -20,6 +20,7 @@ from twisted.python.threadpool import ThreadPool
 
 from zabd.core.datatree import DataTree
 from zabd.server.config import ZabdConfig
+from zabd.metrics.server import ServerMetrics
 from zabd.server.disklog import GroupCommitLog
 from zabd.server.snapshots import SnapshotPolicy, Snapshotter
 from zabd.storage.layout import DataDirs, snapshot_name
@@ -88,8 +89,11 @@ class Storage(MultiService):
         state: Callable[[], tuple[DataTree, dict[int, int]]],
         halt: Callable[[int], None],
         rng: random.Random | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         super().__init__()
+        #: The process's metrics (fsync and snapshot times).
+        self.metrics = metrics if metrics is not None else ServerMetrics()
         self.dirs = data_dirs(config)
         # The one thread zabd runs besides the reactor.
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="zabd-syncer")
@@ -99,7 +103,8 @@ class Storage(MultiService):
             force_sync=config.force_sync,
         )
         self.log = GroupCommitLog(self.writer, self.pool, reactor, halt,
-                                  fsync_warning_ms=_int_setting(config, "fsync.warningthresholdms", 1000))
+                                  fsync_warning_ms=_int_setting(config, "fsync.warningthresholdms", 1000),
+                                  metrics=self.metrics)
         self.snapshotter = Snapshotter(self.dirs, self.log, state,
                                        SnapshotPolicy(config.snap_count, rng or random.Random()))
         self.retain = config.snap_retain_count
@@ -107,6 +112,11 @@ class Storage(MultiService):
             purger = TimerService(config.purge_interval_hours * 3600, self.purge)
             purger.clock = reactor
             purger.setServiceParent(self)
+
+    def loaded(self, recovered: Recovered) -> None:
+        """Record what loading the database found (startup_txns_loaded, digest_mismatches_count)."""
+        self.metrics.startup_txns_loaded.add(recovered.replayed)
+        self.metrics.digest_mismatches.add(recovered.digest_mismatches)
 
     def purge(self) -> Any:
         return self.log.run_in_syncer(lambda: purge(self.dirs, self.retain))

@@ -11,6 +11,8 @@ from twisted.application.service import MultiService
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 
+from zabd.admin.listeners import admin_services
+from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.context import Settings
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
@@ -29,7 +31,8 @@ class StartupError(SystemExit):
     """The data directory cannot be served from; the message says why."""
 
 
-def server_options(config: ZabdConfig) -> ServerOptions:
+def server_options(config: ZabdConfig, metrics: ServerMetrics | None = None) -> ServerOptions:
+    """The server's options; ``metrics`` is the process's registry (a new one if not given)."""
     return ServerOptions(
         tick_ms=config.tick_time,
         min_session_timeout_ms=config.min_session_timeout_ms,
@@ -46,6 +49,7 @@ def server_options(config: ZabdConfig) -> ServerOptions:
             local_sessions_upgrading=config.local_sessions_upgrading_enabled,
         ),
         max_containers_per_minute=config.container_max_per_minute,
+        metrics=metrics if metrics is not None else ServerMetrics(),
     )
 
 
@@ -70,7 +74,9 @@ class ZabdService(MultiService):
         self.reactor = reactor
         self.server: StandaloneServer | None = None
         self._snapshot_after_start = False
-        self.storage = Storage(config, reactor, self._durable_state, halt)
+        #: The process's metrics: storage and the server record into them.
+        self.metrics = ServerMetrics()
+        self.storage = Storage(config, reactor, self._durable_state, halt, metrics=self.metrics)
         self.storage.setServiceParent(self)
         self.endpoint = client_endpoint(reactor, config)
         self.port_service = StreamServerEndpointService(self.endpoint, None)
@@ -110,10 +116,14 @@ class ZabdService(MultiService):
             return
         config = self.config
         recovered = load_database(config)
-        server = StandaloneServer(server_options(config), self.reactor.seconds, self.storage.log,
+        self.storage.loaded(recovered)
+        server = StandaloneServer(server_options(config, self.metrics), self.reactor.seconds, self.storage.log,
                                   recovered.tree, recovered.sessions)
         self.server = server
         words = FourLetterWords(server, config)
+        # The HTTP admin endpoint reads the same view as the four-letter words.
+        for listener in admin_services(words.view, config, self.reactor):
+            listener.setServiceParent(self)
         self.factory = ClientPortFactory(server, words.answer, COMMANDS, config.jute_max_buffer,
                                          config.max_client_cnxns)
         self.port_service.factory = self.factory

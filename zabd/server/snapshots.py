@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from zabd.core.datatree import DataTree
+from zabd.logs import SNAPSHOT
 from zabd.server.disklog import GroupCommitLog
 from zabd.storage.layout import DataDirs, snapshot_name
 from zabd.storage.snapfile import SnapshotFile
@@ -101,6 +102,10 @@ class Snapshotter:
     async def _take(self) -> None:
         self._abandoned = False
         tree, sessions = self.state()
+        # The reactor's clock (the log's), so tests time snapshots with a fake one.
+        clock = self.disk.reactor.seconds
+        started = clock()
+        nodes = tree.node_count()
         zxid = tree.last_processed_zxid
         path = os.path.join(self.dirs.snap_dir, snapshot_name(zxid))
         snap = SnapshotFile(path)
@@ -133,7 +138,10 @@ class Snapshotter:
             await run(snap.abort)
             return
         self.taken += 1
-        log.info("Snapshot {path} written: {size} bytes", path=path, size=snap.size)
+        took_ms = int((clock() - started) * 1000)
+        self.disk.metrics.snapshot_time.add(took_ms)
+        log.info("Snapshot {path} written: {bytes} bytes, {nodes} nodes up to zxid 0x{zxid:x} in {duration_ms} ms",
+                 event=SNAPSHOT, path=path, bytes=snap.size, nodes=nodes, zxid=zxid, duration_ms=took_ms)
 
 
 class _Abandoned(Exception):

@@ -25,8 +25,10 @@ from zabd.server.fourletter import (
     render,
     version_string,
 )
+from zabd.server.fourletter_view import LearnerInfo, QuorumRole
 from zabd.serving.connection import ServerConnection
 from zabd.serving.standalone import StandaloneServer
+from zabd.storage.layout import DataDirs
 
 #: The short operation names ZooKeeper's cons and stat print.
 _OP_NAMES: dict[int, str] = {
@@ -59,6 +61,14 @@ def _dir_size(path: str) -> int:
     return total
 
 
+def _user_name() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
 class StandaloneView:
     """Reads a StandaloneServer for fourletter.render."""
 
@@ -67,6 +77,8 @@ class StandaloneView:
         self.config = config
         self.ctx = server.ctx
         self._trace_mask = 306
+        #: The process's metrics: one registry, shared by every server a peer runs.
+        self.metrics = server.ctx.metrics
 
     version = version_string(__version__, _built_on())
 
@@ -218,18 +230,50 @@ class StandaloneView:
             ("os.name", platform.system()),
             ("os.arch", platform.machine()),
             ("os.version", platform.release()),
+            ("user.name", _user_name()),
+            ("user.home", os.path.expanduser("~")),
             ("user.dir", os.getcwd()),
         ]
 
     def mntr_extra(self) -> Sequence[tuple[str, MetricValue]]:
         return [("pending_changes", len(self.ctx.pending))]
 
+    # -- what the HTTP admin commands add (AdminView) -------------------------
+
+    def quorum_role(self) -> QuorumRole | None:
+        return None
+
+    def observers(self) -> Sequence[LearnerInfo]:
+        return []
+
+    def last_snapshot(self) -> tuple[int, int] | None:
+        snapshots = DataDirs.of(self.config.data_dir, self.config.data_log_dir).snapshots()
+        for zxid, path in snapshots:
+            try:
+                return zxid, int(os.path.getmtime(path))
+            except OSError:
+                continue  # purged meanwhile: the next newest
+        return None
+
+    def system_properties(self) -> Sequence[tuple[str, str]]:
+        # Java's properties have no Python meaning; the runtime facts and the
+        # config keys (as ZooKeeper mirrors zoo.cfg keys into zookeeper.*) do.
+        entries = dict(self.environment())
+        for key, value in self.config.raw:
+            entries[key if key.startswith("zookeeper.") else f"zookeeper.{key}"] = value
+        return sorted(entries.items())
+
+    def initial_configuration(self) -> str:
+        return "".join(f"{key}={value}\n" for key, value in self.config.raw)
+
     def reset_connection_stats(self) -> None:
         for conn in self.server.connections:
             conn.stats.reset()
 
     def reset_server_stats(self) -> None:
+        # As 3.8's ServerStats.reset, which resets ServerMetrics too.
         self.ctx.stats.reset()
+        self.metrics.registry.reset()
 
 
 class FourLetterWords:

@@ -174,6 +174,8 @@ class FollowerServer(StandaloneServer):
             # or one local to this peer: settled here.
             super().connect(conn, request)
             return
+        self.ctx.metrics.connection_requests.add()
+        self.ctx.metrics.connection_revalidates.add()
         if request.lastZxidSeen > self.ctx.tree.last_processed_zxid:
             log.info("Refusing session 0x{session:x} for {peer}: client is ahead of this peer",
                      session=request.sessionId, peer=conn.peer)

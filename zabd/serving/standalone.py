@@ -8,7 +8,7 @@ semantics without a reactor.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 from twisted.logger import Logger
@@ -20,6 +20,8 @@ from zabd.core.localsessions import UpgradeableSessions
 from zabd.core.sessions import SessionTracker, session_password
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import ConnectRequest
+from zabd.logs import SESSION_EXPIRED
+from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.context import ServerContext, Settings
 from zabd.pipeline.final import FinalStage
 from zabd.pipeline.prep import PrepStage
@@ -39,6 +41,8 @@ class ServerOptions:
     super_digest: str | None = None
     settings: Settings = Settings()
     max_containers_per_minute: int = 10000
+    #: The process's metrics: every server built from these options records into them.
+    metrics: ServerMetrics = field(default_factory=ServerMetrics, compare=False)
 
 
 class StandaloneServer:
@@ -56,6 +60,7 @@ class StandaloneServer:
             providers=AuthProviders(options.super_digest),
             clock=clock,
             settings=options.settings,
+            metrics=options.metrics,
         )
         self.final = self.final_stage(self.ctx, self._session_closed)
         txn_log = txn_log or MemoryTxnLog()
@@ -113,6 +118,8 @@ class StandaloneServer:
         timeout = min(max(request.timeOut, opts.min_session_timeout_ms), opts.max_session_timeout_ms)
         conn.timeout = timeout
         now = int(ctx.now_ms())
+        metrics = ctx.metrics
+        metrics.connection_requests.add()
         if request.sessionId == 0:
             session_id = ctx.sessions.create(timeout, now)
             conn.session_id = session_id
@@ -123,6 +130,7 @@ class StandaloneServer:
                                 received_ms=ctx.now_ms()))
             return
         session_id = request.sessionId
+        metrics.connection_revalidates.add()
         previous = self.by_session.pop(session_id, None)
         if previous is not None and previous is not conn:
             # ZooKeeper drops the old connection even if the password is wrong.
@@ -169,8 +177,10 @@ class StandaloneServer:
 
     def expire_sessions(self) -> None:
         for session_id in self._due_sessions(int(self.ctx.now_ms())):
-            log.info("Expiring session 0x{session:x}, timeout of {timeout}ms exceeded",
-                     session=session_id, timeout=self.ctx.sessions.timeout_of(session_id))
+            self.ctx.metrics.stale_sessions_expired.add()
+            log.info("Expiring session 0x{session_id:x}, timeout of {timeout_ms}ms exceeded",
+                     event=SESSION_EXPIRED, session_id=session_id,
+                     timeout_ms=self.ctx.sessions.timeout_of(session_id))
             self.submit(Request(session_id, 0, OpCode.closeSession, b"", None, received_ms=self.ctx.now_ms()))
 
     def next_expiry_ms(self) -> int | None:

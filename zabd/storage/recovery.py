@@ -48,6 +48,8 @@ class Recovered:
     dead_sessions: list[int] = field(default_factory=list)
     #: ZooKeeper's empty-database bootstrap: write snapshot.0 before serving.
     fresh: bool = False
+    #: Replayed txns whose logged tree digest differs from the tree's (mntr's digest_mismatches_count).
+    digest_mismatches: int = 0
 
     @property
     def needs_snapshot(self) -> bool:
@@ -201,6 +203,7 @@ class Replay:
 
     def _mismatch(self, zxid: int, expected: int) -> None:
         self.digest_mismatches += 1
+        self.recovered.digest_mismatches += 1
         if self.digest_mismatches <= 10:
             log.error("Digest mismatch after replaying zxid 0x{zxid:x}: logged {expected}, tree {actual}",
                       zxid=zxid, expected=expected, actual=self.tree.digest.signed())

@@ -26,6 +26,10 @@ CFG_NAME = "zoo.cfg"
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 SLF4J_BINDING_JAR = Path("/usr/share/java/slf4j-simple.jar")
 ZOOKEEPER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+# Jetty (in zookeeper.jar's Class-Path) needs the servlet API, which the
+# manifest leaves out: without it 3.8 logs "Unable to load jetty" and runs no
+# AdminServer.
+SERVLET_API_JAR = Path("/usr/share/java/servlet-api.jar")
 
 # zoo.cfg keys that ZooKeeper honours only as JVM system properties, mapped to
 # the property name. Any extra_cfg key starting with "zookeeper." is passed
@@ -69,11 +73,23 @@ def write_config(
     return cfg
 
 
-def zookeeper_classpath() -> str:
-    for jar in (ZOOKEEPER_JAR, SLF4J_BINDING_JAR):
+def admin_settings(port: int, address: str = LOCALHOST) -> dict[str, str]:
+    """zoo.cfg keys that turn the HTTP admin server on at ``address:port`` (zabd and ZooKeeper alike)."""
+    return {"admin.enableServer": "true", "admin.serverAddress": address, "admin.serverPort": str(port)}
+
+
+def admin_enabled(extra_cfg: Mapping[str, str] | None) -> bool:
+    """Whether ``extra_cfg`` asks for the admin server (the harness turns it off otherwise)."""
+    return (extra_cfg or {}).get("admin.enableServer", "false").strip().lower() == "true"
+
+
+def zookeeper_classpath(admin: bool = False) -> str:
+    jars = (ZOOKEEPER_JAR, SLF4J_BINDING_JAR, SERVLET_API_JAR) if admin else (ZOOKEEPER_JAR, SLF4J_BINDING_JAR)
+    for jar in jars:
         if not jar.exists():
-            raise FileNotFoundError(f"ZooKeeper needs {jar} (Debian packages zookeeper, libslf4j-java)")
-    return f"{ZOOKEEPER_JAR}:{SLF4J_BINDING_JAR}"
+            raise FileNotFoundError(f"ZooKeeper needs {jar} (Debian packages zookeeper, libslf4j-java, "
+                                    "libservlet-api-java)")
+    return ":".join(str(jar) for jar in jars)
 
 
 def zookeeper_system_properties(extra_cfg: Mapping[str, str] | None) -> list[str]:
@@ -91,19 +107,20 @@ def zookeeper_command(cfg: Path, workdir: Path, extra_cfg: Mapping[str, str] | N
     java = shutil.which("java")
     if java is None:
         raise FileNotFoundError("java not found on PATH (needed to run Apache ZooKeeper)")
+    admin = admin_enabled(extra_cfg)
     return [
         java,
         # The benchmarks raise the heap for large trees.
         f"-Xmx{os.environ.get('ZABD_ZOOKEEPER_HEAP', '512m')}",
         "-Djava.net.preferIPv4Stack=true",
         f"-Dzookeeper.log.dir={workdir}",
-        "-Dzookeeper.admin.enableServer=false",
+        f"-Dzookeeper.admin.enableServer={'true' if admin else 'false'}",
         "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
         "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
         *zookeeper_system_properties(extra_cfg),
         "-cp",
-        zookeeper_classpath(),
+        zookeeper_classpath(admin),
         ZOOKEEPER_MAIN,
         str(cfg),
     ]

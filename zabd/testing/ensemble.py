@@ -105,11 +105,13 @@ class SimEnsemble:
         verifier = self.configs.setdefault(sid, self.verifier)
         election = self.net.election(sid, lambda src, payload: box[0].election_message(src, payload),
                                      list(verifier.all_members))
+        # One registry per process, as a twistd peer has: the peer and every server it runs.
+        options = self.server_options(sid)
         peer = QuorumPeer(
             sid, verifier, replica, _ScopeScheduler(scope), lambda: self.sim.now_ms, self.timing,
             election, _SimQuorumNetwork(self.net, scope, sid),
             observer=sid in verifier.observing_members, observer_logs=self.observers_log,
-            last_seen=self.seen.get(sid),
+            last_seen=self.seen.get(sid), metrics=options.metrics,
         )
 
         def config_changed(new: QuorumVerifier, in_force: bool) -> None:
@@ -120,7 +122,7 @@ class SimEnsemble:
         peer.on_config_changed = config_changed
         box.append(peer)
         self.peers[sid] = peer
-        switch = ServingSwitch(self.server_options(sid), lambda: self.sim.now_ms / 1000.0)
+        switch = ServingSwitch(options, lambda: self.sim.now_ms / 1000.0)
         peer.on_serving_changed = switch.changed
         self.switches[sid] = switch
         self._expire_sessions_every_tick(scope, switch)

@@ -27,6 +27,7 @@ from types import TracebackType
 from zabd.testing.commands import (
     LOCALHOST,
     ZOOKEEPER_MAIN,
+    admin_settings,
     write_config,
     zabd_command,
     zabd_environment,
@@ -113,6 +114,8 @@ class EnsemblePeer:
     env: dict[str, str]
     host: str = LOCALHOST
     server: ServerProcess | None = field(default=None, repr=False)
+    #: The HTTP admin server's port, when the ensemble was started with ``admin=True``.
+    admin_port: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -289,29 +292,42 @@ def _distinct_free_ports(count: int) -> list[int]:
 
 def prepare_ensemble(
     kind: str, workdir: Path, voters: int = 3, observers: int = 0, extra_cfg: Mapping[str, str] | None = None,
+    admin: bool = False,
 ) -> Ensemble:
-    """Write every peer's zoo.cfg and myid on fresh free ports; start nothing."""
+    """Write every peer's zoo.cfg and myid on fresh free ports; start nothing.
+
+    ``admin=True`` gives each peer an HTTP admin server on a free port of its own.
+    """
     if kind not in ("zabd", "zookeeper"):
         raise ValueError(f"unknown server kind {kind!r}")
     sids = list(range(1, voters + observers + 1))
     observer_sids = set(sids[voters:])
-    ports = _distinct_free_ports(3 * len(sids))
-    client, quorum, election = ({sid: ports[3 * i + k] for i, sid in enumerate(sids)} for k in range(3))
+    per_peer = 4 if admin else 3
+    ports = _distinct_free_ports(per_peer * len(sids))
+
+    def nth(k: int) -> dict[int, int]:
+        return {sid: ports[per_peer * i + k] for i, sid in enumerate(sids)}
+
+    client, quorum, election = nth(0), nth(1), nth(2)
+    admin_ports = nth(3) if admin else {}
     env = zabd_environment() if kind == "zabd" else dict(os.environ)
     peers = {}
     for sid in sids:
         peer_dir = workdir / f"peer{sid}"
         settings = ensemble_settings(sid, client, quorum, election, observer_sids, extra_cfg)
+        if sid in admin_ports:
+            settings.update(admin_settings(admin_ports[sid]))
         cfg = write_config(peer_dir, client[sid], settings)
         (peer_dir / "data" / "myid").write_text(f"{sid}\n")
+        command = quorum_peer_command(kind, cfg, peer_dir, settings if sid in admin_ports else extra_cfg)
         peers[sid] = EnsemblePeer(kind, sid, client[sid], quorum[sid], election[sid], sid in observer_sids,
-                                  peer_dir, quorum_peer_command(kind, cfg, peer_dir, extra_cfg), env)
+                                  peer_dir, command, env, admin_port=admin_ports.get(sid))
     return Ensemble(kind, workdir, peers)
 
 
 def start_ensemble(
     kind: str, workdir: Path, voters: int = 3, observers: int = 0,
-    extra_cfg: Mapping[str, str] | None = None, timeout: float = 60.0,
+    extra_cfg: Mapping[str, str] | None = None, timeout: float = 60.0, admin: bool = False,
 ) -> Ensemble:
     """Start ``voters`` participants and ``observers`` observers; return once a leader leads them all.
 
@@ -321,7 +337,7 @@ def start_ensemble(
     workdir = Path(workdir)
     for attempt in range(1, PORT_ATTEMPTS + 1):
         where = workdir if attempt == 1 else workdir / f"retry{attempt}"
-        ensemble = prepare_ensemble(kind, where, voters, observers, extra_cfg)
+        ensemble = prepare_ensemble(kind, where, voters, observers, extra_cfg, admin)
         try:
             for peer in ensemble:
                 peer.spawn()

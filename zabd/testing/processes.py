@@ -26,6 +26,7 @@ from typing import IO
 from zabd.testing.commands import (
     CFG_NAME,
     LOCALHOST,
+    admin_settings,
     repository_root,
     write_config,
     zabd_command,
@@ -55,6 +56,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path = field(default=Path())
     _log_file: IO[bytes] | None = field(default=None, repr=False)
+    #: The HTTP admin server's port, when the test asked for one (``admin=True``).
+    admin_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.log_path == Path():
@@ -153,9 +156,13 @@ def start_zabd(
     extra_cfg: Mapping[str, str] | None = None,
     port: int | None = None,
     timeout: float = 30.0,
+    admin: bool = False,
 ) -> ServerProcess:
-    """Start ``twistd -n zabd --config workdir/zoo.cfg`` and wait until it serves."""
-    return _start("zabd", Path(workdir), extra_cfg, port, timeout, zabd_environment())
+    """Start ``twistd -n zabd --config workdir/zoo.cfg`` and wait until it serves.
+
+    ``admin=True`` turns the HTTP admin server on, on a free port (``admin_port``).
+    """
+    return _start("zabd", Path(workdir), extra_cfg, port, timeout, zabd_environment(), admin)
 
 
 def start_zookeeper(
@@ -163,9 +170,10 @@ def start_zookeeper(
     extra_cfg: Mapping[str, str] | None = None,
     port: int | None = None,
     timeout: float = 60.0,
+    admin: bool = False,
 ) -> ServerProcess:
-    """Start a standalone Apache ZooKeeper (Debian jar) and wait until it serves."""
-    return _start("zookeeper", Path(workdir), extra_cfg, port, timeout, dict(os.environ))
+    """Start a standalone Apache ZooKeeper (Debian jar) and wait until it serves (``admin`` as start_zabd)."""
+    return _start("zookeeper", Path(workdir), extra_cfg, port, timeout, dict(os.environ), admin)
 
 
 def _start(
@@ -175,6 +183,7 @@ def _start(
     port: int | None,
     timeout: float,
     env: dict[str, str],
+    admin: bool = False,
 ) -> ServerProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     # A port from free_port() can be taken by someone else before the server
@@ -182,13 +191,17 @@ def _start(
     attempts = 1 if port is not None else PORT_ATTEMPTS
     for attempt in range(1, attempts + 1):
         chosen = free_port() if port is None else port
-        cfg = write_config(workdir, chosen, extra_cfg)
+        admin_port = _other_free_port(chosen) if admin else None
+        settings = dict(extra_cfg or {})
+        if admin_port is not None:
+            settings.update(admin_settings(admin_port))
+        cfg = write_config(workdir, chosen, settings)
         if kind == "zabd":
             command = zabd_command(cfg)
         else:
-            command = zookeeper_command(cfg, workdir, extra_cfg)
+            command = zookeeper_command(cfg, workdir, settings)
         try:
-            return _launch(kind, command, env, workdir, chosen, timeout)
+            return _launch(kind, command, env, workdir, chosen, timeout, admin_port)
         except ServerStartError as error:
             if attempt == attempts or ADDRESS_IN_USE not in error.log:
                 raise
@@ -208,8 +221,16 @@ def _die_with_parent(command: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "KILL", "--", *command]
 
 
+def _other_free_port(taken: int) -> int:
+    while True:
+        port = free_port()
+        if port != taken:
+            return port
+
+
 def _launch(
-    kind: str, command: list[str], env: dict[str, str], workdir: Path, port: int, timeout: float
+    kind: str, command: list[str], env: dict[str, str], workdir: Path, port: int, timeout: float,
+    admin_port: int | None = None,
 ) -> ServerProcess:
     log_path = workdir / LOG_NAME
     log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the ServerProcess
@@ -228,7 +249,7 @@ def _launch(
     except BaseException:
         log_file.close()
         raise
-    server = ServerProcess(kind, LOCALHOST, port, workdir, process, log_path, log_file)
+    server = ServerProcess(kind, LOCALHOST, port, workdir, process, log_path, log_file, admin_port=admin_port)
     try:
         wait_until(
             lambda: _ready(server, log_start),
@@ -251,6 +272,8 @@ def _ready(server: ServerProcess, log_start: int) -> bool:
         )
     if not listens_on(server.process.pid, server.port):
         return False  # not bound yet; also guards against a foreign server on our port
+    if server.admin_port is not None and not listens_on(server.process.pid, server.admin_port):
+        return False
     try:
         if server.four_letter("ruok", timeout=2.0) != "imok":
             return False
