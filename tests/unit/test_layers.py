@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE_LAYERS = ("jute", "core", "pipeline", "serving", "storage", "election", "quorum", "ensemble")
+PURE_LAYERS = ("jute", "core", "pipeline", "serving", "storage", "election", "quorum", "ensemble", "metrics")
+#: The sans-IO halves of packages whose other half is a Twisted adapter.
+PURE_MODULES = (
+    "admin/commands.py", "admin/shapes.py", "admin/compat.py", "admin/status_figures.py",
+    "admin/status_html.py", "admin/peers.py",
+    "client/session.py", "client/hosts.py", "client/states.py", "client/watches.py",
+    "client/effects.py", "client/auth.py", "client/errors.py",
+)
 
 
 def _imports(path: Path) -> set[str]:
@@ -31,6 +38,12 @@ def test_pure_layers_do_not_import_twisted_internet(layer: str) -> None:
         for path in modules
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_halves_do_not_import_twisted_internet(module: str) -> None:
+    imported = _imports(ROOT / "zabd" / module)
+    assert sorted(n for n in imported if n.startswith("twisted.internet")) == []
 
 
 def test_package_is_mypy_clean() -> None:
