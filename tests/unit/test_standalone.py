@@ -341,4 +341,5 @@ def test_outstanding_and_packet_counters(server: StandaloneServer) -> None:
     stats = server.ctx.stats
     assert stats.outstanding == 0
     assert stats.packets_received == 2 and stats.packets_sent == 2
-    assert stats.count == 3  # createSession + two requests were timed
+    metrics = server.ctx.metrics  # createSession + two requests were timed
+    assert (metrics.update_latency.count, metrics.read_latency.count) == (2, 1)

@@ -47,11 +47,9 @@ class FinalStage:
             # connection that is gone (ZooKeeper ignores dead watchers).
             return
         now = ctx.now_ms()
-        # ZooKeeper measures latency in whole milliseconds.
-        latency = int(now - request.received_ms)
-        ctx.stats.record_latency(latency)
+        # ZooKeeper measures latency in whole milliseconds; srvr's figures read these two summaries.
         metrics = ctx.metrics
-        (metrics.update_latency if result is not None else metrics.read_latency).add(latency)
+        (metrics.update_latency if result is not None else metrics.read_latency).add(int(now - request.received_ms))
         zxid = ctx.tree.last_processed_zxid
         kind = request.type
         if kind == OpCode.ping:

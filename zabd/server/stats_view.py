@@ -110,17 +110,27 @@ class StandaloneView:
     def node_count(self) -> int:
         return self.ctx.tree.node_count()
 
+    # srvr's request latency is every request's: the read and update summaries together.
+
     @property
     def min_latency_ms(self) -> int:
-        return int(self.ctx.stats.min_latency)
+        metrics = self.metrics
+        return int(min(metrics.read_latency.low, metrics.update_latency.low)
+                   if self._latency_count() else 0)
 
     @property
     def avg_latency_ms(self) -> float:
-        return round(self.ctx.stats.avg_latency, 4)
+        metrics = self.metrics
+        count = self._latency_count()
+        return round((metrics.read_latency.total + metrics.update_latency.total) / count, 4) if count else 0.0
 
     @property
     def max_latency_ms(self) -> int:
-        return int(self.ctx.stats.max_latency)
+        metrics = self.metrics
+        return int(max(metrics.read_latency.high, metrics.update_latency.high) if self._latency_count() else 0)
+
+    def _latency_count(self) -> int:
+        return self.metrics.read_latency.count + self.metrics.update_latency.count
 
     @property
     def packets_received(self) -> int:

@@ -104,6 +104,7 @@ class LocalSessionFinal(FinalStage):
         if client is None or not client.connected:
             return
         now = ctx.now_ms()
-        ctx.stats.record_latency(int(now - request.received_ms))
+        # No txn: timed as a read, as 3.8 times a request without a txn header.
+        ctx.metrics.read_latency.add(int(now - request.received_ms))
         client.send_reply(request.xid, ctx.tree.last_processed_zxid, 0, None, now)
         client.close()
