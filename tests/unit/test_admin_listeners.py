@@ -13,7 +13,7 @@ from tests.unit.admin_stub import request
 from tests.unit.fakes import make_server
 from zabd.admin import resource as admin_resource
 from zabd.admin.listeners import OptionalListener, admin_services
-from zabd.admin.resource import admin_root, optional_resource
+from zabd.admin.resource import admin_root
 from zabd.server.config import parse_config
 from zabd.server.stats_view import StandaloneView
 
@@ -49,19 +49,6 @@ def test_the_admin_root_mounts_commands_metrics_and_the_status_page(tmp_path: Pa
     assert request(root, "/commands/ruok").json() == {"command": "ruok", "error": None}
     assert request(root, "/metrics").status == 200
     assert request(root, "/").status == 200
-
-
-def test_missing_optional_modules_are_skipped(tmp_path: Path) -> None:
-    assert optional_resource("zabd.admin.no_such_module", "Anything") is None
-    view = make_view(tmp_path)
-    original = admin_resource.METRICS_MODULE
-    admin_resource.METRICS_MODULE = "zabd.admin.no_such_module"
-    try:
-        root = admin_root(view, view.config, MemoryReactorClock())
-        assert request(root, "/metrics").status == 404
-        assert request(root, "/commands/ruok").status == 200
-    finally:
-        admin_resource.METRICS_MODULE = original
 
 
 class RefusingReactor(MemoryReactor):

@@ -18,7 +18,6 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import Request as HttpRequest
-from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from zabd.admin.resource import admin_root, metrics_root
@@ -95,10 +94,6 @@ def admin_services(view: AdminView, config: ZabdConfig, reactor: Any) -> list[IS
         services.append(OptionalListener(reactor, config.admin_server_address, config.admin_server_port,
                                          site, "admin server"))
     if config.metrics_http_port is not None:
-        root: Resource | None = metrics_root(view)
-        if root is None:
-            log.warn("metricsProvider.httpPort is set but zabd has no /metrics yet; not listening")
-        else:
-            services.append(OptionalListener(reactor, config.metrics_http_host, config.metrics_http_port,
-                                             QuietSite(root), "Prometheus metrics"))
+        services.append(OptionalListener(reactor, config.metrics_http_host, config.metrics_http_port,
+                                         QuietSite(metrics_root(view)), "Prometheus metrics"))
     return services

@@ -5,12 +5,10 @@ The twisted.web side of the admin endpoint: the commands resource and the site's
 ``GET <commandURL>/<name>?k=v`` answers JSON with status 200, errors
 included (3.8.0 answers unknown commands and bad parameters with 200 too).
 Other methods get 405, as Jetty's servlet gives them; HEAD is GET without
-a body.  The root also mounts ``/metrics`` and the status page at ``/``,
-each from its own module when that module exists.
+a body.  The root also mounts ``/metrics`` and the status page at ``/``.
 """
 from __future__ import annotations
 
-import importlib
 import json
 from html import escape
 from typing import Any
@@ -20,13 +18,12 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from zabd.admin.commands import command_list_html, run_command
+from zabd.admin.metrics_resource import MetricsResource
+from zabd.admin.status import StatusPage
 from zabd.server.config import ZabdConfig
 from zabd.server.fourletter_view import AdminView
 
 log = Logger()
-
-METRICS_MODULE = "zabd.admin.metrics_resource"
-STATUS_MODULE = "zabd.admin.status"
 
 
 class CommandsResource(Resource):
@@ -63,18 +60,6 @@ class CommandsResource(Resource):
         return (json.dumps(answer, indent=2) + "\n").encode("utf-8")
 
 
-def optional_resource(module_name: str, class_name: str, *args: Any) -> IResource | None:
-    """``module.class(*args)``, or None if the module does not exist (yet)."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise  # the module exists but is broken: say so
-        return None
-    resource: IResource = getattr(module, class_name)(*args)
-    return resource
-
-
 def _mount(root: Resource, url: str, child: IResource) -> None:
     """Put ``child`` at ``url`` below ``root``, with plain resources for the levels between."""
     segments = [s.encode("utf-8") for s in url.split("/") if s]
@@ -90,24 +75,17 @@ def _mount(root: Resource, url: str, child: IResource) -> None:
     parent.putChild(segments[-1], child)
 
 
-def metrics_root(view: AdminView) -> Resource | None:
-    """A root serving only ``/metrics`` (the Prometheus provider's port), if that module exists."""
-    metrics = optional_resource(METRICS_MODULE, "MetricsResource", view)
-    if metrics is None:
-        return None
+def metrics_root(view: AdminView) -> Resource:
+    """A root serving only ``/metrics`` (the Prometheus provider's port)."""
     root = Resource()
-    root.putChild(b"metrics", metrics)
+    root.putChild(b"metrics", MetricsResource(view))
     return root
 
 
 def admin_root(view: AdminView, config: ZabdConfig, reactor: Any) -> Resource:
     """The admin port's root: the commands, ``/metrics`` and the status page at ``/``."""
     root = Resource()
-    metrics = optional_resource(METRICS_MODULE, "MetricsResource", view)
-    if metrics is not None:
-        root.putChild(b"metrics", metrics)
-    status = optional_resource(STATUS_MODULE, "StatusPage", view, config, reactor)
-    if status is not None:
-        root.putChild(b"", status)
+    root.putChild(b"metrics", MetricsResource(view))
+    root.putChild(b"", StatusPage(view, config, reactor))
     _mount(root, config.admin_command_url, CommandsResource(view, config.admin_command_url))
     return root

@@ -127,7 +127,10 @@ def zookeeper_command(cfg: Path, workdir: Path, extra_cfg: Mapping[str, str] | N
 
 
 def zabd_command(cfg: Path) -> list[str]:
-    return [sys.executable, "-c", _TWISTD_BOOTSTRAP, "-n", "--pidfile=", "zabd", "--config", str(cfg)]
+    # ZABD_PYTHON runs the server under another interpreter that has zabd
+    # installed (the benchmark's --zabd-python), e.g. a distribution's build.
+    python = os.environ.get("ZABD_PYTHON") or sys.executable
+    return [python, "-c", _TWISTD_BOOTSTRAP, "-n", "--pidfile=", "zabd", "--config", str(cfg)]
 
 
 def zabd_environment() -> dict[str, str]:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,6 +69,8 @@ def machine_info() -> dict[str, str]:
         "cpu": model,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
+        # The interpreter build matters: pyenv's default has no PGO/LTO.
+        "zabd-python": os.environ.get("ZABD_PYTHON") or sys.executable,
     }
 
 

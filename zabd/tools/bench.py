@@ -203,7 +203,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--failover", action="store_true",
                         help="with --ensemble: time kill -9 of the leader until a new session's write succeeds")
     parser.add_argument("--failover-runs", type=int, default=5, metavar="K")
+    parser.add_argument("--zabd-python", metavar="PATH",
+                        help="run zabd servers started with --start under this interpreter (zabd installed in it)")
     args = parser.parse_args(argv)
+    if args.zabd_python:
+        os.environ["ZABD_PYTHON"] = args.zabd_python
     args.workloads = [w for w in args.workloads.split(",") if w]
     if unknown := set(args.workloads) - set(WORKLOADS):
         parser.error(f"unknown workloads: {sorted(unknown)}")
