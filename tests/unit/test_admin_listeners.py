@@ -11,7 +11,6 @@ from twisted.web.server import Site
 
 from tests.unit.admin_stub import request
 from tests.unit.fakes import make_server
-from zabd.admin import resource as admin_resource
 from zabd.admin.listeners import OptionalListener, admin_services
 from zabd.admin.resource import admin_root
 from zabd.server.config import parse_config
