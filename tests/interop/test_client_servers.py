@@ -1,27 +1,22 @@
 """zabd.client against real 3-peer ensembles, zabd's and Apache ZooKeeper 3.8.0's alike.
 
-The client runs on the real reactor in a subprocess (tests/interop/client_scenario.py),
+The client runs on the real reactor in a subprocess (tests/interop/scenario_client.py),
 so a hang fails at the subprocess deadline instead of stalling the suite.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
+from tests.interop.scenarios import run_scenario
 from zabd.testing.ensembleprocs import start_ensemble
 
 ENSEMBLE_CFG = {"maxSessionTimeout": "20000"}
 DEADLINE_S = 120
 
 
-def scenario(*args: str) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-m", "tests.interop.client_scenario", *args],
-                          capture_output=True, text=True, timeout=DEADLINE_S, cwd=Path(__file__).parents[2])
-    assert done.returncode == 0, done.stderr[-20000:]
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+def scenario(*args: str) -> dict[str, Any]:
+    return run_scenario("scenario_client", *args, deadline_s=DEADLINE_S)
 
 
 def test_every_call(target_kind: str, tmp_path: Path) -> None:

@@ -103,6 +103,21 @@ def test_outstanding_requests_fail_with_connection_loss_and_the_session_resumes_
     assert states == [KazooState.CONNECTED, KazooState.SUSPENDED, KazooState.CONNECTED]
 
 
+def test_listeners_hear_suspended_before_a_request_fails_with_connection_loss() -> None:
+    # A lock holder whose write fails must already know the connection went.
+    net, (a, _) = scripted("a:1", "b:2")
+    client = make_client(net, "a:1,b:2")
+    heard: list[str] = []
+    client.add_listener(lambda state: heard.append(state.value))
+    client.start()
+    connect(net, a, client)
+    client.set("/x", b"v").addErrback(lambda f: heard.append(type(f.value).__name__))
+    net.pump()
+    a.last.drop()
+    net.pump()
+    assert heard == ["CONNECTED", "SUSPENDED", "ConnectionLoss"]
+
+
 def test_session_expiry_is_lost_and_fails_requests_then_a_new_session_starts() -> None:
     net, (a, b) = scripted("a:1", "b:2")
     client = make_client(net, "a:1,b:2")

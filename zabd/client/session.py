@@ -310,10 +310,12 @@ class ClientSession:
         """The connection is gone: fail what was in flight, go SUSPENDED, try the next host."""
         if hang_up:
             self._fx.add(Hangup())
-        self._fail_pending(ConnectionLoss)
-        self._auth.connection_lost()
+        # Listeners hear SUSPENDED before any request fails with ConnectionLoss:
+        # a lock holder whose write failed must already know why.
         if self.state is KazooState.CONNECTED:
             self._set_state(KazooState.SUSPENDED)
+        self._fail_pending(ConnectionLoss)
+        self._auth.connection_lost()
         self._failures_this_round += 1
         self._dial_next(now_ms)
 
@@ -330,13 +332,13 @@ class ClientSession:
             self._expire(KeeperState.EXPIRED_SESSION)
 
     def _expire(self, why: KeeperState) -> None:
+        self._set_state(KazooState.LOST)  # first, as in _disconnected
         self._fail_pending(SessionExpiredError)
         for request in self._queued:
             self._fx.add(Complete(request.on_done, Outcome(0, b"", SessionExpiredError())))
         self._queued.clear()
         self.watches.clear()
         self.session_id, self.password, self.last_zxid = 0, bytes(16), 0
-        self._set_state(KazooState.LOST)
 
     def _closed(self) -> None:
         self._fail_pending(ConnectionClosedError)

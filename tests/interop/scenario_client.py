@@ -1,37 +1,23 @@
 """Runs zabd.client against a real ensemble on the real reactor, in a process of its own.
 
-    python -m tests.interop.client_scenario calls HOSTS
-    python -m tests.interop.client_scenario leader-kill HOSTS PORT=PID,PORT=PID,...
+    python -m tests.interop.scenario_client calls HOSTS
+    python -m tests.interop.scenario_client leader-kill HOSTS PORT=PID,PORT=PID,...
 
 Prints one JSON line of findings on success; exits 1 (message on stderr) on failure.
 """
 from __future__ import annotations
 
-import json
-import os
-import signal
-import sys
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.task import deferLater, react
+from twisted.internet.task import deferLater
 
+from tests.interop.scenarios import kill, leader_port, scenario_main, wait_for
 from zabd.client import (
     BadVersionError, DeferredWatch, GetChildren, GetData, KazooState, NoNodeError, RolledBackError,
     ZooKeeperClient, make_digest_acl,
 )
-from zabd.client.fourletter import four_letter_word
 
 DEADLINE_S = 40.0
-
-
-async def wait_for(reactor: Any, what: str, check: Any, within: float = DEADLINE_S) -> None:
-    waited = 0.0
-    while not check():
-        if waited >= within:
-            raise AssertionError(f"timed out waiting for {what}")
-        await deferLater(reactor, 0.05, lambda: None)
-        waited += 0.05
 
 
 async def every_call(reactor: Any, hosts: str) -> dict[str, Any]:
@@ -109,12 +95,8 @@ async def leader_kill(reactor: Any, hosts: str, pids: dict[int, int]) -> dict[st
     for i, client in enumerate(clients):
         client.add_listener(lambda s, i=i: states.append(f"{i}:{s.value}"))
         await client.create(f"/eph{i}", b"", ephemeral=True)
-    leader = None
-    for port in pids:
-        if "Mode: leader" in await four_letter_word(reactor, "127.0.0.1", port, b"srvr"):
-            leader = port
-    assert leader is not None, "no leader"
-    os.kill(pids[leader], signal.SIGKILL)
+    leader = await leader_port(reactor, pids)
+    kill(pids, leader)
     await wait_for(reactor, "every client suspended and back",
                    lambda: all(c.connected for c in clients) and any("SUSPENDED" in s for s in states))
     await deferLater(reactor, 0.5, lambda: None)
@@ -126,23 +108,7 @@ async def leader_kill(reactor: Any, hosts: str, pids: dict[int, int]) -> dict[st
     return {"survived": survived, "lost": lost, "suspended": sorted({s.split(":")[0] for s in states if "SUSPENDED" in s})}
 
 
-def main() -> None:
-    mode, hosts = sys.argv[1], sys.argv[2]
-
-    async def run(reactor: Any) -> None:
-        watchdog = reactor.callLater(DEADLINE_S * 2, lambda: os._exit(3))
-        if mode == "calls":
-            result = await every_call(reactor, hosts)
-        else:
-            pids = {int(p): int(q) for p, q in (item.split("=") for item in sys.argv[3].split(","))}
-            result = await leader_kill(reactor, hosts, pids)
-        watchdog.cancel()
-        print(json.dumps(result), flush=True)
-
-    react(lambda reactor: ensureDeferred(run(reactor)))
-
 
 if __name__ == "__main__":
-    main()
-
-__all__ = ["Deferred"]
+    scenario_main({"calls": lambda reactor, hosts, pids: every_call(reactor, hosts),
+                   "leader-kill": leader_kill}, watchdog_s=DEADLINE_S * 2)
