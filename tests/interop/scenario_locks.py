@@ -1,7 +1,11 @@
-"""Recipes contending on a real ensemble while its leader is killed, on the real reactor, in a process of its own.
+"""The coordination recipes on a real ensemble, on the real reactor, in a process of its own.
 
     python -m tests.interop.scenario_locks lock HOSTS PORT=PID,PORT=PID,...
     python -m tests.interop.scenario_locks election HOSTS PORT=PID,PORT=PID,...
+    python -m tests.interop.scenario_locks once-each HOSTS
+
+``once-each`` runs ReadLock/WriteLock, Semaphore, Barrier and DoubleBarrier
+once with three clients; the other modes contend while the leader is killed.
 
 Every client lives in this one process, so one reactor clock times them all.
 Each holder records ``[client, start, end]``: start once the recipe reported
@@ -19,7 +23,8 @@ from twisted.internet.task import deferLater
 from tests.interop.scenarios import kill, leader_port, scenario_main, wait_for
 from zabd.client import BadVersionError, KazooState, ZooKeeperClient, ZookeeperError
 from zabd.client.recipes import (
-    CancelledError, Election, LeaderLatch, Lock, LockTimeout, SessionInterrupted, while_connected,
+    Barrier, CancelledError, DoubleBarrier, Election, LeaderLatch, Lock, LockTimeout, ReadLock, Semaphore,
+    SessionInterrupted, WriteLock, while_connected,
 )
 
 DEADLINE_S = 90.0
@@ -163,6 +168,58 @@ async def contend(reactor: Any, mode: str, hosts: str, pids: dict[int, int]) -> 
 
 
 
+async def once_each(reactor: Any, hosts: str) -> dict[str, Any]:
+    a, b, c = clients = [ZooKeeperClient(hosts, timeout=15.0, reactor=reactor) for _ in range(3)]
+    for client in clients:
+        await client.start()
+    out: dict[str, Any] = {}
+    # Readers share; a writer waits for them, and readers queued after a writer wait for it.
+    read_a, read_b = ReadLock(a, "/once/rw", "ra"), ReadLock(b, "/once/rw", "rb")
+    write_c = WriteLock(c, "/once/rw", "wc")
+    shared = [await read_a.acquire(), await read_b.acquire()]
+    writer = write_c.acquire()
+    while len(await read_a.contenders()) < 3:  # the writer's node is in line behind both readers
+        await deferLater(reactor, 0.05, lambda: None)
+    await c.sync("/once/rw")  # and its next step answered: still waiting while the readers hold
+    blocked = not writer.called
+    await read_a.release()
+    await read_b.release()
+    out["rw"] = shared + [blocked, await writer, sorted(await write_c.contenders())]
+    await write_c.release()
+    # Two leases among three: the third waits until one is given back.
+    pool = [Semaphore(client, "/once/sem", f"s{i}", max_leases=2) for i, client in enumerate(clients)]
+    granted = [await pool[0].acquire(), await pool[1].acquire(), await pool[2].acquire(blocking=False)]
+    third = pool[2].acquire(timeout=20.0)
+    await c.sync("/once")
+    granted.append(not third.called)  # both leases are out: the third waits
+    await pool[0].release()
+    out["semaphore"] = granted + [await third, sorted(await pool[1].lease_holders())]
+    for lease in pool[1:]:
+        await lease.release()
+    # A barrier holds until removed; a double barrier lets three in together and out together.
+    gate = Barrier(a, "/once/gate")
+    await gate.create()
+    waiting = Barrier(b, "/once/gate").wait(timeout=20.0)
+    await b.sync("/once")  # b's requests are answered in order: its exists came back first
+    held = not waiting.called
+    out["barrier"] = [held, await gate.remove(), await waiting]
+    double = [DoubleBarrier(client, "/once/double", 3, f"d{i}") for i, client in enumerate(clients)]
+    entering = [member.enter() for member in double]
+    for entered in entering:
+        await entered
+    inside = [member.participating for member in double]
+    leaving = [member.leave() for member in double]
+    for left in leaving:
+        await left
+    out["double_barrier"] = inside + [member.participating for member in double]
+    await a.delete("/once", recursive=True)
+    for client in clients:
+        await client.stop()
+    return out
+
+
 if __name__ == "__main__":
-    scenario_main({mode: lambda reactor, hosts, pids, mode=mode: contend(reactor, mode, hosts, pids)
-                   for mode in ("lock", "election")}, watchdog_s=DEADLINE_S + 20)
+    scenario_main({"lock": lambda reactor, hosts, pids: contend(reactor, "lock", hosts, pids),
+                   "election": lambda reactor, hosts, pids: contend(reactor, "election", hosts, pids),
+                   "once-each": lambda reactor, hosts, pids: once_each(reactor, hosts)},
+                  watchdog_s=DEADLINE_S + 20)

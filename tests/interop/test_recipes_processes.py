@@ -50,3 +50,12 @@ def test_leader_kill_mid_recipe_never_gives_two_holders(target_kind: str, recipe
     if recipe == "lock":  # no update lost: every finished round counted, each at most once
         finished = len(intervals) - out["interrupted"]
         assert finished <= out["counter"] <= len(intervals)
+
+
+def test_every_coordination_recipe_once(target_kind: str, tmp_path: Path) -> None:
+    with start_ensemble(target_kind, tmp_path, voters=3, extra_cfg=ENSEMBLE_CFG) as ensemble:
+        out = scenario("once-each", ensemble.hosts())
+    assert out["rw"] == [True, True, True, True, ["wc"]]
+    assert out["semaphore"] == [True, True, False, True, True, ["s1", "s2"]]
+    assert out["barrier"] == [True, True, True]
+    assert out["double_barrier"] == [True, True, True, False, False, False]
