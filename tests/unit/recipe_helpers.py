@@ -22,10 +22,10 @@ class Cluster:
         self.session_timeout = session_timeout
         self.clients: list[ZooKeeperClient] = []
 
-    def client(self) -> ZooKeeperClient:
+    def client(self, **kw: Any) -> ZooKeeperClient:
         n = len(self.clients)
         self.net.add(f"c{n}", 2181, RealServer(self.net.clock, server=self.server.server))
-        client = make_client(self.net, f"c{n}:2181", timeout=self.session_timeout)
+        client = make_client(self.net, f"c{n}:2181", timeout=self.session_timeout, **kw)
         self.clients.append(client)
         self.call(client.start())
         return client

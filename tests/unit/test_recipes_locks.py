@@ -78,6 +78,23 @@ def test_timeout_fails_with_lock_timeout_and_cleans_up() -> None:
     assert len(cluster.call(a.get_children("/t"))) == 1
 
 
+def test_a_timeout_while_disconnected_still_removes_the_node_once_reconnected() -> None:
+    # A node left in line would block every later contender for as long as the session lives.
+    cluster = Cluster()
+    a, b = cluster.client(), cluster.client(connect_timeout=1.0)
+    assert cluster.call(Lock(a, "/t").acquire()) is True
+    waiting = Lock(b, "/t").acquire(timeout=2.0)
+    cluster.run_for(0.5)
+    cluster.cut(b)
+    cluster.run_for(2.0)
+    assert isinstance(failure(waiting), LockTimeout)
+    assert len(cluster.call(a.get_children("/t"))) == 2  # b's node is still there: b is away
+    cluster.heal(b)
+    cluster.run_for(3.0)  # b's dial into the silence times out, the next connects: its session resumes
+    assert b.connected and b.state is KazooState.CONNECTED
+    assert len(cluster.call(a.get_children("/t"))) == 1
+
+
 def test_cancel_fails_a_pending_acquire_and_the_lock_is_usable_again() -> None:
     cluster = Cluster()
     a, b = cluster.client(), cluster.client()

@@ -28,10 +28,12 @@ import uuid
 from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 
 from zabd.client.client import ZooKeeperClient
-from zabd.client.errors import NoNodeError, SessionExpiredError, ZookeeperError
+from zabd.client.errors import ConnectionClosedError, NoNodeError, SessionExpiredError, ZookeeperError
 from zabd.client.recipes.support import (
     RETRYABLE, CancelledError, Deadline, LockTimeout, Wakeup, child_path,
 )
@@ -124,21 +126,42 @@ class Lock:
         self._acquiring = True
         self._ephemeral = ephemeral
         self._listen(True)
+        contending = Deferred.fromCoroutine(self._contend(blocking, deadline, ephemeral))
+        left = deadline.left()
+        if left is not None:
+            # Also while a step waits for a connection: its requests wait, the caller does not.
+            contending.addTimeout(left, self.client.reactor)
         try:
-            gotten = await self._contend(blocking, deadline, ephemeral)
-        except Exception:  # not GeneratorExit: a collected coroutine must not await
-            await self._best_effort_cleanup()
+            gotten = await contending
+        except Exception as error:  # not GeneratorExit: a collected coroutine must not await
             self.cancelled = False
+            self._leave_line()
+            if isinstance(error, DeferredTimeout):
+                raise LockTimeout(f"failed to acquire lock on {self.path} in time") from None
             raise
-        finally:
-            self._acquiring = False
-            self._idle.set()
         if gotten and self.client.state is KazooState.LOST and ephemeral:
             gotten = False  # the session ended as the answer came in
         self.is_acquired = gotten
-        if not gotten:
-            await self._best_effort_cleanup()
+        if gotten:
+            self._acquiring = False
+            self._idle.set()
+        else:
+            self._leave_line()
         return gotten
+
+    def _leave_line(self) -> None:
+        """Answer the caller now, and delete our node in the background.
+
+        The delete waits for a connection if there is none; until it is done
+        no other acquire of this lock starts (it would find the node again).
+        """
+        def done(result: object) -> None:
+            if isinstance(result, Failure):
+                log.failure("Removing the node of lock {path}", result, path=self.path)
+            self._acquiring = False
+            self._idle.set()
+
+        Deferred.fromCoroutine(self._best_effort_cleanup()).addBoth(done)
 
     async def _contend(self, blocking: bool, deadline: Deadline, ephemeral: bool) -> bool:
         while True:
@@ -210,7 +233,8 @@ class Lock:
         try:
             node = self.node or await self._find_node()
             if node:
-                await self.client.delete(child_path(self.path, node))
+                # Surely, not once: a node left in line would block every later contender.
+                await self._delete(node)
         except ZookeeperError:
             pass
         self.node = None
@@ -222,19 +246,23 @@ class Lock:
     async def _release(self) -> bool:
         if not self.is_acquired or self.node is None:
             return False
-        while True:
-            try:
-                await self.client.delete(child_path(self.path, self.node))
-                break
-            except NoNodeError:
-                break
-            except SessionExpiredError:
-                if self._ephemeral:
-                    break  # the node went with the session
-            except RETRYABLE:
-                pass  # queued for the next connection
+        await self._delete(self.node)
         self._drop()
         return True
+
+    async def _delete(self, node: str) -> None:
+        """Delete our node, retrying through connection loss (a retry waits for the next connection)."""
+        while True:
+            try:
+                await self.client.delete(child_path(self.path, node))
+                return
+            except (NoNodeError, ConnectionClosedError):
+                return  # gone, or the client was stopped: nothing to retry on
+            except SessionExpiredError:
+                if self._ephemeral:
+                    return  # the node went with the session
+            except RETRYABLE:
+                pass
 
     def _drop(self) -> None:
         self.is_acquired = False
