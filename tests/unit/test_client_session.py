@@ -225,6 +225,61 @@ def test_read_only_server() -> None:
     assert client.connected and client.read_only and client.client_state is KeeperState.CONNECTED_RO
 
 
+def test_read_only_client_moves_to_a_read_write_server_when_one_answers() -> None:
+    # As 3.8's pingRwServer: isro to the other hosts, 100 ms then doubling; "rw" is where to go.
+    net, (a, b) = scripted("a:1", "b:2")
+    client = make_client(net, "a:1,b:2", read_only=True)
+    states: list[KazooState] = []
+    client.add_listener(states.append)
+    client.start()
+    net.pump()
+    a.last.accept_session(6000, 0x5, PASSWORD, read_only=True)
+    net.pump()
+    assert client.read_only and len(b.connections) == 0
+    net.advance(0.1)
+    assert b.last.unframed == b"isro"
+    b.last.write(b"ro")
+    b.last.drop()
+    net.pump()
+    net.advance(0.15)
+    assert len(b.connections) == 1  # the next probe waits twice as long
+    net.advance(0.06)
+    assert len(b.connections) == 2 and b.last.unframed == b"isro"
+    b.last.write(b"rw")
+    b.last.drop()
+    net.pump()
+    assert a.last.closed and len(b.connections) == 3
+    request, read_only = parse_connect(b.last.frames[0])
+    # The read-only server's session was its own: a client that never saw a
+    # read-write server starts a new session there (3.8's seenRwServerBefore).
+    assert (request.sessionId, read_only) == (0, True)
+    b.last.accept_session(6000, 0x77, PASSWORD, read_only=False)
+    net.pump()
+    assert not client.read_only and client.client_id == (0x77, PASSWORD)
+    assert states == [KazooState.CONNECTED, KazooState.SUSPENDED, KazooState.CONNECTED]
+    net.advance(1.5)  # longer than the probes' waits so far, shorter than a ping's
+    assert len(b.connections) == 3 and len(a.connections) == 1  # no more probes once read-write
+
+
+def test_a_session_that_saw_a_read_write_server_resumes_on_the_next_one() -> None:
+    net, (a, b) = scripted("a:1", "b:2")
+    client = make_client(net, "a:1,b:2", read_only=True)
+    client.start()
+    connect(net, a, client)  # read-write first
+    a.last.drop()
+    net.pump()
+    b.last.accept_session(6000, 0x1234, PASSWORD, read_only=True)  # then cut off: read-only
+    net.pump()
+    assert client.read_only
+    net.advance(0.11)
+    assert a.last.unframed == b"isro"
+    a.last.write(b"rw")
+    a.last.drop()
+    net.pump()
+    request, _ = parse_connect(a.last.frames[0])
+    assert (request.sessionId, request.passwd) == (0x1234, PASSWORD)
+
+
 def test_stop_sends_close_session_and_later_calls_fail() -> None:
     net, (a,) = scripted("a:1")
     client = make_client(net, "a:1")

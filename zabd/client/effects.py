@@ -64,6 +64,15 @@ class Dial:
 
 
 @dataclass(frozen=True, slots=True)
+class Probe:
+    """Ask ``host`` ``isro`` on a connection of its own; report with ``probe_answered``."""
+
+    host: HostPort
+    probe_id: int
+    timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Write:
     data: bytes
 
@@ -98,7 +107,7 @@ class Fire:
     event: WatchedEvent
 
 
-Effect = Dial | Write | Hangup | ArmTimer | StateChanged | Complete | Fire
+Effect = Dial | Write | Hangup | ArmTimer | StateChanged | Complete | Fire | Probe
 
 
 @dataclass(slots=True)

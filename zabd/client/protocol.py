@@ -19,7 +19,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
-from zabd.client.effects import ArmTimer, Complete, Dial, Effect, Fire, Hangup, StateChanged, Write
+from zabd.client.effects import ArmTimer, Complete, Dial, Effect, Fire, Hangup, Probe, StateChanged, Write
+from zabd.client.fourletter import four_letter_word
 from zabd.client.session import ClientSession, Phase
 from zabd.client.states import KazooState
 
@@ -135,6 +136,17 @@ class SessionDriver:
             self._dial(effect)
         elif isinstance(effect, Hangup):
             self._hang_up()
+        elif isinstance(effect, Probe):
+            self._probe(effect)
+
+    def _probe(self, probe: Probe) -> None:
+        def answered(result: str | Failure) -> None:
+            # A failed or odd answer counts as "not read-write": the search goes on, more slowly.
+            read_write = isinstance(result, str) and result.strip() == "rw"
+            self.run(self.core.probe_answered(probe.probe_id, read_write, self.now_ms()))
+
+        four_letter_word(self.reactor, probe.host.host, probe.host.port, b"isro",
+                         probe.timeout_ms / 1000.0).addBoth(answered)
 
     def _dial(self, dial: Dial) -> None:
         log.debug("Connecting to {host}", host=str(dial.host))

@@ -40,6 +40,7 @@ from zabd.client.effects import (
 from zabd.client.errors import ConnectionClosedError, ConnectionLoss, SessionExpiredError, ZookeeperError, error_for
 from zabd.client.auth import AuthReplay
 from zabd.client.hosts import Chroot, HostPort, HostRing
+from zabd.client.rwsearch import ReadWriteSearch
 from zabd.client.states import EVENT_TYPES, KazooState, KeeperState, WatchedEvent
 from zabd.client.watches import WatchKind, WatchRegistry
 from zabd.jute.codec import JuteError
@@ -82,6 +83,11 @@ class ClientSession:
         self._initial_backoff_ms = initial_backoff_ms
         self._max_backoff_ms = max_backoff_ms
         self.watches = WatchRegistry()
+        self._rw_search = ReadWriteSearch(self.ring.order)
+        #: Whether this session ever reached a read-write server: a read-only
+        #: server's session is its own, so a client that never saw one starts
+        #: afresh on the first read-write server (3.8's seenRwServerBefore).
+        self._seen_rw = False
         self.phase = Phase.IDLE
         self.state = KazooState.LOST
         self.read_only = False
@@ -170,7 +176,22 @@ class ClientSession:
             self._write(request_frame(PING_XID, OpCode.ping), now_ms)
         elif phase is Phase.BACKOFF and now_ms >= self._deadline_ms:
             self._dial_next(now_ms)
+        if self.phase is Phase.CONNECTED and self.read_only:
+            probe = self._rw_search.probe(self.host, now_ms, self.connect_timeout_ms)
+            if probe is not None:
+                self._fx.add(probe)
         self._check_local_expiry(now_ms)
+        return self._done(now_ms)
+
+    def probe_answered(self, probe_id: int, read_write: bool, now_ms: int) -> list[Effect]:
+        """A probe's answer: a read-write server found while read-only is where to go now."""
+        found = self._rw_search.answered(probe_id, read_write, now_ms)
+        if found is not None and self.phase is Phase.CONNECTED and self.read_only:
+            log.info("Read-write server {host} found; leaving read-only {current}",
+                     host=str(found), current=str(self.host))
+            if not self._seen_rw:
+                self.session_id, self.password = 0, bytes(16)  # the read-only server's own session
+            self._disconnected(now_ms, hang_up=True, to=found)
         return self._done(now_ms)
 
     def submit(self, request: Request, now_ms: int) -> list[Effect]:
@@ -220,10 +241,14 @@ class ClientSession:
                 self._deadline_ms = now_ms + int(base * (0.5 + self._rng.random() / 2))
                 self.ring.rewind()
                 return
+        self._dial(self.host, now_ms)
+
+    def _dial(self, host: HostPort, now_ms: int) -> None:
+        self.host = host
         self._attempt += 1
         self.phase = Phase.DIALING
         self._deadline_ms = now_ms + self.connect_timeout_ms
-        self._fx.add(Dial(self.host, self._attempt, self.connect_timeout_ms))
+        self._fx.add(Dial(host, self._attempt, self.connect_timeout_ms))
 
     def _handshake_done(self, frame: bytes, now_ms: int) -> None:
         response, read_only = parse_connect_response(frame)
@@ -242,6 +267,10 @@ class ClientSession:
         self.phase = Phase.CONNECTED
         self._failed_rounds = self._failures_this_round = 0
         self.read_only = read_only
+        if read_only:
+            self._rw_search.start(now_ms)
+        else:
+            self._seen_rw = True
         self._set_state(KazooState.CONNECTED)
         for packet in self._auth.packets:  # auth, then watches, then queued requests, as ClientCnxn orders them
             self._send_auth(packet, now_ms)
@@ -306,8 +335,9 @@ class ClientSession:
         self._last_sent_ms = now_ms
         self._fx.add(Write(data))
 
-    def _disconnected(self, now_ms: int, hang_up: bool) -> None:
-        """The connection is gone: fail what was in flight, go SUSPENDED, try the next host."""
+    def _disconnected(self, now_ms: int, hang_up: bool, to: HostPort | None = None) -> None:
+        """The connection is gone: fail what was in flight, go SUSPENDED, try the next host (or ``to``)."""
+        self._rw_search.stop()
         if hang_up:
             self._fx.add(Hangup())
         # Listeners hear SUSPENDED before any request fails with ConnectionLoss:
@@ -316,6 +346,9 @@ class ClientSession:
             self._set_state(KazooState.SUSPENDED)
         self._fail_pending(ConnectionLoss)
         self._auth.connection_lost()
+        if to is not None:
+            self._dial(to, now_ms)
+            return
         self._failures_this_round += 1
         self._dial_next(now_ms)
 
@@ -332,6 +365,7 @@ class ClientSession:
             self._expire(KeeperState.EXPIRED_SESSION)
 
     def _expire(self, why: KeeperState) -> None:
+        self._rw_search.stop()
         self._set_state(KazooState.LOST)  # first, as in _disconnected
         self._fail_pending(SessionExpiredError)
         for request in self._queued:
@@ -341,6 +375,7 @@ class ClientSession:
         self.session_id, self.password, self.last_zxid = 0, bytes(16), 0
 
     def _closed(self) -> None:
+        self._rw_search.stop()
         self._fail_pending(ConnectionClosedError)
         for request in self._queued:
             self._fx.add(Complete(request.on_done, Outcome(0, b"", ConnectionClosedError())))
@@ -382,5 +417,7 @@ class ClientSession:
             deadlines.append(self._last_heard_ms + self.read_timeout_ms)
             if phase is Phase.CONNECTED:
                 deadlines.append(self._ping_due_ms())
+                if self.read_only and self._rw_search.due_ms is not None:
+                    deadlines.append(self._rw_search.due_ms)
         return max(min(deadlines), now_ms) if deadlines else None
 

@@ -115,6 +115,11 @@ class FakeConnection:
             w.write_bool(read_only)
         self.send_frame(w.getvalue())
 
+    @property
+    def unframed(self) -> bytes:
+        """Bytes received that make no whole frame yet (a four-letter word, say)."""
+        return self._partial
+
     def requests(self) -> list[tuple[int, int, bytes]]:
         """(xid, opcode, body) of every frame after the ConnectRequest."""
         return [parse_request(frame) for frame in self.frames[1:]]
