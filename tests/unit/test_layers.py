@@ -15,7 +15,7 @@ PURE_MODULES = (
     "admin/commands.py", "admin/shapes.py", "admin/compat.py", "admin/status_figures.py",
     "admin/status_html.py", "admin/peers.py",
     "client/session.py", "client/hosts.py", "client/states.py", "client/watches.py",
-    "client/effects.py", "client/auth.py", "client/errors.py", "client/rwsearch.py",
+    "client/effects.py", "client/auth.py", "client/errors.py", "client/rwsearch.py", "client/inflight.py",
 )
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import random
 import struct
-from collections import deque
 from enum import Enum
 
 from twisted.logger import Logger
@@ -37,9 +36,10 @@ from zabd.client.effects import (
     ArmTimer, Complete, Dial, Effect, Effects, Fire, Hangup, Outcome, ReplyHandler, Request, StateChanged, Write,
     connect_frame, parse_connect_response, record_body, request_frame,
 )
-from zabd.client.errors import ConnectionClosedError, ConnectionLoss, SessionExpiredError, ZookeeperError, error_for
+from zabd.client.errors import ConnectionClosedError, ConnectionLoss, SessionExpiredError, error_for
 from zabd.client.auth import AuthReplay
 from zabd.client.hosts import Chroot, HostPort, HostRing
+from zabd.client.inflight import InFlight
 from zabd.client.rwsearch import ReadWriteSearch
 from zabd.client.states import EVENT_TYPES, KazooState, KeeperState, WatchedEvent
 from zabd.client.watches import WatchKind, WatchRegistry
@@ -52,7 +52,6 @@ from zabd.jute.schema import decode
 log = Logger()
 
 _REPLY_HEADER = struct.Struct(">iqi")
-MAX_XID = 2**31 - 1
 MAX_SEND_PING_INTERVAL_MS = 10_000  # ClientCnxn: ping at least every 10 s whatever the timeout
 
 
@@ -99,9 +98,7 @@ class ClientSession:
         self._attempt = 0
         self._failed_rounds = 0
         self._failures_this_round = 0
-        self._xid = 0
-        self._queued: deque[Request] = deque()  # not yet sent: waiting for a connection
-        self._pending: deque[Request] = deque()  # sent, reply due, in send order
+        self._requests = InFlight()
         self._auth = AuthReplay()
         self._deadline_ms = 0  # connect deadline, or when the next dial is due
         self._last_sent_ms = 0
@@ -201,7 +198,7 @@ class ClientSession:
         elif self.phase is Phase.CONNECTED:
             self._send(request, now_ms)
         else:
-            self._queued.append(request)
+            self._requests.queued.append(request)
         return self._done(now_ms)
 
     def add_auth(self, scheme: str, credential: bytes, on_done: ReplyHandler, now_ms: int) -> list[Effect]:
@@ -276,8 +273,7 @@ class ClientSession:
             self._send_auth(packet, now_ms)
         for record in self.watches.set_watches(self.last_zxid):
             self._write(request_frame(SET_WATCHES_XID, OpCode.setWatches2, record_body(record)), now_ms)
-        queued, self._queued = self._queued, deque()
-        for request in queued:
+        for request in self._requests.take_queued():
             self._send(request, now_ms)
 
     def _reply(self, frame: bytes) -> None:
@@ -290,10 +286,7 @@ class ClientSession:
         elif xid == AUTH_XID:
             self._fx.items += self._auth.replied(err)
         else:
-            if not self._pending or self._pending[0].xid != xid:
-                due = self._pending[0].xid if self._pending else None
-                raise JuteError(f"reply xid {xid} where {due} was due")
-            request = self._pending.popleft()
+            request = self._requests.answered(xid)
             if zxid > 0:
                 self.last_zxid = zxid
             self._register_watch(request, err)
@@ -326,10 +319,8 @@ class ClientSession:
         self._write(request_frame(AUTH_XID, OpCode.auth, record_body(packet)), now_ms)
 
     def _send(self, request: Request, now_ms: int) -> None:
-        self._xid = self._xid + 1 if self._xid < MAX_XID else 1
-        request.xid = self._xid
-        self._pending.append(request)
-        self._write(request_frame(request.xid, request.opcode, request.body), now_ms)
+        xid = self._requests.sent(request)
+        self._write(request_frame(xid, request.opcode, request.body), now_ms)
 
     def _write(self, data: bytes, now_ms: int) -> None:
         self._last_sent_ms = now_ms
@@ -344,7 +335,7 @@ class ClientSession:
         # a lock holder whose write failed must already know why.
         if self.state is KazooState.CONNECTED:
             self._set_state(KazooState.SUSPENDED)
-        self._fail_pending(ConnectionLoss)
+        self._fx.items += self._requests.fail_sent(ConnectionLoss)
         self._auth.connection_lost()
         if to is not None:
             self._dial(to, now_ms)
@@ -367,28 +358,17 @@ class ClientSession:
     def _expire(self, why: KeeperState) -> None:
         self._rw_search.stop()
         self._set_state(KazooState.LOST)  # first, as in _disconnected
-        self._fail_pending(SessionExpiredError)
-        for request in self._queued:
-            self._fx.add(Complete(request.on_done, Outcome(0, b"", SessionExpiredError())))
-        self._queued.clear()
+        self._fx.items += self._requests.fail_all(SessionExpiredError)
         self.watches.clear()
         self.session_id, self.password, self.last_zxid = 0, bytes(16), 0
 
     def _closed(self) -> None:
         self._rw_search.stop()
-        self._fail_pending(ConnectionClosedError)
-        for request in self._queued:
-            self._fx.add(Complete(request.on_done, Outcome(0, b"", ConnectionClosedError())))
-        self._queued.clear()
+        self._fx.items += self._requests.fail_all(ConnectionClosedError)
         self.watches.clear()
         self.phase = Phase.CLOSED
         self.session_id, self.password = 0, bytes(16)
         self._set_state(KazooState.LOST)
-
-    def _fail_pending(self, error: type[ZookeeperError]) -> None:
-        pending, self._pending = self._pending, deque()
-        for request in pending:
-            self._fx.add(Complete(request.on_done, Outcome(0, b"", error())))
 
     def _set_state(self, state: KazooState) -> None:
         if state is not self.state or state is KazooState.CONNECTED:
