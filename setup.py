@@ -10,15 +10,16 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
     package_data={"zabd": ["py.typed"]},
-    install_requires=["twisted>=24.7", "attrs", "incremental>=24.7"],
+    # TLS: Twisted's (pyOpenSSL); key stores: cryptography (PKCS12, PEM) and pyjks (JKS).
+    install_requires=["twisted[tls]>=24.7", "pyOpenSSL>=24.2", "cryptography>=43", "pyjks", "attrs",
+                      "incremental>=24.7"],
     extras_require={
         "test": [
             "pytest",
             "pytest-timeout",
             "hypothesis",
             "kazoo>=2.10",
-            # kazoo's own suite (tests/interop/test_kazoo_suite.py) imports these.
-            "pyjks",
+            # kazoo's own suite (tests/interop/test_kazoo_suite.py) imports objgraph (and pyjks).
             "objgraph",
             "treq",
             # /metrics is checked with the Prometheus text-format parser.

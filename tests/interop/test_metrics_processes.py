@@ -36,10 +36,9 @@ DELIBERATELY_MISSING: dict[str, frozenset[str]] = {
         skip_learner_request_to_next_processor_count proposal_ack_creation_latency outstanding_changes_queued
         om_commit_process_time_ms om_proposal_process_time_ms
         outstanding_changes_removed stale_requests stale_requests_dropped stale_replies""".split()),
-    # Java, Netty, TLS, SASL and the JVM: not in zabd.
-    "no JVM, Netty, TLS or ensemble auth": frozenset("""
-        jvm_pause_time_ms netty_queued_buffer_capacity outstanding_tls_handshake tls_handshake_exceeded
-        non_mtls_local_conn_count non_mtls_remote_conn_count unsuccessful_handshake insecure_admin_count
+    # Java, Netty, SASL and the JVM: not in zabd.
+    "no JVM, Netty or ensemble auth": frozenset("""
+        jvm_pause_time_ms netty_queued_buffer_capacity
         ensemble_auth_fail ensemble_auth_skip ensemble_auth_success socket_closing_time
         cnxn_closed_without_zk_server_running""".split()),
     # Connection throttling, dropping and caches zabd does not implement.

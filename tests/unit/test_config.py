@@ -281,7 +281,7 @@ def test_known_zookeeper_keys_are_not_unknown() -> None:
         "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
         "snapSizeLimitInKb=4194304", "txnLogSizeLimitInKb=-1", "fsync.warningthresholdms=1000",
         "commitLogCount=500", "group.1=1:2:3", "weight.1=1", "audit.enable=false",
-        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+        "authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
         "jvm.pause.monitor=false", "4lw.commands.whitelist=*", "multiAddress.enabled=false",
         "client.portUnification=false", "snapshot.trust.empty=true", "leaderServes=yes",
     )
@@ -290,7 +290,9 @@ def test_known_zookeeper_keys_are_not_unknown() -> None:
 
 
 def test_kazoo_harness_config() -> None:
-    # What kazoo.testing.common.ManagedZooKeeper writes (plus the harness's extra entries).
+    # What kazoo.testing.common.ManagedZooKeeper writes (plus the harness's extra entries),
+    # less its authProvider.1 line: SASL is refused (test_config_security), and the suite's
+    # shim drops that line.
     text = """
 tickTime=2000
 dataDir=/tmp/kazoo/ZOOKEEPER-0/data
@@ -299,7 +301,6 @@ secureClientPort=20050
 maxClientCnxns=0
 admin.serverPort=20100
 serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory
-authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider
 ssl.keyStore.location=/tmp/kazoo/ZOOKEEPER-0/keystore.jks
 ssl.keyStore.password=apassword
 ssl.trustStore.location=/tmp/kazoo/ZOOKEEPER-0/truststore.jks
@@ -333,6 +334,9 @@ peerType=participant
         3: "localhost:20021:20022:observer;localhost:20020",
     }
     assert c.unknown_keys == ()
+    assert (c.security.secure_client_port, c.security.plain_client_port) == (20050, True)
+    assert c.security.client.key_store is not None
+    assert c.security.client.key_store.location == "/tmp/kazoo/ZOOKEEPER-0/keystore.jks"
     assert c.raw[0] == ("tickTime", "2000")
 
 

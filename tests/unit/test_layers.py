@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE_LAYERS = ("jute", "core", "pipeline", "serving", "storage", "election", "quorum", "ensemble", "metrics")
+PURE_LAYERS = ("jute", "core", "pipeline", "serving", "storage", "election", "quorum", "ensemble", "metrics",
+               "tls")
 #: The sans-IO halves of packages whose other half is a Twisted adapter.
 PURE_MODULES = (
     "admin/commands.py", "admin/shapes.py", "admin/compat.py", "admin/status_figures.py",
-    "admin/status_html.py", "admin/peers.py",
+    "admin/status_html.py", "admin/peers.py", "server/config_security.py",
     "client/session.py", "client/hosts.py", "client/states.py", "client/watches.py",
     "client/effects.py", "client/auth.py", "client/errors.py", "client/rwsearch.py", "client/inflight.py",
 )

@@ -75,6 +75,8 @@ def _buffer_sizes(sizes: tuple[int, int, int] | None = None) -> JsonObject:
 def server_stats(view: AdminView) -> JsonObject:
     """``server_stats`` (srvr): 3.8's ServerStats object and the figures around it."""
     figures = dict(monitor_pairs(view))
+    metrics = getattr(view, "metrics", None)
+    tls = metrics.tls if metrics is not None else None
     stats: JsonObject = {
         "packets_sent": view.packets_sent,
         "packets_received": view.packets_received,
@@ -93,8 +95,9 @@ def server_stats(view: AdminView) -> JsonObject:
         "num_alive_client_connections": len(view.connections()),
         "uptime": view.uptime_ms,
         "auth_failed_count": view.auth_failed_count,
-        "non_mtlsremote_conn_count": 0,
-        "non_mtlslocal_conn_count": 0,
+        # 3.8's server_stats spells these without the underscore after mtls.
+        "non_mtlsremote_conn_count": tls.non_mtls_remote if tls else 0,
+        "non_mtlslocal_conn_count": tls.non_mtls_local if tls else 0,
     }
     out: JsonObject = {
         "version": view.version,

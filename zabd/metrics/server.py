@@ -14,6 +14,7 @@ reason (see ``ZERO_AS_IN_ZOOKEEPER``). Times are milliseconds, as in 3.8.
 from __future__ import annotations
 
 from zabd.metrics.registry import Counter, DetailLevel, MetricsRegistry, Summary, SummarySet
+from zabd.metrics.tls import TlsCounters, register_tls
 
 BASIC, ADVANCED = DetailLevel.BASIC, DetailLevel.ADVANCED
 
@@ -67,3 +68,7 @@ class ServerMetrics:
         self.stale_sessions_expired: Counter = counter("stale_sessions_expired")
         for name in ZERO_AS_IN_ZOOKEEPER:
             counter(name)
+        #: The client ports' TLS (3.8 counts its Netty client port's); the admin port's apart.
+        self.tls = TlsCounters()
+        self.admin_tls = TlsCounters()
+        register_tls(registry, self.tls, self.admin_tls)

@@ -19,13 +19,15 @@ from zabd.ensemble import EnsembleConfig
 from zabd.server.config_keys import (
     FIELDS,
     KEPT,
-    KEPT_PREFIXES,
     QUORUM_FIELDS,
     BadValue,
     canonical_key,
     four_letter_whitelist,
+    kept_reason,
     server_entry,
 )
+from zabd.server.config_security import inert_reason, is_security_key, security_settings
+from zabd.tls.settings import SecuritySettings
 from zabd.server.config_ensemble import dynamic_membership, with_ensemble, with_last_seen
 from zabd.server.config_errors import ConfigError, config_error, read_properties
 from zabd.server.dynamic_config import decoded, next_file_path
@@ -99,8 +101,14 @@ class ZabdConfig:
     config_file: str | None = None
     servers: dict[int, str] = field(default_factory=dict)
     ensemble: EnsembleConfig | None = None
+    #: The TLS listeners and stores; all off unless zoo.cfg asks.
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    #: ``DigestAuthenticationProvider.enabled``: false turns digest logins and ACLs off.
+    digest_auth_enabled: bool = True
     raw: tuple[tuple[str, str], ...] = ()
     unknown_keys: tuple[str, ...] = ()
+    #: Keys 3.8 knows that zabd leaves without effect, with why (logged at startup).
+    ignored_keys: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -139,9 +147,10 @@ class ZabdConfig:
         """
         def version_dir(d: str) -> str:
             return os.path.join(os.path.abspath(d), "version-2")
+        security = self.security
         return [
-            ("clientPort", str(self.client_port)),
-            ("secureClientPort", "-1"),
+            ("clientPort", str(self.client_port if security.plain_client_port else -1)),
+            ("secureClientPort", str(security.secure_client_port or -1)),
             ("dataDir", version_dir(self.data_dir)),
             ("dataDirSize", str(data_dir_size)),
             ("dataLogDir", version_dir(self.data_log_dir)),
@@ -189,6 +198,7 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
     quorum_values: dict[str, object] = {}
     servers: dict[int, str] = {}
     unknown: list[str] = []
+    ignored: list[tuple[str, str]] = []
     warnings: list[str] = []
     for name, (written, value, line) in latest.items():
         try:
@@ -201,12 +211,19 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
             elif name.startswith("server.") and written == name:  # 3.8 reads no zookeeper.server.N
                 sid, address = server_entry(name, value)
                 servers[sid] = address
-            elif name in KEPT:
-                check = KEPT[name]
+            elif is_security_key(name):
+                reason = inert_reason(name)
+                if reason is not None:
+                    ignored.append((written, reason))
+            elif name.startswith("server.") or kept_reason(name) is None:
+                unknown.append(written)
+            else:
+                check = KEPT[name][0] if name in KEPT else None
                 if check is not None:
                     check(value)
-            elif name.startswith("server.") or not name.startswith(KEPT_PREFIXES):
-                unknown.append(written)
+                reason = kept_reason(name) or ""
+                if reason.startswith("ignored"):
+                    ignored.append((written, reason))
         except BadValue as e:
             raise config_error(source, written, line, str(e)) from None
 
@@ -236,12 +253,17 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
     config = with_ensemble(config, entries, latest, quorum_values, myid, source, warnings, dynamic)
     if config.ensemble is not None and config.dynamic_config_file and next_text is not None:
         config = with_last_seen(config, next_text, source, warnings)
+    has_client_port = "clientPort" in latest or (
+        config.ensemble is not None and config.ensemble.client_address is not None)
+    security = security_settings(latest, source, has_client_port, config.ensemble is not None)
     return replace(
         config,
         four_letter_words=words,
         raw=tuple((key, value) for key, value, _ in entries),
         unknown_keys=tuple(unknown),
+        ignored_keys=tuple(ignored),
         warnings=tuple(warnings),
+        security=security,
     )
 
 

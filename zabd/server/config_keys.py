@@ -111,6 +111,7 @@ FIELDS: dict[str, tuple[str, Converter]] = {
     "jute.maxbuffer": ("jute_max_buffer", _positive),
     "extendedTypesEnabled": ("extended_types_enabled", _boolean),
     "DigestAuthenticationProvider.superDigest": ("super_digest", _super_digest),
+    "DigestAuthenticationProvider.enabled": ("digest_auth_enabled", _boolean),
     "skipACL": ("skip_acl", _boolean),
     "serverId": ("server_id", _integer(1, 255, "an integer from 1 to 255")),
     "initLimit": ("init_limit", _positive),
@@ -155,41 +156,80 @@ QUORUM_FIELDS: dict[str, tuple[str, Converter]] = {
     "snapshotSizeFactor": ("snapshot_size_factor", _real),
 }
 
-#: Keys ZooKeeper knows that zabd keeps in ``raw`` only; checked when typed.
-KEPT: dict[str, Converter | None] = {
-    "4lw.commands.whitelist": None,
-    "secureClientPort": _port_or_zero, "secureClientPortAddress": _text,
-    "observerMasterPort": _port_or_zero, "connectToLearnerMasterLimit": _non_negative,
-    "peerType": _peer_type, "sslQuorum": _boolean,
-    "portUnification": _boolean, "sslQuorumReloadCertFiles": _boolean,
-    "multiAddress.enabled": _boolean, "multiAddress.reachabilityCheckEnabled": _boolean,
-    "multiAddress.reachabilityCheckTimeoutMs": _non_negative,
-    "quorum.auth.enableSasl": _boolean, "quorum.auth.serverRequireSasl": _boolean,
-    "quorum.auth.learnerRequireSasl": _boolean, "quorum.cnxn.threads.size": _positive,
-    "snapSizeLimitInKb": _any_long, "txnLogSizeLimitInKb": _any_long,
-    "fsync.warningthresholdms": _any_long,
-    "audit.enable": _boolean, "oraclePath": None,
-    "serverCnxnFactory": None, "flushDelay": _any_long, "maxBatchSize": _any_int,
-    "maxWriteQueuePollTime": _any_long, "maxTimeToWaitForEpoch": _any_int,
-    "closeSessionTxn.enabled": _boolean, "emulate353TTLNodes": _boolean,
-    "sessionRequireClientSASLAuth": _boolean, "ensembleAuthName": None,
-    "watchManagerName": None, "watcherCleanThreshold": _any_int,
-    "watcherCleanIntervalInSeconds": _any_int, "watcherCleanThreadsNum": _any_int,
-    "maxResponseCacheSize": _any_int, "maxGetChildrenResponseCacheSize": _any_int,
-    "largeRequestMaxBytes": _any_int, "largeRequestThreshold": _any_int,
-    "fips-mode": _boolean, "clientTcpKeepAlive": _boolean,
-    "jute.maxbuffer.extrasize": _any_int, "digest.log.interval": None,
-    "digest.log.limit": None, "version": None, "datadir.autocreate": _boolean,
-    "db.autocreate": _boolean,
+_READ = "read from raw where it is used"
+_TUNING = "ignored: tunes a part of ZooKeeper's JVM server that zabd has no counterpart of"
+_ABSENT = "ignored: a 3.8 feature zabd does not have, and nothing depends on it for safety"
+
+#: Keys ZooKeeper knows that map to no field: (check when typed, what zabd does with them).
+KEPT: dict[str, tuple[Converter | None, str]] = {
+    "4lw.commands.whitelist": (None, "read by parse_config"),
+    "peerType": (_peer_type, "read with the membership"),
+    "version": (None, "read with the membership"),
+    "fsync.warningthresholdms": (_any_long, _READ),
+    "datadir.autocreate": (_boolean, _READ), "db.autocreate": (_boolean, _READ),
+    "observerMasterPort": (_port_or_zero, _ABSENT + " (observers sync from the leader); no port is opened"),
+    "connectToLearnerMasterLimit": (_non_negative, _ABSENT + " (observer masters)"),
+    "multiAddress.enabled": (_boolean, "several addresses per server are refused where they appear"),
+    "multiAddress.reachabilityCheckEnabled": (_boolean, _ABSENT),
+    "multiAddress.reachabilityCheckTimeoutMs": (_non_negative, _ABSENT),
+    "quorum.cnxn.threads.size": (_positive, _TUNING),
+    "snapSizeLimitInKb": (_any_long, _TUNING), "txnLogSizeLimitInKb": (_any_long, _TUNING),
+    "audit.enable": (_boolean, _ABSENT + " (audit logs)"), "oraclePath": (None, _ABSENT),
+    "serverCnxnFactory": (None, "ignored: zabd has one connection layer, which does TLS"),
+    "flushDelay": (_any_long, _TUNING), "maxBatchSize": (_any_int, _TUNING),
+    "maxWriteQueuePollTime": (_any_long, _TUNING), "maxTimeToWaitForEpoch": (_any_int, _TUNING),
+    "closeSessionTxn.enabled": (_boolean, _ABSENT), "emulate353TTLNodes": (_boolean, _ABSENT),
+    "watchManagerName": (None, _TUNING), "watcherCleanThreshold": (_any_int, _TUNING),
+    "watcherCleanIntervalInSeconds": (_any_int, _TUNING), "watcherCleanThreadsNum": (_any_int, _TUNING),
+    "maxResponseCacheSize": (_any_int, _TUNING), "maxGetChildrenResponseCacheSize": (_any_int, _TUNING),
+    "largeRequestMaxBytes": (_any_int, _ABSENT + " (large-request throttling)"),
+    "largeRequestThreshold": (_any_int, _ABSENT + " (large-request throttling)"),
+    "clientTcpKeepAlive": (_boolean, _TUNING),
+    "jute.maxbuffer.extrasize": (_any_int, _TUNING),
+    "digest.log.interval": (None, _TUNING), "digest.log.limit": (None, _TUNING),
+    "maxInProcessingDeadWatchers": (None, _TUNING), "bitHashCacheSize": (None, _TUNING),
+    "requestThrottleLimit": (None, _ABSENT + " (the request throttler)"),
+    "requestThrottleStallTime": (None, _ABSENT + " (the request throttler)"),
+    "requestThrottleDropStale": (None, _ABSENT + " (the request throttler)"),
+    "requestStaleLatencyCheck": (None, _ABSENT), "requestStaleConnectionCheck": (None, _ABSENT),
+    "advancedFlowControlEnabled": (None, _TUNING), "enableEagerACLCheck": (None, _ABSENT),
+    "maxConcurrentSnapSyncs": (None, _TUNING), "maxConcurrentDiffSyncs": (None, _TUNING),
+    "outstandingHandshake.limit": (None, "ignored: 3.8 reads it as netty.server.outstandingHandshake.limit"),
+    "throttledOpWaitTime": (None, _ABSENT), "quorumCnxnTimeoutMs": (None, _TUNING),
+    "connectionMaxTokens": (None, _ABSENT + " (the connection token bucket)"),
+    "connectionTokenFillTime": (None, _ABSENT), "connectionTokenFillCount": (None, _ABSENT),
+    "connectionFreezeTime": (None, _ABSENT), "connectionDropIncrease": (None, _ABSENT),
+    "connectionDropDecrease": (None, _ABSENT), "connectionDecreaseRatio": (None, _ABSENT),
+    "forward_learner_requests_to_commit_processor_disabled": (None, _TUNING),
+    "throttled_op_wait_time": (None, _ABSENT + " (the request throttler)"),
+    "snapshot.trust.empty": (_boolean, _READ),
+    "snapshot.compression.method": (None, "ignored: zabd writes uncompressed snapshots, which 3.8 reads"),
+    "znode.container.maxNeverUsedIntervalMs": (None, _ABSENT),
 }
 
-KEPT_PREFIXES = (
-    "server.", "group.", "weight.", "metricsProvider.", "admin.", "ssl.", "quorum.",
-    "authProvider.", "jvm.pause.", "autopurge.", "nio.", "netty.", "audit.", "request_",
-    "connection_throttle_", "learner.", "leader.", "follower.", "observer.", "snapshot.",
-    "digest.", "sasl.", "kerberos.", "client.", "znode.container.", "messageTracker.",
-    "enforce", "X509", "DigestAuthenticationProvider.", "pathStats.", "request_throttle",
-)
+#: Key prefixes ZooKeeper knows that zabd passes over, with why.
+KEPT_PREFIXES: dict[str, str] = {
+    "server.": "read with the membership", "group.": "read with the membership",
+    "weight.": "read with the membership",
+    "metricsProvider.": "ignored: tunes the Prometheus provider's JVM threads",
+    "admin.": "ignored: tunes the AdminServer's Jetty", "jvm.pause.": _TUNING,
+    "nio.": _TUNING, "netty.": _TUNING, "audit.": _ABSENT + " (audit logs)", "request_": _ABSENT,
+    "connection_throttle_": _ABSENT + " (the connection token bucket)", "learner.": _TUNING,
+    "leader.": _TUNING, "follower.": _TUNING, "observer.": _TUNING,
+    "client.": "ignored: a client's setting, which a server does not read",
+    "messageTracker.": _TUNING, "pathStats.": _TUNING, "commitProcessor.": _TUNING,
+    "fastleader.": _TUNING,
+}
+
+
+def kept_reason(name: str) -> str | None:
+    """What zabd does with a kept key or prefix (a canonical key), or None if it is not one."""
+    if name in KEPT:
+        return KEPT[name][1]
+    for prefix, reason in KEPT_PREFIXES.items():
+        if name.startswith(prefix):
+            return reason
+    return None
 
 
 def canonical_key(key: str) -> str:
@@ -226,3 +266,7 @@ def server_entry(name: str, value: str) -> tuple[int, str]:
     except ValueError as e:
         raise BadValue(str(e)) from None
     return sid, _text(value)
+
+
+# Converters other config modules read keys with.
+boolean, integer, port_or_zero, text = _boolean, _integer, _port_or_zero, _text

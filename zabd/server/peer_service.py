@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
@@ -24,6 +24,7 @@ from zabd.ensemble import EnsembleConfig
 from zabd.ensemble.peer import QuorumPeer
 from zabd.ensemble.verifier import QuorumVerifier
 from zabd.metrics.server import ServerMetrics
+from zabd.metrics.tls import TlsCounters
 from zabd.quorum.roles import Timing
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
@@ -34,7 +35,10 @@ from zabd.server.ensemble_view import EnsembleView
 from zabd.server.fourletter import COMMANDS
 from zabd.server.persistence import Storage, data_dirs
 from zabd.server.quorum_port import QuorumPortFactory, ReactorQuorumNetwork, ReactorScheduler
-from zabd.server.service import client_endpoint, exit_now, load_database, server_options
+from zabd.server.security import (
+    RELOAD_INTERVAL_S, ClientListeners, Security, load_security, quorum_reactor, reload_stores,
+)
+from zabd.server.service import client_ports_text, exit_now, load_database, server_options
 from zabd.server.stats_view import FourLetterWords
 from zabd.serving.readonly import read_only_grace_ms
 from zabd.serving.standalone import StandaloneServer
@@ -47,7 +51,8 @@ READ_ONLY_POLL_MS = 100
 
 
 class EnsembleService(MultiService):
-    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = exit_now) -> None:
+    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = exit_now,
+                 security: Security | None = None) -> None:
         super().__init__()
         assert config.ensemble is not None
         self.config = config
@@ -57,11 +62,17 @@ class EnsembleService(MultiService):
         self.replica: DiskReplica | None = None
         #: The process's metrics: every role, server and the storage record into them.
         self.metrics = ServerMetrics()
+        self.security = security if security is not None else load_security(config)
         self.storage = Storage(config, reactor, self._durable_state, halt, metrics=self.metrics)
         self.storage.setServiceParent(self)
-        self.client_service = StreamServerEndpointService(client_endpoint(reactor, config), None)
-        self.client_service._raiseSynchronously = True
-        self.client_service.setServiceParent(self)
+        self.client_ports = ClientListeners(config, self.security, reactor, self.metrics.tls)
+        self.client_ports.setServiceParent(self)
+        #: The quorum and election ports' handshakes (3.8 shows no figures for them).
+        self.quorum_tls = TlsCounters()
+        if self.security.quorum is not None and config.security.reload_quorum_certs:
+            reloader = TimerService(RELOAD_INTERVAL_S, reload_stores, self.security.quorum, "quorum")
+            reloader.clock = reactor
+            reloader.setServiceParent(self)
         for interval_ms, work in ((config.tick_time, self._expire_sessions),
                                   (config.container_check_interval_ms, self._collect_containers)):
             timer = TimerService(interval_ms / 1000.0, work)
@@ -116,13 +127,15 @@ class EnsembleService(MultiService):
             ensemble.myid, f"{me.election_addr[0]}:{me.election_addr[1]}",
             {sid: m.election_addr for sid, m in members.items() if sid != ensemble.myid},
             lambda sid, payload: self._peer().election_message(sid, payload),
-            self.reactor, connect_timeout_ms=options.cnx_timeout_ms, handshake_timeout_ms=timing.sync_ms,
+            quorum_reactor(config, self.security, self.reactor, self.quorum_tls, "election"),
+            connect_timeout_ms=options.cnx_timeout_ms, handshake_timeout_ms=timing.sync_ms,
         )
+        quorum_tcp = quorum_reactor(config, self.security, self.reactor, self.quorum_tls, "quorum")
         self.quorum_network = ReactorQuorumNetwork(
-            self.reactor, {sid: m.quorum_addr for sid, m in members.items()},
+            quorum_tcp, {sid: m.quorum_addr for sid, m in members.items()},
             connect_timeout_ms=timing.init_ms, keep_alive=options.tcp_keep_alive,
         )
-        self.quorum_port = QuorumPortFactory(lambda stream: self._peer().quorum_connection(stream), self.reactor,
+        self.quorum_port = QuorumPortFactory(lambda stream: self._peer().quorum_connection(stream), quorum_tcp,
                                              keep_alive=options.tcp_keep_alive)
         peer = QuorumPeer(ensemble.myid, ensemble.verifier, replica, scheduler, scheduler.now_ms, timing,
                           self.election, self.quorum_network, observer=ensemble.is_observer,
@@ -136,15 +149,17 @@ class EnsembleService(MultiService):
         self.view = EnsembleView(peer, StandaloneServer(self.switch.options, self.reactor.seconds,
                                                         tree=replica.tree), config)
         words = FourLetterWords(self.view.server, config, self.view)
-        for listener in admin_services(self.view, config, self.reactor):
+        for listener in admin_services(self.view, config, self.reactor, self.security.admin,
+                                       self.metrics.admin_tls):
             listener.setServiceParent(self)
         self.clients = ClientPortFactory(None, words.answer, COMMANDS, config.jute_max_buffer,
                                          config.max_client_cnxns)
-        self.client_service.factory = self.clients
+        self.client_ports.serve(self.clients)
         peer.on_serving_changed = self._serving_changed
-        log.info("zabd peer {myid} of {n} ({kind}): clients on {port}, quorum on {quorum}, election on {election}",
-                 myid=ensemble.myid, n=len(members), kind="observer" if ensemble.is_observer else "participant",
-                 port=config.client_port, quorum=me.quorum_addr[1], election=me.election_addr[1])
+        log.info("zabd peer {myid} of {n} ({kind}): clients on {ports}, quorum on {quorum}, election on {election}"
+                 " ({quorum_security})", myid=ensemble.myid, n=len(members),
+                 kind="observer" if ensemble.is_observer else "participant", ports=client_ports_text(config),
+                 quorum=me.quorum_addr[1], election=me.election_addr[1], quorum_security=quorum_security(config))
 
     def _peer(self) -> QuorumPeer:
         assert self.peer is not None
@@ -184,6 +199,13 @@ class EnsembleService(MultiService):
         peer = self.peer
         if peer is not None and peer.leader is not None and self.switch.server is not None:
             self.switch.server.collect_containers()
+
+
+def quorum_security(config: ZabdConfig) -> str:
+    """How peers talk, in the words of 3.8's startup lines."""
+    settings = config.security
+    tls = "TLS encrypted quorum communication" if settings.ssl_quorum else "insecure (non-TLS) quorum communication"
+    return f"{tls}, port unification {'enabled' if settings.quorum_port_unification else 'disabled'}"
 
 
 def client_server(switch: ServingSwitch, peer: QuorumPeer, leader_serves: bool) -> StandaloneServer | None:

@@ -6,9 +6,8 @@ import os
 import sys
 from typing import Any, Callable
 
-from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 
 from zabd.admin.listeners import admin_services
@@ -18,6 +17,7 @@ from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
 from zabd.server.fourletter import COMMANDS
 from zabd.server.persistence import Storage, open_database
+from zabd.server.security import ClientListeners, Security, load_security
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.server.stats_view import FourLetterWords
 from zabd.storage.logformat import CorruptLogError
@@ -39,6 +39,7 @@ def server_options(config: ZabdConfig, metrics: ServerMetrics | None = None) -> 
         max_session_timeout_ms=config.max_session_timeout_ms,
         server_id=1,
         super_digest=config.super_digest,
+        digest_auth_enabled=config.digest_auth_enabled,
         settings=Settings(
             extended_types=config.extended_types_enabled,
             skip_acl=config.skip_acl,
@@ -68,7 +69,8 @@ class ZabdService(MultiService):
     the port only listens after that.
     """
 
-    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = exit_now) -> None:
+    def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = exit_now,
+                 security: Security | None = None) -> None:
         super().__init__()
         self.config = config
         self.reactor = reactor
@@ -76,13 +78,11 @@ class ZabdService(MultiService):
         self._snapshot_after_start = False
         #: The process's metrics: storage and the server record into them.
         self.metrics = ServerMetrics()
+        self.security = security if security is not None else load_security(config)
         self.storage = Storage(config, reactor, self._durable_state, halt, metrics=self.metrics)
         self.storage.setServiceParent(self)
-        self.endpoint = client_endpoint(reactor, config)
-        self.port_service = StreamServerEndpointService(self.endpoint, None)
-        # A port we cannot listen on must stop startup, not leave a deaf server.
-        self.port_service._raiseSynchronously = True
-        self.port_service.setServiceParent(self)
+        self.client_ports = ClientListeners(config, self.security, reactor, self.metrics.tls)
+        self.client_ports.setServiceParent(self)
         for interval_ms, work in (
             (config.tick_time, lambda: self.running_server.expire_sessions()),
             (config.container_check_interval_ms, lambda: self.running_server.collect_containers()),
@@ -122,21 +122,23 @@ class ZabdService(MultiService):
         self.server = server
         words = FourLetterWords(server, config)
         # The HTTP admin endpoint reads the same view as the four-letter words.
-        for listener in admin_services(words.view, config, self.reactor):
+        for listener in admin_services(words.view, config, self.reactor, self.security.admin,
+                                       self.metrics.admin_tls):
             listener.setServiceParent(self)
         self.factory = ClientPortFactory(server, words.answer, COMMANDS, config.jute_max_buffer,
                                          config.max_client_cnxns)
-        self.port_service.factory = self.factory
+        self.client_ports.serve(self.factory)
         self._snapshot_after_start = recovered.replayed > 0 and not recovered.needs_snapshot
-        log.info("zabd standalone serving clients on {address}:{port}, data in {data_dir}",
-                 address=config.client_port_address or "0.0.0.0", port=config.client_port,
-                 data_dir=config.data_dir)
+        log.info("zabd standalone serving clients on {ports}, data in {data_dir}",
+                 ports=client_ports_text(config), data_dir=config.data_dir)
 
 
 def load_database(config: ZabdConfig) -> Recovered:
     """Warn of unknown keys and load the database, or stop startup saying why."""
     for key in config.unknown_keys:
         log.warn("Ignoring unknown configuration key {key}", key=key)
+    for key, reason in config.ignored_keys:
+        log.info("Configuration key {key} has no effect in zabd: {reason}", key=key, reason=reason)
     try:
         return open_database(config)
     except (RecoveryError, CorruptLogError, CorruptSnapshotError) as e:
@@ -144,9 +146,12 @@ def load_database(config: ZabdConfig) -> Recovered:
         raise StartupError(f"zabd: unable to load database on disk: {e}") from None
 
 
-def client_endpoint(reactor: Any, config: ZabdConfig) -> Any:
-    address = config.client_port_address or ""
-    backlog = config.client_port_listen_backlog if config.client_port_listen_backlog > 0 else 50
-    if ":" in address:
-        return TCP6ServerEndpoint(reactor, config.client_port, backlog=backlog, interface=address)
-    return TCP4ServerEndpoint(reactor, config.client_port, backlog=backlog, interface=address)
+def client_ports_text(config: ZabdConfig) -> str:
+    """The client ports for the startup line: ``0.0.0.0:2181, 0.0.0.0:2281 (TLS)``."""
+    settings, ports = config.security, []
+    if settings.plain_client_port:
+        tls = " (TLS too)" if settings.client_port_unification else ""
+        ports.append(f"{config.client_port_address or '0.0.0.0'}:{config.client_port}{tls}")
+    if settings.secure_client_port is not None:
+        ports.append(f"{settings.secure_client_port_address or '0.0.0.0'}:{settings.secure_client_port} (TLS)")
+    return ", ".join(ports)

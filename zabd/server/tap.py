@@ -18,9 +18,13 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        from zabd.server.security import load_security
+
         path = self["config"]
         try:
             self.zabd_config: ZabdConfig = load_config(path) if path else default_config()
+            # Every TLS store is read now: a bad one stops startup before any port opens.
+            self.security = load_security(self.zabd_config)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
         except OSError as e:
@@ -34,7 +38,7 @@ def makeService(options: Options) -> IService:
     if config.ensemble is not None:
         from zabd.server.peer_service import EnsembleService
 
-        return EnsembleService(config, reactor)
+        return EnsembleService(config, reactor, security=options.security)
     from zabd.server.service import ZabdService
 
-    return ZabdService(config, reactor)
+    return ZabdService(config, reactor, security=options.security)

@@ -39,6 +39,7 @@ class ServerOptions:
     max_session_timeout_ms: int = 40000
     server_id: int = 1
     super_digest: str | None = None
+    digest_auth_enabled: bool = True
     settings: Settings = Settings()
     max_containers_per_minute: int = 10000
     #: The process's metrics: every server built from these options records into them.
@@ -57,7 +58,7 @@ class StandaloneServer:
         self.ctx = ServerContext(
             tree=tree or DataTree(),
             sessions=self._new_sessions(options, now_ms),
-            providers=AuthProviders(options.super_digest),
+            providers=AuthProviders(options.super_digest, options.digest_auth_enabled),
             clock=clock,
             settings=options.settings,
             metrics=options.metrics,
