@@ -84,8 +84,19 @@ def tcp_endpoint(reactor: Any, port: int, address: str | None, backlog: int) -> 
 class _CountingPlaintext(Factory):
     """The plaintext client port's factory, counting connections as 3.8's non_mtls figures."""
 
+    noisy = False
+
     def __init__(self, inner: Factory[Any], counters: TlsCounters) -> None:
         self.inner, self.counters = inner, counters
+
+    def logPrefix(self) -> str:
+        return "zabd client port"
+
+    def doStart(self) -> None:
+        self.inner.doStart()
+
+    def doStop(self) -> None:
+        self.inner.doStop()
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         protocol = self.inner.buildProtocol(addr)

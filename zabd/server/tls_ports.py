@@ -201,6 +201,9 @@ class SecureListening(Factory):
         # The clock also paces the TLS layer's write aggregation (one record per reactor turn).
         self._tls = TLSMemoryBIOFactory(creator, False, inner, clock=clock)
 
+    def logPrefix(self) -> str:
+        return f"zabd {self.what} port ({'TLS or plaintext' if self.unified else 'TLS'})"
+
     def doStart(self) -> None:
         self.inner.doStart()
 

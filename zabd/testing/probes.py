@@ -70,6 +70,26 @@ def wait_until(
         time.sleep(POLL_INTERVAL)
 
 
+def listening_ports(pid: int) -> set[int]:
+    """Every TCP port process ``pid`` listens on (Linux /proc): what a config opened, and nothing else."""
+    fd_dir = f"/proc/{pid}/fd"
+    owned: set[str] = set()
+    for fd in os.listdir(fd_dir):
+        try:
+            owned.add(os.readlink(f"{fd_dir}/{fd}"))
+        except OSError:
+            continue
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows, None)
+            for row in rows:
+                fields = row.split()
+                if fields[3] == TCP_LISTEN and f"socket:[{fields[9]}]" in owned:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def listens_on(pid: int, port: int) -> bool:
     """Whether process ``pid`` holds a TCP socket listening on ``port`` (Linux /proc).
 
