@@ -166,3 +166,10 @@ def test_ignored_keys_are_collected_with_their_reason() -> None:
 
 def test_digest_logins_can_be_turned_off() -> None:
     assert cfg("DigestAuthenticationProvider.enabled=false").digest_auth_enabled is False  # type: ignore[attr-defined]
+
+
+def test_conf_shows_the_ports_as_zookeeper_does() -> None:
+    secure_only = dict(cfg("secureClientPort=2281", "ssl.keyStore.location=/k.jks").conf_lines(0, 0))  # type: ignore[attr-defined]
+    assert (secure_only["clientPort"], secure_only["secureClientPort"]) == ("-1", "2281")
+    plain = dict(cfg("clientPort=2181").conf_lines(0, 0))  # type: ignore[attr-defined]
+    assert (plain["clientPort"], plain["secureClientPort"]) == ("2181", "-1")
