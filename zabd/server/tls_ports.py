@@ -92,6 +92,8 @@ class HandshakeWatch(Protocol):
         self.counters = counters
         self.what = what
         self.done = False
+        #: The handshake deadline passed (already logged as such).
+        self.timed_out = False
         self._clock = clock
         self._timeout_s = timeout_s
         self._timer: IDelayedCall | None = None
@@ -114,7 +116,7 @@ class HandshakeWatch(Protocol):
         self._timer = None
         log.info("Closing {what} connection from {peer}: no TLS handshake within {seconds} s",
                  what=self.what, peer=_host(self.transport), seconds=self._timeout_s)
-        self._failed_already = True
+        self.timed_out = True
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def handshakeCompleted(self) -> None:
@@ -130,7 +132,7 @@ class HandshakeWatch(Protocol):
         if not self.done:
             self._finish()
             self.counters.unsuccessful += 1
-            if not getattr(self, "_failed_already", False):
+            if not self.timed_out:
                 expected = getattr(self.transport, "tls_expectation", None)
                 why = getattr(expected, "refusal", None) or reason.getErrorMessage()
                 log.info("TLS handshake on the {what} port with {peer} failed: {why}",
