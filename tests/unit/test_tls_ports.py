@@ -5,6 +5,7 @@ connection with one log line and leaves the listener serving.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,16 @@ def client_for(pki: Pki, name: str | None, host: str = "127.0.0.1", verify: bool
     return ClientCreator(contexts, host)
 
 
+def echoed(port: SecureListening, creator: ClientCreator, clock: Clock, payload: bytes) -> bytes:
+    """Send ``payload`` over a TLS connection to ``port``; what came back."""
+    client = Recorder()
+    _, outer, pump = tls_pair(port, client, clock, creator=creator)
+    pump.flush()
+    outer.write(payload)
+    pump.flush()
+    return client.received
+
+
 def messages(events: list[dict[str, Any]]) -> list[str]:
     from twisted.logger import formatEvent
     return [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("zabd")]
@@ -55,26 +66,21 @@ def messages(events: list[dict[str, Any]]) -> list[str]:
 
 def test_mutual_tls_round_trip(pki: Pki) -> None:
     clock, counters = Clock(), TlsCounters()
-    client = Recorder()
-    server, outer, pump = tls_pair(listening(server_contexts(pki), clock, counters), client, clock,
-                                   creator=client_for(pki, "client"))
-    pump.flush()
-    outer.write(b"hello")
-    pump.flush()
-    assert client.received == b"hello"
+    port = listening(server_contexts(pki), clock, counters)
+    assert echoed(port, client_for(pki, "client"), clock, b"hello") == b"hello"
     assert (counters.outstanding, counters.unsuccessful) == (0, 0)
     assert clock.getDelayedCalls() == []  # the handshake deadline was cancelled
 
 
-@pytest.mark.parametrize("who, why", [(None, "did not return a certificate"), ("stranger", "")])
-def test_need_refuses_a_client_without_a_trusted_certificate(pki: Pki, stranger: Pki, who: str | None,
+@pytest.mark.parametrize("certificate, why", [(None, "did not return a certificate"),
+                                              ("stranger's", "signed by a CA that is not trusted")])
+def test_need_refuses_a_client_without_a_trusted_certificate(pki: Pki, stranger: Pki, certificate: str | None,
                                                              why: str) -> None:
     clock, counters = Clock(), TlsCounters()
     client = Recorder()
-    creator = client_for(stranger, "client") if who else client_for(pki, None)
-    if who:  # the stranger trusts our server, so only the server can refuse
-        creator = ClientCreator(client_contexts(str(stranger.identity("client").p12), str(pki.ca_pem),
-                                                PASSWORD), "127.0.0.1")
+    # The stranger trusts our server, so only the server can refuse.
+    key_store = str(stranger.identity("client").p12) if certificate else None
+    creator = ClientCreator(client_contexts(key_store, str(pki.ca_pem), PASSWORD), "127.0.0.1")
     with capturedLogs() as events:
         server, _, pump = tls_pair(listening(server_contexts(pki), clock, counters), client, clock,
                                    creator=creator)
@@ -87,13 +93,8 @@ def test_need_refuses_a_client_without_a_trusted_certificate(pki: Pki, stranger:
 
 def test_want_accepts_a_client_without_a_certificate(pki: Pki) -> None:
     clock, counters = Clock(), TlsCounters()
-    client = Recorder()
-    _, outer, pump = tls_pair(listening(server_contexts(pki, client_auth="want"), clock, counters), client,
-                              clock, creator=client_for(pki, None))
-    pump.flush()
-    outer.write(b"x")
-    pump.flush()
-    assert client.received == b"x"
+    port = listening(server_contexts(pki, client_auth="want"), clock, counters)
+    assert echoed(port, client_for(pki, None), clock, b"x") == b"x"
 
 
 @pytest.mark.parametrize("first_bytes", [
@@ -113,12 +114,7 @@ def test_plaintext_or_garbage_on_a_tls_port_closes_that_connection(pki: Pki, fir
     assert counters.unsuccessful == 1
     assert len([m for m in messages(events) if "TLS handshake" in m]) == 1
     # The listener still serves the next client.
-    client = Recorder()
-    _, outer, pump = tls_pair(port, client, clock, creator=client_for(pki, "client"))
-    pump.flush()
-    outer.write(b"still here")
-    pump.flush()
-    assert client.received == b"still here"
+    assert echoed(port, client_for(pki, "client"), clock, b"still here") == b"still here"
 
 
 @pytest.mark.parametrize("first_bytes", [b"", b"ruok"])
@@ -159,12 +155,7 @@ def test_port_unification_serves_both(pki: Pki) -> None:
     pump.flush()
     assert plain.received == b"ruok"  # type: ignore[attr-defined]
     assert counters.non_mtls_local == 1
-    client = Recorder()
-    _, outer, pump = tls_pair(port, client, clock, creator=client_for(pki, "client"))
-    pump.flush()
-    outer.write(b"secret")
-    pump.flush()
-    assert client.received == b"secret"
+    assert echoed(port, client_for(pki, "client"), clock, b"secret") == b"secret"
     assert counters.non_mtls_local == 1
 
 
@@ -186,13 +177,8 @@ def test_the_client_checks_the_server_name(pki: Pki) -> None:
                           creator=client_for(pki, "client"))
     pump.flush()
     assert client.lost is not None and counters.unsuccessful == 1
-    lenient = Recorder()
-    _, outer, pump = tls_pair(listening(contexts, clock, counters), lenient, clock,
-                              creator=client_for(pki, "client", verify=False))
-    pump.flush()
-    outer.write(b"ok")
-    pump.flush()
-    assert lenient.received == b"ok"
+    lenient = client_for(pki, "client", verify=False)
+    assert echoed(listening(contexts, clock, counters), lenient, clock, b"ok") == b"ok"
 
 
 def test_a_quorum_listener_checks_the_dialling_peers_address(pki: Pki) -> None:
@@ -205,12 +191,7 @@ def test_a_quorum_listener_checks_the_dialling_peers_address(pki: Pki) -> None:
         pump.flush()
     assert counters.unsuccessful == 1
     assert any("does not name 127.0.0.1" in m for m in messages(events))
-    local = Recorder()
-    _, outer, pump = tls_pair(port, local, clock, creator=client_for(pki, "client"))
-    pump.flush()
-    outer.write(b"peer")
-    pump.flush()
-    assert local.received == b"peer"
+    assert echoed(port, client_for(pki, "client"), clock, b"peer") == b"peer"
 
 
 def test_changed_stores_are_reloaded_and_bad_ones_refused(pki: Pki, tmp_path: Path) -> None:
@@ -219,9 +200,8 @@ def test_changed_stores_are_reloaded_and_bad_ones_refused(pki: Pki, tmp_path: Pa
     contexts = Contexts(settings_for("ssl", str(store), str(pki.ca_pem), PASSWORD))
     before = contexts.server
     assert contexts.reload_if_changed() is None and contexts.server is before
-    store.write_bytes(pki.identity("second").p12.read_bytes() + b"")
-    import os
-    os.utime(store, (1, 1))
+    store.write_bytes(pki.identity("second").p12.read_bytes())
+    os.utime(store, (1, 1))  # the same size and mtime second would hide the change
     assert contexts.reload_if_changed() is None
     assert contexts.server is not before
     current = contexts.server
