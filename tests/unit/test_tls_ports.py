@@ -135,6 +135,24 @@ def test_a_silent_or_short_client_is_cut_off_at_the_handshake_deadline(pki: Pki,
     assert any("no TLS handshake within 5.0 s" in m for m in messages(events))
 
 
+class HangsUpAtOnce(Recorder):
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        assert self.transport is not None
+        self.transport.loseConnection()
+
+
+def test_a_close_of_our_own_before_the_handshake_is_no_failure(pki: Pki) -> None:
+    clock, counters = Clock(), TlsCounters()
+    port = SecureListening(Factory.forProtocol(HangsUpAtOnce), ServerCreator(server_contexts(pki)), clock,
+                           counters, what="quorum")
+    with capturedLogs() as events:
+        _, outer, pump = tls_pair(port, Recorder(), clock, creator=client_for(pki, "client"))
+        pump.flush()
+    assert counters.unsuccessful == 0 and counters.outstanding == 0
+    assert [m for m in messages(events) if "TLS handshake" in m] == []
+
+
 def test_outstanding_handshake_limit(pki: Pki) -> None:
     clock, counters = Clock(), TlsCounters()
     port = listening(server_contexts(pki), clock, counters, limit=1)

@@ -131,8 +131,12 @@ class HandshakeWatch(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self.done:
             self._finish()
-            self.counters.unsuccessful += 1
-            if not self.timed_out:
+            # A close our side asked for before the handshake ended (a peer port
+            # hanging up on an election it does not need) is no failed handshake.
+            ours = bool(getattr(self.transport, "disconnecting", False)) and not self.timed_out
+            if not ours:
+                self.counters.unsuccessful += 1
+            if not (ours or self.timed_out):
                 expected = getattr(self.transport, "tls_expectation", None)
                 why = getattr(expected, "refusal", None) or reason.getErrorMessage()
                 log.info("TLS handshake on the {what} port with {peer} failed: {why}",

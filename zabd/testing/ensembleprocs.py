@@ -292,11 +292,13 @@ def _distinct_free_ports(count: int) -> list[int]:
 
 def prepare_ensemble(
     kind: str, workdir: Path, voters: int = 3, observers: int = 0, extra_cfg: Mapping[str, str] | None = None,
-    admin: bool = False,
+    admin: bool = False, peer_cfg: Mapping[int, Mapping[str, str]] | None = None,
 ) -> Ensemble:
     """Write every peer's zoo.cfg and myid on fresh free ports; start nothing.
 
     ``admin=True`` gives each peer an HTTP admin server on a free port of its own.
+    ``peer_cfg`` adds lines to one peer's zoo.cfg only (by sid, after
+    ``extra_cfg``), e.g. each peer's own TLS key store.
     """
     if kind not in ("zabd", "zookeeper"):
         raise ValueError(f"unknown server kind {kind!r}")
@@ -315,11 +317,12 @@ def prepare_ensemble(
     for sid in sids:
         peer_dir = workdir / f"peer{sid}"
         settings = ensemble_settings(sid, client, quorum, election, observer_sids, extra_cfg)
+        settings.update((peer_cfg or {}).get(sid, {}))
         if sid in admin_ports:
             settings.update(admin_settings(admin_ports[sid]))
         cfg = write_config(peer_dir, client[sid], settings)
         (peer_dir / "data" / "myid").write_text(f"{sid}\n")
-        command = quorum_peer_command(kind, cfg, peer_dir, settings if sid in admin_ports else extra_cfg)
+        command = quorum_peer_command(kind, cfg, peer_dir, settings)  # settings holds extra_cfg and peer_cfg
         peers[sid] = EnsemblePeer(kind, sid, client[sid], quorum[sid], election[sid], sid in observer_sids,
                                   peer_dir, command, env, admin_port=admin_ports.get(sid))
     return Ensemble(kind, workdir, peers)
@@ -328,6 +331,7 @@ def prepare_ensemble(
 def start_ensemble(
     kind: str, workdir: Path, voters: int = 3, observers: int = 0,
     extra_cfg: Mapping[str, str] | None = None, timeout: float = 60.0, admin: bool = False,
+    peer_cfg: Mapping[int, Mapping[str, str]] | None = None,
 ) -> Ensemble:
     """Start ``voters`` participants and ``observers`` observers; return once a leader leads them all.
 
@@ -337,7 +341,7 @@ def start_ensemble(
     workdir = Path(workdir)
     for attempt in range(1, PORT_ATTEMPTS + 1):
         where = workdir if attempt == 1 else workdir / f"retry{attempt}"
-        ensemble = prepare_ensemble(kind, where, voters, observers, extra_cfg, admin)
+        ensemble = prepare_ensemble(kind, where, voters, observers, extra_cfg, admin, peer_cfg)
         try:
             for peer in ensemble:
                 peer.spawn()
