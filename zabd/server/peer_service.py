@@ -28,6 +28,7 @@ from zabd.metrics.tls import TlsCounters
 from zabd.quorum.roles import Timing
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
+from zabd.server.binding import PortBinder, bind_or_exit
 from zabd.server.configfiles import ConfigFiles
 from zabd.server.diskreplica import DiskReplica
 from zabd.server.election_port import ElectionPortFactory
@@ -58,6 +59,8 @@ class EnsembleService(MultiService):
         self.config = config
         self.ensemble: EnsembleConfig = config.ensemble
         self.reactor = reactor
+        self.halt = halt
+        self.election_binder: PortBinder | None = None
         self.peer: QuorumPeer | None = None
         self.replica: DiskReplica | None = None
         #: The process's metrics: every role, server and the storage record into them.
@@ -92,15 +95,20 @@ class EnsembleService(MultiService):
     def startService(self) -> None:
         self._open()
         super().startService()
-        me = self.ensemble.my_server
-        host = "" if self.ensemble.options.quorum_listen_on_all_ips else me.quorum_addr[0]
-        self.quorum_port.listen(me.quorum_addr[1], host)
-        election_host = "" if self.ensemble.options.quorum_listen_on_all_ips else me.election_addr[0]
-        self.election.listen(me.election_addr[1], election_host)
+        me, options = self.ensemble.my_server, self.ensemble.options
+        host = "" if options.quorum_listen_on_all_ips else me.quorum_addr[0]
+        bind_or_exit(lambda: self.quorum_port.listen(me.quorum_addr[1], host), "learners", self.halt)
+        election_host = "" if options.quorum_listen_on_all_ips else me.election_addr[0]
+        # 3.8's election listener retries its bind; the peer runs meanwhile, dialling out.
+        self.election_binder = PortBinder(lambda: self.election.listen(me.election_addr[1], election_host),
+                                          "elections", options.election_port_bind_retry, self.reactor, self.halt)
+        self.election_binder.start()
         assert self.peer is not None
         self.peer.start()
 
     def stopService(self) -> Any:
+        if self.election_binder is not None:
+            self.election_binder.stop()
         if self.peer is not None:
             self.peer.stop()
         self.quorum_network.stop()

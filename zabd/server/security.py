@@ -22,6 +22,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from zabd.metrics.tls import TlsCounters
+from zabd.server.binding import bind_at_startup
 from zabd.server.config import ConfigError, ZabdConfig
 from zabd.server.tls_ports import SecureListening, SecureTcp, ServerCreator
 from zabd.tls.contexts import Contexts, TlsSettingError
@@ -136,6 +137,9 @@ class ClientListeners(MultiService):
         service._raiseSynchronously = True
         service.setServiceParent(self)
         return service
+
+    def privilegedStartService(self) -> None:
+        bind_at_startup(super().privilegedStartService, "clients")
 
     def serve(self, factory: Factory[Any]) -> None:
         """Answer on every client port with ``factory``'s protocols."""

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from zabd.admin.listeners import admin_services
 from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.context import Settings
+from zabd.server.binding import StartupError
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
 from zabd.server.fourletter import COMMANDS
@@ -25,10 +26,6 @@ from zabd.storage.recovery import Recovered, RecoveryError
 from zabd.storage.snapformat import CorruptSnapshotError
 
 log = Logger()
-
-
-class StartupError(SystemExit):
-    """The data directory cannot be served from; the message says why."""
 
 
 def server_options(config: ZabdConfig, metrics: ServerMetrics | None = None) -> ServerOptions:
