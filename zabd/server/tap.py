@@ -18,6 +18,7 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        from zabd.server.binding import StartupError
         from zabd.server.security import load_security
 
         path = self["config"]
@@ -26,9 +27,10 @@ class Options(usage.Options):
             # Every TLS store is read now: a bad one stops startup before any port opens.
             self.security = load_security(self.zabd_config)
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            # One line that names the key and the file, without twistd's usage text around it.
+            raise StartupError(f"zabd: {e}") from None
         except OSError as e:
-            raise usage.UsageError(f"cannot read config {path}: {e.strerror}") from None
+            raise StartupError(f"zabd: cannot read config {path}: {e.strerror}") from None
 
 
 def makeService(options: Options) -> IService:
