@@ -94,7 +94,7 @@ def test_dialled_connection_sends_golden_initial_message_then_queued_frame() -> 
     _, transport = node.complete_dial(1)
     assert transport.value() == GOLDEN_INITIAL + b"\x00\x00\x00\x04vote"
     assert not transport.disconnecting
-    assert node.port.connected(1) and node.port.all_delivered()
+    assert node.port.connected(1) and node.port.any_delivered()
 
 
 def test_connect_timeout_is_configurable() -> None:
@@ -111,7 +111,7 @@ def test_smaller_sid_dials_sends_initial_and_hangs_up() -> None:
     assert transport.value() == initial(1)  # the initial message only, then close: 3 dials back
     assert transport.disconnecting
     assert not node.port.connected(3)
-    assert not node.port.all_delivered()  # the vote waits for 3's connection
+    assert not node.port.any_delivered()  # the vote waits for 3's connection
 
 
 def test_accepting_larger_sid_keeps_it_and_sends_the_slot() -> None:
@@ -123,7 +123,7 @@ def test_accepting_larger_sid_keeps_it_and_sends_the_slot() -> None:
     assert not transport.disconnecting
     assert transport.value() == frame(b"new")  # capacity 1: the newest won
     assert node.received == [(3, b"hello")]
-    assert node.port.connected(3) and node.port.all_delivered()
+    assert node.port.connected(3) and node.port.any_delivered()
 
 
 def test_accepting_smaller_sid_closes_and_dials_back_to_its_address() -> None:
@@ -215,7 +215,7 @@ def test_failed_dial_keeps_the_payload_and_connect_all_retries() -> None:
     with port_logs() as events:
         factory.clientConnectionFailed(node.reactor.connectors[0], Failure(ConnectionRefusedError()))
     assert [(e["log_level"], e["sid"], e["peer"]) for e in events] == [(LogLevel.warn, 1, f"{host}:{port}")]
-    assert not node.port.all_delivered()
+    assert not node.port.any_delivered()
     node.port.connect_all()
     assert len(node.dials()) == 3  # 1 again, and 2 for the first time
     _, transport = node.complete_dial(1)
@@ -243,7 +243,21 @@ def test_bad_frame_length_closes_only_that_connection(length: int) -> None:
     assert events[0]["sid"] == 2 and events[0]["peer"] == "127.0.0.1:40000"
     assert "invalid frame length" in events[0]["reason"]
     node.port.send(2, b"later")
-    assert not node.port.all_delivered()  # waits for 2 to dial again
+    assert not node.port.connected(2)  # "later" waits for 2 to dial again,
+    assert node.port.any_delivered()  # but 3's queue is empty
+
+
+def test_a_dead_peers_waiting_vote_does_not_hide_the_delivered_ones() -> None:
+    node = Node(2)
+    node.port.send(1, b"v")
+    node.port.send(3, b"v")
+    assert not node.port.any_delivered()  # both wait for their links
+    factory = [c[2] for c in node.reactor.tcpClients if c[1] == BASE_PORT + 3][-1]
+    with port_logs():
+        factory.clientConnectionFailed(node.reactor.connectors[-1], Failure(ConnectionRefusedError()))
+    node.complete_dial(1)
+    assert node.port.connected(1) and not node.port.connected(3)
+    assert node.port.any_delivered()  # FLE re-sends on its next empty poll, and 1 answers
 
 
 def test_bad_initial_message_closes_with_one_log_line() -> None:
@@ -344,7 +358,7 @@ def test_three_peers_settle_on_one_link_per_pair_opened_by_the_larger_sid() -> N
     mesh.run()
     for sid in (1, 2, 3):
         assert sorted(mesh.received[sid]) == [(o, f"{o}->{sid}".encode()) for o in (1, 2, 3)]
-        assert mesh.ports[sid].all_delivered()
+        assert mesh.ports[sid].any_delivered()
     live = sorted((a, b) for a, b, io in mesh.links if not io.disconnected)
     assert live == [(2, 1), (3, 1), (3, 2)]
     for port in mesh.ports.values():
@@ -409,6 +423,22 @@ def test_link_table_effects_for_both_sides() -> None:
     assert high.accepted(InitialMessage(1, "h:9"), "c3") == [Close("c3", 1, "lower sid dialled; dialling back"),
                                                               Dial(1, ("h", 9))]
     assert high.lost(1, "c3") is False
+
+
+def test_any_delivered_once_some_queue_is_empty() -> None:
+    table: LinkTable[str] = LinkTable(2, (1, 2, 3, 4, 5))
+    assert not table.any_delivered()  # no queue yet, as 3.8's empty queueSendMap
+    assert [e for sid in (1, 3, 4, 5) for e in table.send(sid, b"v")] == [Dial(1), Dial(3), Dial(4), Dial(5)]
+    assert not table.any_delivered()  # every vote waits for its link
+    table.dial_failed(5)  # 5 is dead: its vote waits for good
+    table.accepted(InitialMessage(4, "h:4"), "c4")
+    assert table.any_delivered()  # 4 took its vote
+    assert table.lost(4, "c4") and table.any_delivered()  # the queue outlives its connection, empty
+    table.send(4, b"w")
+    assert not table.any_delivered()  # until 4 links again
+    unasked: LinkTable[str] = LinkTable(1, (1, 2, 3))
+    unasked.accepted(InitialMessage(3, "h:3"), "c3")
+    assert unasked.any_delivered()  # a link makes a queue even before anything is sent on it
 
 
 def test_observers_without_a_sid_get_negative_ids() -> None:

@@ -274,3 +274,34 @@ def test_an_observer_without_sync_enabled_keeps_no_log_and_is_synced_again() -> 
     ensemble.settle()
     assert ensemble.peers[4].sync_modes  # it had to be synced from the leader
     assert_converged(ensemble)
+
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_looking_peer_that_missed_the_decision_joins_while_the_old_leader_stays_dead(seed: int) -> None:
+    """Issue 15: a LOOKING peer, a dead peer, and peers that have already decided.
+
+    Peer 2's election messages to and from the others are lost (on links
+    that stay up) from the leader's death until the others have elected and
+    serve. From then on nothing reaches 2 unless it sends its vote again,
+    and its queue to the dead leader never empties: FLE must re-send once
+    any queue is empty, not wait for all of them (which stalled it forever).
+    """
+    ensemble = SimEnsemble(seed, 5)
+    ensemble.start()
+    old = ensemble.settle()
+    write_and_commit(ensemble, 5)
+    late, others = 2, [1, 3, 4]
+    ensemble.net.lose_election([(late, sid) for sid in others] + [(sid, late) for sid in others])
+    ensemble.crash(old)
+    new = ensemble.settle(others)
+    assert (old, new, ensemble.peers[late].state) == (5, 4, PeerState.LOOKING)
+    ensemble.net.lose_election(())
+    # Its next notification timeout (under 400 ms away) re-sends its vote; the answers decide it.
+    joined = ensemble.run_until(lambda: ensemble.peers[late].state is PeerState.FOLLOWING
+                                and ensemble.peers[late].leader_id == new and ensemble.all_serving(), 2_000)
+    assert joined, f"peer {late} is {ensemble.peers[late].state.name} 2 s after the fault ended:\n" + \
+        ensemble.sim.format_trace(last=30)
+    assert old in ensemble.down and not ensemble.net.is_up(old)  # still dead
+    write_and_commit(ensemble, 5)
+    assert_converged(ensemble)

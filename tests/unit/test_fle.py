@@ -381,6 +381,22 @@ def test_notification_timeout_doubles_to_the_cap_and_reconnects() -> None:
     assert fle.timer_fired(now + 5000, False) == [ReconnectAll(), ArmTimer(5000)]
 
 
+@pytest.mark.parametrize("any_delivered", [True, False])
+def test_empty_poll_resends_while_some_queue_is_empty_so_settled_peers_answer(any_delivered: bool) -> None:
+    """Issue 15: my votes were lost, 1, 3 and 4 have settled on 4, and 5 is dead (its queue never empties)."""
+    fle = FastLeaderElection(2, Majority(range(1, 6)))
+    fle.look(0, Z, 1)
+    effects = fle.timer_fired(200, any_delivered)
+    if not any_delivered:  # no peer took anything: 3.8 only dials, and nothing can answer
+        assert effects == [ReconnectAll(), ArmTimer(400)]
+        return
+    assert effects == [*(Send(sid, Notification(LOOKING, 2, Z, 1, 1, config=Majority(range(1, 6)).config_text()))
+                         for sid in (1, 3, 4, 5)), ArmTimer(400)]
+    assert fle.receive(210, 1, settled_note(FOLLOWING, 4, epoch=2)) == [ArmTimer(400)]
+    assert fle.receive(220, 3, settled_note(FOLLOWING, 4, epoch=2)) == [ArmTimer(400)]
+    assert fle.receive(230, 4, settled_note(LEADING, 4, epoch=2)) == [Decided(FOLLOWING, Vote(4, Z, 1, 2, FOLLOWING))]
+
+
 def test_untrusted_empty_database() -> None:
     fle = FastLeaderElection(1, Majority(range(1, 4)))
     fle.look(0, Z, 1)

@@ -239,14 +239,14 @@ def test_slot_of_capacity_one_keeps_the_newest_while_partitioned() -> None:
     net.partition([{1}, {2, 3}])
     for payload in (b"old", b"older", b"newest"):
         links[1].send(2, payload)
-    assert not links[1].all_delivered()
+    assert not links[1].any_delivered()
     sim.run_for(100)
     assert inboxes[2].got == []
     net.heal()
     sim.run_for(100)
     assert inboxes[2].got == []  # healing dials nothing by itself
     links[1].connect_all()
-    assert links[1].all_delivered()
+    assert links[1].any_delivered()
     sim.run_for(100)
     assert inboxes[2].got == [(1, b"newest")]
 
@@ -286,6 +286,35 @@ def test_drop_rate_loses_election_messages() -> None:
     assert received == sorted(received, key=int)  # what survives keeps its order
 
 
+def test_a_dead_peers_waiting_payload_does_not_hide_the_delivered_ones() -> None:
+    sim, net, inboxes, links = election_world(5)
+    assert not links[1].any_delivered()  # no queue yet
+    links[1].send(2, b"vote")
+    sim.run_for(100)
+    assert links[1].any_delivered()
+    net.crash(3)
+    links[1].send(3, b"vote")
+    assert not links[1].connected(3) and links[1].any_delivered()  # 3's slot keeps it; 2's queue is empty
+    net.partition([{1}, {2}])
+    links[1].send(2, b"again")
+    assert not links[1].any_delivered()  # no queue is empty: FLE reconnects instead
+
+
+def test_lose_election_loses_chosen_directions_and_keeps_the_links() -> None:
+    sim, net, inboxes, links = election_world(5)
+    links[1].send(2, b"first")
+    sim.run_for(100)
+    net.lose_election([(1, 2)])
+    links[1].send(2, b"lost")
+    links[2].send(1, b"kept")
+    sim.run_for(100)
+    assert links[1].connected(2) and links[1].any_delivered()  # the link is up; the payload left the queue
+    net.lose_election(())
+    links[1].send(2, b"after")
+    sim.run_for(100)
+    assert inboxes[2].payloads(1) == [b"first", b"after"] and inboxes[1].payloads(2) == [b"kept"]
+
+
 def test_crash_breaks_links_and_restart_hooks_rebuild() -> None:
     sim, net, inboxes, links = election_world(5)
     crashed: list[int] = []
@@ -297,7 +326,7 @@ def test_crash_breaks_links_and_restart_hooks_rebuild() -> None:
     net.crash(2)
     links[1].send(2, b"to the dead")
     links[1].connect_all()
-    assert not links[1].all_delivered()
+    assert not links[1].connected(2) and links[1].any_delivered()  # the payload waits; 3's queue is empty
     with pytest.raises(RuntimeError):
         net.election(2, Inbox(), (1, 2, 3))
     net.restart(2)

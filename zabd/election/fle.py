@@ -151,11 +151,13 @@ class FastLeaderElection:
             self._deliver_to_myself()
         return self._finish()
 
-    def timer_fired(self, now_ms: int, all_delivered: bool) -> list[Effect]:
+    def timer_fired(self, now_ms: int, any_delivered: bool) -> list[Effect]:
         """The armed timer expired: decide after finalizeWait, or handle an empty poll.
 
-        ``all_delivered`` is QuorumCnxManager.haveDelivered(): false means
-        messages are still queued, so 3.8 reconnects instead of re-sending.
+        ``any_delivered`` is QuorumCnxManager.haveDelivered() (see
+        ElectionNetwork.any_delivered): some peer's queue is empty, so my vote
+        goes out again and peers that have decided answer with theirs; if
+        every queue still holds a payload, no peer is linked: 3.8 reconnects.
         """
         self._begin(now_ms)
         if self._state != PeerState.LOOKING or not self._started:
@@ -167,7 +169,7 @@ class FastLeaderElection:
             p = self._proposed
             self._decide(Vote(p.leader, p.zxid, self._logical_clock, p.peer_epoch))
             return self._finish()
-        if all_delivered:
+        if any_delivered:
             self._send_notifications()
         else:
             self._effects.append(ReconnectAll())

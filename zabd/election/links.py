@@ -38,8 +38,14 @@ class ElectionNetwork(Protocol):
     def send(self, sid: int, payload: bytes) -> None:
         """Queue ``payload`` for ``sid`` (newest wins) and dial it if not connected; to myself, loop back."""
 
-    def all_delivered(self) -> bool:
-        """No payload waits for a peer."""
+    def any_delivered(self) -> bool:
+        """Some peer's send queue is empty: 3.8's haveDelivered (despite its comment), FLE's test to re-send.
+
+        A queue holds a payload only while its peer has no link, and a send to
+        that peer only replaces it and dials, as connect_all does; so re-sending
+        when no queue is empty would gain nothing. Requiring every queue to be
+        empty stalls a LOOKING peer for as long as any peer is down.
+        """
 
     def connect_all(self) -> None:
         """Dial every known peer that has no link and no dial under way."""
@@ -164,7 +170,8 @@ Effect = Union[Write[C], Close[C], Up[C], Dial, Loopback]
 
 @dataclass(slots=True)
 class _Peer(Generic[C]):
-    slot: bytes | None = None  # capacity-1 send queue
+    queue: bool = False  # the send queue exists: since the first send or link (queueSendMap has the sid)
+    slot: bytes | None = None  # its content, capacity one
     last_sent: bytes | None = None  # QuorumCnxManager.lastMessageSent
     link: C | None = None
     dialing: bool = False
@@ -205,8 +212,8 @@ class LinkTable(Generic[C]):
         peer = self._peers.get(sid)
         return None if peer is None else peer.link
 
-    def all_delivered(self) -> bool:
-        return all(peer.slot is None for peer in self._peers.values())
+    def any_delivered(self) -> bool:
+        return any(peer.queue and peer.slot is None for peer in self._peers.values())
 
     def send(self, sid: int, payload: bytes) -> list[Effect[C]]:
         if self._stopped:
@@ -215,6 +222,7 @@ class LinkTable(Generic[C]):
             return [Loopback(payload)]
         frame(payload)  # refuse here what the peer would drop the connection for
         peer = self._peer(sid)
+        peer.queue = True
         if peer.link is not None:
             peer.last_sent = payload
             return [Write(peer.link, payload)]
@@ -274,6 +282,7 @@ class LinkTable(Generic[C]):
         if peer.link is not None:
             effects.append(Close(peer.link, sid, "replaced by a newer connection"))
         peer.link = conn
+        peer.queue = True
         effects.append(Up(conn, sid))
         if peer.slot is not None:
             peer.last_sent, peer.slot = peer.slot, None

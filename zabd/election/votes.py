@@ -134,7 +134,7 @@ class Decided:
 
 @dataclass(frozen=True, slots=True)
 class ReconnectAll:
-    """An empty poll found messages still queued: dial every peer again (QuorumCnxManager.connectAll)."""
+    """An empty poll found a payload waiting in every send queue: dial every peer (QuorumCnxManager.connectAll)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,7 +178,7 @@ class QuorumPeer:
     def _election_timeout(self) -> None:
         self._election_timer = None
         if not self.stopped:
-            self._run(self.fle.timer_fired(self.clock(), self.election.all_delivered()))
+            self._run(self.fle.timer_fired(self.clock(), self.election.any_delivered()))
 
     def _decided(self, state: PeerState, vote: Vote) -> None:
         self.state = state

@@ -141,8 +141,8 @@ class ElectionPortFactory(Factory, ElectionNetwork):
     def send(self, sid: int, payload: bytes) -> None:
         self._run(self._table.send(sid, payload))
 
-    def all_delivered(self) -> bool:
-        return self._table.all_delivered()
+    def any_delivered(self) -> bool:
+        return self._table.any_delivered()
 
     def connect_all(self) -> None:
         self._run(self._table.connect_all())

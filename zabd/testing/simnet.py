@@ -14,9 +14,10 @@ Two kinds of traffic:
 - Byte streams (the quorum port is TCP): ``listen``/``connect`` give
   :class:`StreamEnd` pairs whose bytes arrive in order, cut at random points.
 
-Faults: ``partition``/``heal``, ``set_delay``, ``drop_rate`` (election
-messages only), ``crash``/``restart``. Every callback into a node runs from
-the simulation's queue, never inside the call that caused it.
+Faults: ``partition``/``heal``, ``set_delay``, ``drop_rate`` and
+``lose_election`` (election messages only), ``crash``/``restart``. Every
+callback into a node runs from the simulation's queue, never inside the call
+that caused it.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class SimElectionNetwork:
         self.on_message = on_message
         self.peers = tuple(peer for peer in peers if peer != node)
         self.alive = True
-        self._slots: dict[int, bytes] = {}  # capacity one per peer, newest wins
+        self._queues: set[int] = set()  # peers with a send queue: sent to or linked (queueSendMap's keys)
+        self._slots: dict[int, bytes] = {}  # what those queues hold: capacity one, newest wins
         self._last_sent: dict[int, bytes] = {}  # QuorumCnxManager.lastMessageSent
 
     def send(self, sid: int, payload: bytes) -> None:
@@ -54,15 +56,18 @@ class SimElectionNetwork:
             return
         if sid == self.node:  # to myself: through the receive queue, on a later turn
             self._net.sim.call_later(0, self._loopback, payload)
-        elif self._net.link_up(self.node, sid):
+            return
+        self._queues.add(sid)
+        if self._net.link_up(self.node, sid):
             self._last_sent[sid] = payload
             self._net._transmit(self.node, sid, payload)
         else:
             self._slots[sid] = payload
             self._net._dial(self.node, sid)
 
-    def all_delivered(self) -> bool:
-        return not self._slots
+    def any_delivered(self) -> bool:
+        """Some peer's queue is empty, as in zabd.election.links (QuorumCnxManager.haveDelivered)."""
+        return any(sid not in self._slots for sid in self._queues)
 
     def connect_all(self) -> None:
         for peer in self.peers:
@@ -74,6 +79,7 @@ class SimElectionNetwork:
 
     def _link_up(self, sid: int) -> None:
         """SendWorker start: the queued payload, or else the last one again."""
+        self._queues.add(sid)
         payload = self._slots.pop(sid, None) or self._last_sent.get(sid)
         if payload is not None:
             self._last_sent[sid] = payload
@@ -142,6 +148,7 @@ class SimNetwork:
         self.restart_hooks: list[NodeHook] = []
         self._min_delay, self._max_delay = min_delay_ms, max_delay_ms
         self._drop_rate = 0.0
+        self._lossy: frozenset[tuple[int, int]] = frozenset()  # (src, dst) whose election messages are lost
         self._group_of: dict[int, int] | None = None  # None: no partition
         self._down: set[int] = set()
         self._elections: dict[int, SimElectionNetwork] = {}
@@ -164,6 +171,11 @@ class SimNetwork:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"bad drop rate {p}")
         self._drop_rate = p
+
+    def lose_election(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Lose every election message from a to b, for (a, b) in ``pairs``, on links that stay up; () ends it."""
+        self._lossy = frozenset(pairs)
+        self.sim.note(f"net: lose election messages {sorted(self._lossy)}")
 
     def partition(self, groups: Iterable[Iterable[int]]) -> None:
         """Only nodes in the same group reach each other; a node in no group is alone."""
@@ -241,7 +253,7 @@ class SimNetwork:
         self._elections[dst]._link_up(src)
 
     def _transmit(self, src: int, dst: int, payload: bytes) -> None:
-        if self._drop_rate and self.sim.rng.random() < self._drop_rate:
+        if (src, dst) in self._lossy or self._drop_rate and self.sim.rng.random() < self._drop_rate:
             self.sim.note(f"elect: {src}->{dst} dropped ({len(payload)} bytes)")
             return
         generation = self._links[(min(src, dst), max(src, dst))]
