@@ -41,7 +41,7 @@ class FinalStage:
         ctx = self.ctx
         result = self.apply(request.txn) if request.txn is not None else None
         client = request.client
-        ctx.stats.outstanding -= 1
+        ctx.stats.finished()
         if client is None or not client.connected:
             # Nothing to answer, and no watch may be left behind for a
             # connection that is gone (ZooKeeper ignores dead watchers).

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from zabd.pipeline.stats import ServerStats
 from zabd.server.tcpoptions import set_no_delay
 from zabd.serving.connection import ServerConnection
 from zabd.serving.standalone import StandaloneServer
@@ -66,6 +67,9 @@ class ClientPortProtocol(Protocol):
             self._frames(conn, self._unprocessed + data if self._unprocessed else data)
         finally:
             conn.end_batch()
+        stats = conn.server.ctx.stats
+        if stats.outstanding >= self.factory.outstanding_limit:
+            self.factory.throttle(self, stats)
 
     def _frames(self, conn: ServerConnection, data: bytes) -> None:
         """Hand every whole frame in ``data`` to the connection; keep the rest."""
@@ -129,27 +133,47 @@ class ClientPortProtocol(Protocol):
         if self.conn is not None:
             self.conn.connection_lost()
         # Every accepted connection took a maxClientCnxns slot, served or not.
-        self.factory.connection_closed(self.host)
+        self.factory.connection_closed(self)
 
 
 class ClientPortFactory(Factory):
+    """
+    The client ports' connections, with 3.8's limits.
+
+    :param max_per_ip: ``maxClientCnxns`` (0: none).
+    :param max_cnxns: ``maxCnxns``, over every client port (0: none).
+    :param outstanding_limit: ``globalOutstandingLimit``: with this many
+        requests in flight, a connection that sends more stops being read
+        until the server is below the limit again, as 3.8 disables receive.
+    """
+
     def __init__(self, server: StandaloneServer | None, four_letter: FourLetterHandler,
-                 four_letter_words: dict[int, str], max_buffer: int, max_per_ip: int) -> None:
+                 four_letter_words: dict[int, str], max_buffer: int, max_per_ip: int,
+                 max_cnxns: int = 0, outstanding_limit: int = 1000) -> None:
         #: Who answers sessions; None while an ensemble peer is between roles.
         self.server = server
         self.four_letter = four_letter
         self.four_letter_words = four_letter_words
         self.max_buffer = max_buffer
         self.max_per_ip = max_per_ip
+        self.max_cnxns = max_cnxns
+        self.outstanding_limit = outstanding_limit
         self.per_ip: Counter[str] = Counter()
+        self.connections = 0
+        #: Connections not read while the server is at globalOutstandingLimit.
+        self.throttled: set[ClientPortProtocol] = set()
 
     def buildProtocol(self, addr: IAddress | None) -> ClientPortProtocol | None:
         host = getattr(addr, "host", "?")
         port = getattr(addr, "port", 0)
+        if self.max_cnxns and self.connections >= self.max_cnxns:
+            log.warn("Too many connections - max is {limit}", limit=self.max_cnxns)
+            return None
         if self.max_per_ip and self.per_ip[host] >= self.max_per_ip:
             log.warn("Too many connections from {host} - max is {limit}", host=host, limit=self.max_per_ip)
             return None
         self.per_ip[host] += 1
+        self.connections += 1
 
         def make(proto: ClientPortProtocol) -> ServerConnection:
             assert proto.transport is not None and self.server is not None
@@ -157,10 +181,27 @@ class ClientPortFactory(Factory):
 
         return ClientPortProtocol(self, make, host)
 
-    def connection_closed(self, host: str) -> None:
+    def connection_closed(self, protocol: ClientPortProtocol) -> None:
+        host = protocol.host
+        self.connections -= 1
+        self.throttled.discard(protocol)
         self.per_ip[host] -= 1
         if self.per_ip[host] <= 0:
             del self.per_ip[host]
+
+    def throttle(self, protocol: ClientPortProtocol, stats: ServerStats) -> None:
+        """Stop reading ``protocol`` until ``stats`` says the server is below the limit."""
+        assert protocol.transport is not None
+        protocol.transport.pauseProducing()  # type: ignore[attr-defined]
+        self.throttled.add(protocol)
+        stats.throttle_at = self.outstanding_limit
+        stats.on_drained = self._drained
+
+    def _drained(self) -> None:
+        throttled, self.throttled = self.throttled, set()
+        for protocol in throttled:
+            assert protocol.transport is not None
+            protocol.transport.resumeProducing()  # type: ignore[attr-defined]
 
 
 __all__ = ["ClientPortFactory", "ClientPortProtocol", "Protocol"]
