@@ -3,8 +3,12 @@
 The harness starts peers with ``java ... QuorumPeerMain``; zabd.testing's
 java shim starts twistd instead. On this project's machines 315 tests pass
 against Apache ZooKeeper 3.8.0 with pure-sasl installed (312 without it, as
-here); zabd must pass every one of them except those needing TLS or SASL,
-which a later issue covers: at least 311.
+here); zabd must pass every one of them except those needing SASL, which a
+later issue covers: at least 312.  TLS is no excuse: kazoo's TestSSLClient
+(secureClientPort, the harness's pyjks JKS stores, a client certificate)
+must pass.  The harness's zoo.cfg names the SASL authentication provider,
+which zabd refuses at startup; the java shim leaves out exactly that line
+(see its docstring), which is why the SASL tests stay excused.
 
 A few of kazoo's tests race by ZooKeeper's own rules: test_lock_ephemeral
 creates a node through one session and reads it at once through another,
@@ -21,9 +25,11 @@ import pytest
 
 from zabd.testing.kazoo_suite import kazoo_pytest_command, report, run_suite, suite_environment
 
-MIN_PASSED = 311
-#: TLS is a later issue; SASL tests skip here (no pure-sasl), and would be excused too.
-EXCUSED = ("TestSSLClient", "test_sasl.py")
+MIN_PASSED = 312
+#: SASL is a later issue; its tests skip here (no pure-sasl), and would be excused.
+EXCUSED = ("test_sasl.py",)
+#: Must pass outright, never excused.
+TLS_TEST = "test_client.py::TestSSLClient::test_create"
 DEADLINE_S = 1200.0
 RERUN_DEADLINE_S = 300.0
 #: More failures than this is no race: no re-run.
@@ -38,10 +44,16 @@ def test_kazoo_suite_passes_against_a_zabd_ensemble() -> None:
     assert result.finished, "the suite did not finish before its deadline"
     unexpected = [test for test in result.failing() if not any(name in test for name in EXCUSED)]
     passed = result.count("PASSED", "XFAIL")
+    passed_again: set[str] = set()
     if unexpected and len(unexpected) <= MAX_RERUNS:
         again = run_suite(kazoo_pytest_command(None, 120.0, tests=unexpected), env, RERUN_DEADLINE_S)
         report(again, "zabd, failures run once more", sys.stdout)
-        passed += sum(1 for test in unexpected if again.outcome(test) == "PASSED")
+        passed_again = {test for test in unexpected if again.outcome(test) == "PASSED"}
+        passed += len(passed_again)
         unexpected = [test for test in unexpected if again.outcome(test) != "PASSED"]
     assert not unexpected, {test: result.reasons.get(test) for test in unexpected}
+    # Ran and passed (not skipped, not left out), at once or on its one re-run.
+    tls = result.outcome(TLS_TEST)
+    assert tls == "PASSED" or any(test.endswith(TLS_TEST) for test in passed_again), (
+        TLS_TEST, tls, result.reasons.get(TLS_TEST))
     assert passed >= MIN_PASSED, result.counts_line()

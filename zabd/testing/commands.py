@@ -30,6 +30,13 @@ ZOOKEEPER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
 # manifest leaves out: without it 3.8 logs "Unable to load jetty" and runs no
 # AdminServer.
 SERVLET_API_JAR = Path("/usr/share/java/servlet-api.jar")
+# NettyServerCnxnFactory (which ZooKeeper's TLS client port needs) and the
+# Netty client socket use these too; the manifest names netty's buffer,
+# common, handler and transport jars but not them.
+NETTY_EXTRA_JARS: tuple[Path, ...] = tuple(
+    Path("/usr/share/java", jar)
+    for jar in ("netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar"))
+NETTY_SERVER_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
 
 # zoo.cfg keys that ZooKeeper honours only as JVM system properties, mapped to
 # the property name. Any extra_cfg key starting with "zookeeper." is passed
@@ -83,12 +90,22 @@ def admin_enabled(extra_cfg: Mapping[str, str] | None) -> bool:
     return (extra_cfg or {}).get("admin.enableServer", "false").strip().lower() == "true"
 
 
-def zookeeper_classpath(admin: bool = False) -> str:
-    jars = (ZOOKEEPER_JAR, SLF4J_BINDING_JAR, SERVLET_API_JAR) if admin else (ZOOKEEPER_JAR, SLF4J_BINDING_JAR)
+def netty_enabled(extra_cfg: Mapping[str, str] | None) -> bool:
+    """Whether ``extra_cfg`` picks ZooKeeper's Netty connection factory (as its TLS client port needs)."""
+    settings = extra_cfg or {}
+    chosen = settings.get("serverCnxnFactory", settings.get("zookeeper.serverCnxnFactory", ""))
+    return chosen.strip() == NETTY_SERVER_FACTORY
+
+
+def zookeeper_classpath(admin: bool = False, netty: bool = False) -> str:
+    jars: tuple[Path, ...] = (
+        (ZOOKEEPER_JAR, SLF4J_BINDING_JAR, SERVLET_API_JAR) if admin else (ZOOKEEPER_JAR, SLF4J_BINDING_JAR))
+    if netty:
+        jars += NETTY_EXTRA_JARS
     for jar in jars:
         if not jar.exists():
             raise FileNotFoundError(f"ZooKeeper needs {jar} (Debian packages zookeeper, libslf4j-java, "
-                                    "libservlet-api-java)")
+                                    "libservlet-api-java, libnetty-java)")
     return ":".join(str(jar) for jar in jars)
 
 
@@ -120,7 +137,7 @@ def zookeeper_command(cfg: Path, workdir: Path, extra_cfg: Mapping[str, str] | N
         "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
         *zookeeper_system_properties(extra_cfg),
         "-cp",
-        zookeeper_classpath(admin),
+        zookeeper_classpath(admin, netty_enabled(extra_cfg)),
         ZOOKEEPER_MAIN,
         str(cfg),
     ]

@@ -35,9 +35,6 @@ from zabd.testing.commands import zabd_environment, zookeeper_classpath
 
 SHIM_DIRECTORY = Path(__file__).resolve().parent / "kazoo_shim"
 ZOOKEEPER_VERSION = "3.8.0"
-# The harness picks NettyServerCnxnFactory; Debian's zookeeper.jar manifest
-# names netty's buffer, common, handler and transport jars but not these.
-NETTY_EXTRA_JARS = ("netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar")
 PLUGIN_MODULE = "zabd.testing.kazoo_suite"  # its pytest_configure mends the harness
 DEFAULT_DEADLINE_S = 900.0
 DEFAULT_TEST_TIMEOUT_S = 120.0
@@ -174,10 +171,10 @@ def suite_environment(use_zookeeper: bool, port_offset: int,
         "ZABD_SHIM_PYTHON": sys.executable,
         "COLUMNS": "400",  # pytest cuts -rfE reasons to the terminal's width
     })
-    # The harness insists on a classpath even when the shim ignores it.
+    # The harness insists on a classpath even when the shim ignores it.  It picks
+    # NettyServerCnxnFactory, whose jars zookeeper.jar's manifest leaves out.
     env["ZOOKEEPER_CLASSPATH"] = (
-        os.pathsep.join([zookeeper_classpath(), *(str(Path("/usr/share/java", jar)) for jar in NETTY_EXTRA_JARS)])
-        if use_zookeeper else str(SHIM_DIRECTORY))
+        zookeeper_classpath(netty=True) if use_zookeeper else str(SHIM_DIRECTORY))
     if not use_zookeeper:
         env["PATH"] = os.pathsep.join([str(SHIM_DIRECTORY), env.get("PATH", "")])
     return env
