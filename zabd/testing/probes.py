@@ -9,6 +9,7 @@ condition. Tests and tools can use them on any server, started by us or not.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -17,6 +18,11 @@ from zabd.testing.commands import LOCALHOST
 
 POLL_INTERVAL = 0.05
 TCP_LISTEN = "0A"
+#: Where test servers get their ports: below the kernel's ephemeral range
+#: (32768-60999 here), where an outgoing connection could take a port between
+#: our check and the server's bind, and clear of kazoo's harness (offset 20000
+#: or the suite runner's, each cluster a few hundred ports up).
+TEST_PORTS = range(10000, 20000)
 
 
 def four_letter(host: str, port: int, word: str, timeout: float = 5.0) -> str:
@@ -42,12 +48,39 @@ def four_letter(host: str, port: int, word: str, timeout: float = 5.0) -> str:
     return b"".join(chunks).decode("utf-8", errors="replace")
 
 
+_random = random.SystemRandom()
+
+
 def free_port(host: str = LOCALHOST) -> int:
-    """A port that was free a moment ago (bind to port 0 and release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """
+    A port that was free a moment ago, from :data:`TEST_PORTS`.
+
+    Bind to port 0 instead wherever the server can report its port; a server
+    started from a zoo.cfg cannot, so it gets one of these.
+    """
+    for _ in range(1000):
+        port = _random.choice(TEST_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        if _no_connection_uses(port):
+            return port
+    raise RuntimeError(f"no free port in {TEST_PORTS} on {host}")
+
+
+def _no_connection_uses(port: int) -> bool:
+    """No socket in any state (TIME_WAIT included) has ``port`` as its local port."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                next(rows, None)
+                if any(int(row.split()[1].rsplit(":", 1)[1], 16) == port for row in rows):
+                    return False
+        except FileNotFoundError:
+            return True
+    return True
 
 
 def wait_until(
