@@ -1,23 +1,29 @@
-"""Smoke tests for the benchmark's server-free parts: maths, encoding, pipelining."""
+"""Smoke tests for the benchmark's server-free parts: maths, encoding, pipelining, options, TLS plumbing."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import math
+import pickle
+import ssl
 import struct
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from zabd.testing.certs import PASSWORD, make_pki
 from zabd.testing.probes import free_port
 from zabd.tools import _loadgen as lg
 from zabd.tools._ensemble import failover_outcome, first_write, write_from_new_session
-from zabd.tools._report import Target, failover_lines, report
+from zabd.tools._report import Outcome, Target, failover_lines, report
+from zabd.tools._tls import TlsFiles, secure_server_cfg, tls_ask
 from zabd.tools._workloads import connection_address
-from zabd.tools.bench import _share, parse_args, parse_target
+from zabd.tools.bench import _share, parse_args, parse_target, run_order, server_settings, start_targets
 
 
 def test_percentile_nearest_rank() -> None:
@@ -199,3 +205,127 @@ def test_first_write_retries_peers_until_one_acknowledges() -> None:
                 await first_write([refusing, failing_addr], "/failover", 0.05)
 
     asyncio.run(scenario())
+
+
+# ---- TLS and rounds ------------------------------------------------------------
+
+
+def test_tls_options_and_their_checks(tmp_path: Path) -> None:
+    args = parse_args(["--tls", "--start", "zabd", "--start", "zookeeper", "--rounds", "3"])
+    assert args.tls and args.rounds == 3 and args.tls_ca is None
+    args = parse_args(["--tls", "--target", "z=127.0.0.1:2281", "--tls-ca", "ca.pem", "--tls-cert", "c.pem"])
+    with contextlib.ExitStack() as stack:
+        targets, ensembles = start_targets(stack, args)  # --target only: nothing is started
+    assert not ensembles and targets[0].tls == TlsFiles("ca.pem", "c.pem", None) and targets[0].port == 2281
+    assert parse_args(["--target", "z=127.0.0.1:1"]).tls is False
+    for bad in (["--tls", "--start", "zabd", "--ensemble", "3"],     # standalone servers only
+                ["--tls", "--target", "z=127.0.0.1:1"],               # a target's CA is needed
+                ["--target", "z=127.0.0.1:1", "--tls-ca", "ca.pem"],  # --tls-* only with --tls
+                ["--tls", "--start", "zabd", "--tls-ca", "a", "--tls-key", "k"],
+                ["--start", "zabd", "--rounds", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+def test_tls_servers_get_the_same_secure_lines_and_one_protocol_and_suite() -> None:
+    plain = server_settings(parse_args(["--start", "zabd"]))
+    assert not any(key.startswith("ssl.") for key in plain)
+    tls = server_settings(parse_args(["--tls", "--start", "zabd", "--server-cfg", "ssl.protocol=TLSv1.3"]))
+    assert tls["ssl.protocol"] == "TLSv1.3"  # --server-cfg wins
+    assert tls["ssl.ciphersuites"] == "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+    lines = secure_server_cfg(2281, "/k.jks", "/t.jks")
+    assert lines["secureClientPort"] == "2281" and lines["secureClientPortAddress"] == "127.0.0.1"
+    assert lines["ssl.clientAuth"] == "need" and lines["ssl.keyStore.location"] == "/k.jks"
+    assert lines["ssl.trustStore.password"] == lines["ssl.keyStore.password"] == PASSWORD
+    assert lines["serverCnxnFactory"] == "org.apache.zookeeper.server.NettyServerCnxnFactory"
+
+
+def test_rounds_alternate_who_goes_first_for_every_workload() -> None:
+    a, b = Target("a", "h", 1), Target("b", "h", 2)
+    order = [(r, w, t.name) for r, w, t in run_order([a, b], ["set", "get"], 3)]
+    assert len(order) == 12
+    for workload in ("set", "get"):
+        firsts = [t for r, w, t in order[::2] if w == workload]
+        assert firsts in (["a", "b", "a"], ["b", "a", "b"])  # never the same one twice running
+    assert order[:4] == [(0, "set", "a"), (0, "set", "b"), (0, "get", "b"), (0, "get", "a")]
+
+
+def test_the_report_gives_medians_ranges_per_round_ratios_and_the_tls_session() -> None:
+    tls = TlsFiles("/ca.pem", "/c.pem", "/k.pem")
+    targets = [Target("zabd", "127.0.0.1", 1, tls=tls, tls_session="TLSv1.2 X"), Target("zookeeper", "127.0.0.1", 2)]
+    outcomes = [Outcome(name, "set", ops, 1.0, 2.0, 0, {}, 10.0, 50.0, 50.0, 1.0, round=r)
+                for r, (za, zk) in enumerate([(100.0, 200.0), (300.0, 200.0), (200.0, 400.0)])
+                for name, ops in (("zabd", za), ("zookeeper", zk))]
+    args = argparse.Namespace(connections=4, pipeline=1, processes=1, duration=1.0, warmup=0.0, prewarm=0.0,
+                              value_size=1, nodes=1, workloads=["set"], rounds=3)
+    text = report(targets, outcomes, args)
+    assert "(TLS: TLSv1.2 X; ca=/ca.pem cert=/c.pem)" in text
+    assert "  zabd        set      200 (100-300)" in text.splitlines()
+    assert "  zookeeper   set      200 (200-400)" in text.splitlines()
+    assert text.splitlines()[text.splitlines().index("throughput ratio zabd/zookeeper, median (min-max) of the "
+                                                     "rounds' ratios:") + 1] == "  set     0.50 (0.50-1.50)"
+
+
+async def _tls_server(pki: Any, seen: list[Any]) -> asyncio.Server:
+    """Like _one_shot_server (every reply err 0), over TLS needing a client certificate."""
+    server_id = pki.identity("server")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca_pem))
+    context.load_cert_chain(str(server_id.chain_pem), str(server_id.key_pem))
+    context.verify_mode = ssl.CERT_REQUIRED
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("peercert"))
+        connected = False
+        try:
+            while True:
+                head = await reader.readexactly(4)
+                if not connected and head == b"srvr":
+                    writer.write(b"Zookeeper version: 3.8.0-test\n")
+                    break
+                frame = await reader.readexactly(struct.unpack(">i", head)[0])
+                if not connected:
+                    connected = True
+                    body = struct.pack(">iiq", 0, 10000, 7) + lg.jute_buffer(bytes(16))
+                else:
+                    xid, opcode = struct.unpack_from(">ii", frame)
+                    body = struct.pack(">iqi", xid, 1, 0)
+                    if opcode == lg.OP_CLOSE_SESSION:
+                        writer.write(struct.pack(">i", len(body)) + body)
+                        break
+                writer.write(struct.pack(">i", len(body)) + body)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+
+
+def test_the_loader_and_srvr_go_over_tls_with_the_client_certificate(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    client = pki.identity("loader")
+    files = TlsFiles(str(pki.ca_pem), str(client.cert_pem), str(client.key_pem))
+    seen: list[Any] = []
+
+    async def scenario() -> None:
+        server = await _tls_server(pki, seen)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            requests = iter([(lg.OP_GET_DATA, lg.get_data_body(f"/n{i}")) for i in range(50)])
+            errors = await lg.run_batch("127.0.0.1", port, requests, connections=3, pipeline=4, tls=files)
+            assert errors == Counter({0: 50})
+            answer, session = await asyncio.get_running_loop().run_in_executor(
+                None, tls_ask, "127.0.0.1", port, files)
+            assert answer.startswith("Zookeeper version: 3.8.0-test") and session.startswith("TLSv1.")
+            with pytest.raises(ssl.SSLError):  # a loader trusting another CA is refused
+                other = make_pki(tmp_path / "other")
+                await lg.run_batch("127.0.0.1", port, iter([]), connections=1, tls=TlsFiles(str(other.ca_pem)))
+
+    asyncio.run(scenario())
+    subjects = [dict(entry[0] for entry in cert["subject"]) for cert in seen if cert]
+    assert len(subjects) == 4 and all(s == {"commonName": "loader"} for s in subjects)
+
+
+def test_workers_carry_the_tls_files_to_their_connections() -> None:
+    spec = dataclasses.replace(_spec("get"), tls=TlsFiles("/ca.pem"))
+    assert pickle.loads(pickle.dumps(spec)).tls == TlsFiles("/ca.pem")
+    assert _spec("get").tls is None

@@ -27,7 +27,7 @@ from zabd.client.errors import (
     NodeExistsError, NotEmptyError, SessionExpiredError, InvalidCallbackError, InvalidACLError,
     AuthFailedError, SessionMovedError, NotReadOnlyCallError, EphemeralOnLocalSessionError, NoWatcherError,
     RequestTimeoutError, ReconfigDisabledError, SessionClosedRequireSaslAuthError, QuotaExceededError,
-    ThrottledOpError,
+    ThrottledOpError, TlsConfigError, TlsError,
 )
 from zabd.client.states import EventType, KazooState, KeeperState, WatchedEvent, ZnodeStat
 from zabd.client.transaction import GetChildren, GetData, Transaction
@@ -73,4 +73,6 @@ __all__ = [
     "SessionClosedRequireSaslAuthError",
     "QuotaExceededError",
     "ThrottledOpError",
+    "TlsError",
+    "TlsConfigError",
 ]

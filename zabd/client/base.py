@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 
@@ -17,6 +17,9 @@ from zabd.client.states import KazooState, KeeperState, WatchedEvent
 from zabd.client.watches import WatchKind, Watcher
 from zabd.jute.records import ACL
 from zabd.jute.schema import Record
+
+if TYPE_CHECKING:
+    from zabd.client.tls import ClientTls
 
 T = TypeVar("T")
 
@@ -50,13 +53,26 @@ class ClientBase:
     :param default_acl: the ACL of created nodes when a call names none (default: OPEN_ACL_UNSAFE).
     :param reactor: an ``IReactorTCP`` and ``IReactorTime`` (default: the global reactor).
     :param rng: the randomness for host order and backoff jitter.
+    :param use_ssl: dial every connection over TLS (sessions, read-write probes, four-letter words).
+    :param ca: with ``use_ssl``, a PEM file of the CAs the server's certificate must chain to
+        (None: the system's trusted CAs).
+    :param certfile: a PEM certificate (and chain) to present, for servers that ask (``ssl.clientAuth``).
+    :param keyfile: its PEM private key (None: read from ``certfile``).
+    :param keyfile_password: the key's password, if encrypted.
+    :param verify_certs: False accepts any server certificate, unchecked (as kazoo's).
+    :param check_hostname: with ``verify_certs``, the certificate must name the host dialled
+        (kazoo's default is False; this client's, like ZooKeeper's Java client, is True).
+    :raises TlsConfigError: (a ValueError) a TLS file cannot be read or used; the text names it.
     """
 
     def __init__(self, hosts: str = "127.0.0.1:2181", timeout: float = 10.0, *,
                  connect_timeout: float | None = None, read_only: bool = False, randomize_hosts: bool = True,
                  auth_data: list[tuple[str, str | bytes]] | None = None, default_acl: list[ACL] | None = None,
                  reactor: Any = None, rng: random.Random | None = None,
-                 initial_backoff: float = 0.1, max_backoff: float = 2.0) -> None:
+                 initial_backoff: float = 0.1, max_backoff: float = 2.0,
+                 use_ssl: bool = False, verify_certs: bool = True, check_hostname: bool = True,
+                 ca: str | None = None, certfile: str | None = None, keyfile: str | None = None,
+                 keyfile_password: str | bytes | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
             reactor = global_reactor
@@ -72,7 +88,11 @@ class ClientBase:
             connect_timeout_ms=int(connect_timeout * 1000) if connect_timeout else None,
             chroot=parsed.chroot, can_be_read_only=read_only, randomize_hosts=randomize_hosts, rng=rng,
             initial_backoff_ms=int(initial_backoff * 1000), max_backoff_ms=int(max_backoff * 1000))
-        self._driver = SessionDriver(self._core, reactor)
+        self._tls: ClientTls | None = None
+        if use_ssl:
+            from zabd.client.tls import ClientTls, TlsOptions  # pyOpenSSL only for TLS clients
+            self._tls = ClientTls(TlsOptions(ca, certfile, keyfile, keyfile_password, verify_certs, check_hostname))
+        self._driver = SessionDriver(self._core, reactor, self._tls)
         self._driver.listeners.append(self._state_seen)
         self._connected_waiters: list[Deferred[None]] = []
 
@@ -138,8 +158,10 @@ class ClientBase:
         def give_up() -> None:
             if not done.called:
                 self._connected_waiters.remove(done)
+                why = self._driver.last_failure
                 self.stop()
-                done.errback(OperationTimeoutError(None))
+                detail = f"not connected within {timeout} s" + (f"; last failure: {why}" if why else "")
+                done.errback(OperationTimeoutError(None, detail=detail))
 
         timer = self.reactor.callLater(timeout, give_up)
         return done.addBoth(lambda result: (timer.cancel() if timer.active() else None, result)[1])

@@ -215,9 +215,9 @@ class ZooKeeperClient(ClientBase):
         return self._call(OpCode.reconfig, ReconfigRequest(joining, leaving, new_members, from_config), parse)
 
     def command(self, cmd: bytes = b"ruok", timeout: float = 10.0) -> Deferred[str]:
-        """A four-letter word sent over a fresh connection to the current (or first) host."""
+        """A four-letter word sent over a fresh connection (TLS with ``use_ssl``) to the current (or first) host."""
         host = self._core.host or self._core.ring.order[0]
-        return four_letter_word(self.reactor, host.host, host.port, cmd, timeout)
+        return four_letter_word(self.reactor, host.host, host.port, cmd, timeout, tls=self._tls)
 
     def server_version(self) -> Deferred[tuple[int, ...]]:
         """The server's version from ``srvr`` (whitelisted by default on zabd and ZooKeeper), e.g. (3, 8, 0)."""

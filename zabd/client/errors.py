@@ -22,7 +22,7 @@ __all__ = [
     "InvalidACLError", "AuthFailedError", "SessionMovedError", "NotReadOnlyCallError",
     "EphemeralOnLocalSessionError", "NoWatcherError", "RequestTimeoutError",
     "ReconfigDisabledError", "SessionClosedRequireSaslAuthError", "QuotaExceededError",
-    "ThrottledOpError",
+    "ThrottledOpError", "TlsError", "TlsConfigError",
 ]
 
 
@@ -82,6 +82,21 @@ class ConnectionLoss(ZookeeperError):
     """The connection dropped before the reply came: the request may or may not have been applied."""
 
 
+class TlsConfigError(ValueError):
+    """A TLS parameter of the client (``ca``, ``certfile``, ...) cannot be used; the text names it and its file."""
+
+
+class TlsError(ConnectionLoss):
+    """A connection's TLS failed (say, the server's certificate was refused); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(None)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"TLS failed: {self.reason}"
+
+
 @_code(Code.MARSHALLINGERROR)
 class MarshallingError(ZookeeperError): ...
 
@@ -91,7 +106,16 @@ class UnimplementedError(ZookeeperError): ...
 
 
 @_code(Code.OPERATIONTIMEOUT)
-class OperationTimeoutError(ZookeeperError): ...
+class OperationTimeoutError(ZookeeperError):
+    """Timed out; ``detail`` (if set) says what was waited for and why it did not come."""
+
+    def __init__(self, path: str | None = None, code: Code | None = None, detail: str | None = None) -> None:
+        super().__init__(path, code)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}: {self.detail}" if self.detail else text
 
 
 @_code(Code.BADARGUMENTS)

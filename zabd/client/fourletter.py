@@ -2,19 +2,23 @@
 """Four-letter words (``ruok``, ``srvr``, ``mntr``, ...) over a fresh connection of their own."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 
-from zabd.client.errors import ConnectionLoss
+from zabd.client.errors import ConnectionLoss, TlsError
+
+if TYPE_CHECKING:
+    from zabd.client.tls import ClientTls
 
 
 class _Answer(Protocol):
-    def __init__(self, word: bytes, done: Deferred[bytes]) -> None:
+    def __init__(self, word: bytes, done: Deferred[bytes], tls: ClientTls | None) -> None:
         self.word = word
         self.done = done
+        self.tls = tls
         self.received = bytearray()
 
     def connectionMade(self) -> None:  # noqa: N802 (Twisted's name)
@@ -25,29 +29,44 @@ class _Answer(Protocol):
         self.received += data
 
     def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
-        if not self.done.called:  # the server answers, then closes: the answer is complete
+        if self.done.called:
+            return
+        why = self.tls.failure(self.transport, reason) if self.tls is not None else None
+        if why is not None and not self.received:
+            self.done.errback(TlsError(why))
+        else:  # the server answers, then closes: the answer is complete
             self.done.callback(bytes(self.received))
 
 
 class _AskOnce(ClientFactory):
-    def __init__(self, word: bytes, done: Deferred[bytes]) -> None:
+    def __init__(self, word: bytes, done: Deferred[bytes], tls: ClientTls | None) -> None:
         self.word = word
         self.done = done
+        self.tls = tls
 
     def buildProtocol(self, addr: object) -> Protocol:  # noqa: N802
-        return _Answer(self.word, self.done)
+        return _Answer(self.word, self.done, self.tls)
 
     def clientConnectionFailed(self, connector: object, reason: Failure) -> None:  # noqa: N802
         if not self.done.called:
             self.done.errback(ConnectionLoss())
 
 
-def four_letter_word(reactor: Any, host: str, port: int, word: bytes, timeout: float = 10.0) -> Deferred[str]:
-    """Send ``word`` and return the server's whole answer as text (it closes the connection after it)."""
+def four_letter_word(reactor: Any, host: str, port: int, word: bytes, timeout: float = 10.0,
+                     tls: ClientTls | None = None) -> Deferred[str]:
+    """Send ``word`` (over TLS with ``tls``) and return the server's whole answer as text.
+
+    The server closes the connection after its answer. A failed TLS handshake fails with
+    :class:`~zabd.client.errors.TlsError`; a refused connection or timeout with ConnectionLoss.
+    """
     if len(word) != 4:
         raise ValueError(f"a four-letter word has four letters, not {word!r}")
     done: Deferred[bytes] = Deferred()
-    connector = reactor.connectTCP(host, port, _AskOnce(word, done), timeout=timeout)
+    asking = _AskOnce(word, done, tls)
+    if tls is not None:
+        connector = tls.connect(reactor, host, port, asking, timeout)
+    else:
+        connector = reactor.connectTCP(host, port, asking, timeout=timeout)
 
     def give_up() -> None:
         if not done.called:

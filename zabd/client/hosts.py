@@ -36,7 +36,7 @@ class Chroot:
 
     def to_client(self, path: str) -> str:
         """The caller's view of a server path (paths outside the chroot come back unchanged)."""
-        if not self.prefix or not path.startswith(self.prefix):
+        if not self.prefix or not path or not path.startswith(self.prefix):  # a null path stays null
             return path
         rest = path[len(self.prefix):]
         if rest == "":

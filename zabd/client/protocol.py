@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IConnector, IDelayedCall, IReactorTCP, IReactorTime, ITransport
 from twisted.internet.protocol import ClientFactory, Protocol
@@ -21,8 +21,12 @@ from twisted.python.failure import Failure
 
 from zabd.client.effects import ArmTimer, Complete, Dial, Effect, Fire, Hangup, Probe, StateChanged, Write
 from zabd.client.fourletter import four_letter_word
+from zabd.client.hosts import HostPort
 from zabd.client.session import ClientSession, Phase
 from zabd.client.states import KazooState
+
+if TYPE_CHECKING:
+    from zabd.client.tls import ClientTls
 
 log = Logger()
 
@@ -35,9 +39,10 @@ Listener = Callable[[KazooState], object]
 class _SessionConnection(Int32StringReceiver):
     MAX_LENGTH = MAX_FRAME
 
-    def __init__(self, driver: SessionDriver, attempt: int) -> None:
+    def __init__(self, driver: SessionDriver, attempt: int, host: HostPort) -> None:
         self.driver = driver
         self.attempt = attempt
+        self.host = host
 
     def connectionMade(self) -> None:  # noqa: N802 (Twisted's name)
         tcp: Any = self.transport
@@ -54,28 +59,37 @@ class _SessionConnection(Int32StringReceiver):
         super().lengthLimitExceeded(length)
 
     def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
+        tls = self.driver.tls
+        why = tls.failure(self.transport, reason) if tls is not None else None
+        if why is not None:
+            self.driver.failed(self.host, f"TLS failed: {why}", log_it=True)
         self.driver.connection_lost(self.attempt)
 
 
 class _DialFactory(ClientFactory):
-    def __init__(self, driver: SessionDriver, attempt: int) -> None:
+    def __init__(self, driver: SessionDriver, attempt: int, host: HostPort) -> None:
         self.driver = driver
         self.attempt = attempt
+        self.host = host
 
     def buildProtocol(self, addr: object) -> Protocol:  # noqa: N802
-        return _SessionConnection(self.driver, self.attempt)
+        return _SessionConnection(self.driver, self.attempt, self.host)
 
     def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:  # noqa: N802
+        self.driver.failed(self.host, f"cannot connect: {reason.getErrorMessage()}")
         self.driver.dial_failed(self.attempt)
 
 
 class SessionDriver:
-    """Runs a ClientSession on a reactor (``IReactorTCP`` and ``IReactorTime``)."""
+    """Runs a ClientSession on a reactor (``IReactorTCP`` and ``IReactorTime``), over TLS if ``tls``."""
 
-    def __init__(self, core: ClientSession, reactor: Any) -> None:
+    def __init__(self, core: ClientSession, reactor: Any, tls: ClientTls | None = None) -> None:
         assert IReactorTCP.providedBy(reactor) and IReactorTime.providedBy(reactor), reactor
         self.core = core
         self.reactor = reactor
+        self.tls = tls
+        #: Why the latest connection attempt failed ("host:port: why"); cleared once connected.
+        self.last_failure: str | None = None
         self.listeners: list[Listener] = []
         self._queue: deque[Effect] = deque()
         self._running = False
@@ -87,6 +101,12 @@ class SessionDriver:
         return round(self.reactor.seconds() * 1000)
 
     # -- from the connection --------------------------------------------------
+
+    def failed(self, host: HostPort, why: str, log_it: bool = False) -> None:
+        text = f"{host}: {why}"
+        if log_it and text != self.last_failure:  # one line per new reason, not one per retry
+            log.warn("Connection to {host} failed: {why}", host=str(host), why=why)
+        self.last_failure = text
 
     def dial_succeeded(self, attempt: int, transport: ITransport) -> None:
         if attempt == self.core.attempt and self.core.phase is Phase.DIALING:
@@ -128,6 +148,8 @@ class SessionDriver:
         elif isinstance(effect, Fire):
             self._call_user(effect.watcher, effect.event)
         elif isinstance(effect, StateChanged):
+            if effect.state is KazooState.CONNECTED:
+                self.last_failure = None
             for listener in list(self.listeners):
                 self._call_user(listener, effect.state)
         elif isinstance(effect, ArmTimer):
@@ -146,13 +168,17 @@ class SessionDriver:
             self.run(self.core.probe_answered(probe.probe_id, read_write, self.now_ms()))
 
         four_letter_word(self.reactor, probe.host.host, probe.host.port, b"isro",
-                         probe.timeout_ms / 1000.0).addBoth(answered)
+                         probe.timeout_ms / 1000.0, tls=self.tls).addBoth(answered)
 
     def _dial(self, dial: Dial) -> None:
         log.debug("Connecting to {host}", host=str(dial.host))
         # The core's connect deadline covers TCP and the handshake; Twisted's timeout is a backstop.
-        self._connector = self.reactor.connectTCP(dial.host.host, dial.host.port, _DialFactory(self, dial.attempt),
-                                                  timeout=max(dial.timeout_ms / 1000.0, 0.001))
+        factory = _DialFactory(self, dial.attempt, dial.host)
+        timeout = max(dial.timeout_ms / 1000.0, 0.001)
+        if self.tls is not None:
+            self._connector = self.tls.connect(self.reactor, dial.host.host, dial.host.port, factory, timeout)
+        else:
+            self._connector = self.reactor.connectTCP(dial.host.host, dial.host.port, factory, timeout=timeout)
 
     def _hang_up(self) -> None:
         transport, self._transport = self._transport, None

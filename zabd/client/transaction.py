@@ -73,7 +73,7 @@ def read_results(body: bytes, chroot: Chroot) -> list[Any]:
             reply = GetDataResponse.read(r)
             results.append((reply.data or b"", ZnodeStat.from_stat(reply.stat)))
         elif kind == OpCode.getChildren:
-            results.append(list(GetChildrenResponse.read(r).children))
+            results.append(list(GetChildrenResponse.read(r).children or []))
         else:
             raise ZookeeperError(None)
 

@@ -3,6 +3,8 @@
 
 Kept tiny on purpose: the hot path must stay cheap enough that the client is
 not the bottleneck. The frames themselves come from :mod:`zabd.tools._wire`.
+Over TLS only the transport changes (asyncio's SSL transport, one context
+per process from :mod:`zabd.tools._tls`); the protocol below is the same.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from zabd.tools._wire import (
     REQUEST_HEADER, Request, connect_frame, create_body, delete_body, get_data_body, jute_buffer,
     parse_connect_response, request_frame, set_data_body, split_frames,
 )
+from zabd.tools._tls import TlsFiles, client_context
 from zabd.tools._workloads import NextRequest, WorkerSpec, connection_address, created_path, request_source
 
 CONNECTION_LOSS = -4  # ZooKeeper's code, used here for requests lost with a connection
@@ -163,14 +166,16 @@ class PipelinedConnection(asyncio.Protocol):
 
 async def open_connections(
     host: str, port: int, sources: Sequence[NextRequest], window: Window, timeout_ms: int,
-    addresses: Sequence[tuple[str, int]] = (),
+    addresses: Sequence[tuple[str, int]] = (), tls: TlsFiles | None = None,
 ) -> list[PipelinedConnection]:
     """One connection per source, to host:port or, when given, to the address at the source's index."""
     loop = asyncio.get_running_loop()
+    context = client_context(tls) if tls is not None else None
 
     async def open_one(source: NextRequest, address: tuple[str, int]) -> PipelinedConnection:
         _, conn = await loop.create_connection(
-            lambda: PipelinedConnection(source, window, timeout_ms), *address
+            lambda: PipelinedConnection(source, window, timeout_ms), *address,
+            ssl=context, server_hostname=address[0] if context is not None else None,
         )
         await asyncio.wait_for(conn.session, 30)
         return conn
@@ -193,12 +198,13 @@ async def close_connections(conns: Iterable[PipelinedConnection], wait: float = 
 
 
 async def run_batch(
-    host: str, port: int, requests: Iterator[Request], connections: int = 8, pipeline: int = 64
+    host: str, port: int, requests: Iterator[Request], connections: int = 8, pipeline: int = 64,
+    tls: TlsFiles | None = None,
 ) -> Counter[int]:
     """Send every request (shared across connections); return error-code counts."""
     window = Window(start_ns=0)
     sources = [lambda: next(requests, None)] * connections
-    conns = await open_connections(host, port, sources, window, 30000)
+    conns = await open_connections(host, port, sources, window, 30000, tls=tls)
     for conn in conns:
         conn.start(pipeline)
     await asyncio.gather(*(c.drained for c in conns))
@@ -223,7 +229,7 @@ async def _run_worker(spec: WorkerSpec, start_barrier: Barrier) -> WorkerResult:
     window, created = Window(), [0] * spec.connections
     sources = [request_source(spec, c, created) for c in range(spec.connections)]
     addresses = [connection_address(spec, c) for c in range(spec.connections)]
-    conns = await open_connections(spec.host, spec.port, sources, window, spec.timeout_ms, addresses)
+    conns = await open_connections(spec.host, spec.port, sources, window, spec.timeout_ms, addresses, spec.tls)
     await loop.run_in_executor(None, start_barrier.wait, 120.0)
     start = perf_counter_ns()
     window.start_ns = start + int(spec.warmup * 1e9)

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from zabd.tools._tls import TlsFiles
 from zabd.tools._wire import INT, OP_CREATE, OP_GET_DATA, OP_SET_DATA, OPEN_ACL, Request
 from zabd.tools._wire import get_data_body, jute_buffer, set_data_body, ustring
 
@@ -38,6 +39,8 @@ class WorkerSpec:
     #: so that the connections of all workers together go round-robin over the peers.
     addresses: tuple[tuple[str, int], ...] = ()
     first_connection: int = 0
+    #: Connect over TLS with these files (None: plaintext).
+    tls: TlsFiles | None = None
 
 
 def connection_address(spec: WorkerSpec, conn: int) -> tuple[str, int]:

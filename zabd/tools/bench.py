@@ -4,6 +4,7 @@
     python -m zabd.tools.bench --start zabd --start zookeeper --duration 10
     python -m zabd.tools.bench --target zabd=127.0.0.1:2181 --target zk=127.0.0.1:2182
     python -m zabd.tools.bench --ensemble 3 --start zabd --start zookeeper --failover
+    python -m zabd.tools.bench --tls --start zabd --start zookeeper --workloads set,get --rounds 3
 
 See doc/benchmarks.md for the method.
 """
@@ -27,18 +28,24 @@ from pathlib import Path
 
 from zabd.testing.ensembleprocs import Ensemble, start_ensemble
 from zabd.testing.processes import four_letter, start_zabd, start_zookeeper
+from zabd.tools._cpu import listening_pid, machine_ticks, server_seconds
 from zabd.tools._ensemble import ensemble_target, measure_failover
 from zabd.tools._loadgen import WorkerResult, percentile_ms, run_batch, worker_main
+from zabd.tools._options import WORKLOADS, parse_args, parse_target
 from zabd.tools._report import FailoverOutcome, Outcome, Target, report, write_json
+from zabd.tools._tls import BenchPki, TlsFiles, make_bench_pki, start_secure_server, tls_ask
 from zabd.tools._wire import OP_CREATE, OP_DELETE, create_body, delete_body
 from zabd.tools._workloads import WorkerSpec, created_path
 
-WORKLOADS = ("create", "set", "get", "mix")
+__all__ = ["WORKLOADS", "main", "parse_args", "parse_target", "run_order", "server_settings"]
 
 
 def server_version(target: Target) -> str:
     try:
-        text = four_letter(target.host, target.port, "srvr")
+        if target.tls is not None:
+            text, target.tls_session = tls_ask(target.host, target.port, target.tls)
+        else:
+            text = four_letter(target.host, target.port, "srvr")
     except OSError as exc:
         return f"? ({exc})"
     for line in text.splitlines():
@@ -47,62 +54,18 @@ def server_version(target: Target) -> str:
     return "?"
 
 
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
-def process_seconds(pid: int | None) -> float:
-    """CPU seconds used by pid and its direct children (e.g. a wrapper script's JVM)."""
-    if pid is None:
-        return 0.0
-    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            pids += [int(c) for c in (task / "children").read_text().split()]
-    for p in pids:
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(stat[11]) + int(stat[12])) / tick
-    return total
-
-
-def server_seconds(target: Target) -> float:
-    """CPU seconds of the server, or of every peer of an ensemble."""
-    return process_seconds(target.pid) + sum(process_seconds(pid) for pid in target.peer_pids)
-
-
-def listening_pid(port: int) -> int | None:
-    """The local process listening on port (Linux /proc; None if not visible)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for row in Path(table).read_text().splitlines()[1:]:
-                cols = row.split()
-                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(f"socket:[{cols[9]}]")
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
-                    return int(proc.name)
-    return None
-
-
-def run_workload(target: Target, workload: str, args: argparse.Namespace, run_no: int) -> Outcome:
+def run_workload(target: Target, workload: str, args: argparse.Namespace, run_no: int, round_no: int = 0) -> Outcome:
     create_parent = f"{target.root}/create-{run_no}"
     if workload == "create":
-        _check(asyncio.run(run_batch(target.host, target.port, iter([(OP_CREATE, create_body(create_parent, b""))]), 1)))
+        _check(asyncio.run(run_batch(target.host, target.port, iter([(OP_CREATE, create_body(create_parent, b""))]), 1,
+                                     tls=target.tls)))
     nodes = tuple(f"{target.root}/nodes/n{i}" for i in range(args.nodes))
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(args.processes + 1), ctx.Queue()
     specs = [
         WorkerSpec(target.host, target.port, workload, i, _share(args.connections, args.processes, i),
                    args.pipeline, args.warmup, args.duration, args.value_size, nodes, create_parent, run_no * 1000 + i,
-                   addresses=target.addresses,
+                   addresses=target.addresses, tls=target.tls,
                    first_connection=sum(_share(args.connections, args.processes, j) for j in range(i)))
         for i in range(args.processes)
     ]
@@ -144,6 +107,7 @@ def run_workload(target: Target, workload: str, args: argparse.Namespace, run_no
     return Outcome(
         target.name, workload, sum(o.ok for o in outs) / args.duration, percentile_ms(ordered, 50),
         percentile_ms(ordered, 99), sum(codes.values()), dict(codes), client_pct, server_pct, machine_pct, other_pct,
+        round=round_no,
     )
 
 
@@ -159,7 +123,7 @@ def _check(errors: Counter[int], allowed: Sequence[int] = ()) -> None:
 
 def _delete(target: Target, paths: Iterator[str]) -> None:
     requests = ((OP_DELETE, delete_body(p)) for p in paths)
-    _check(asyncio.run(run_batch(target.host, target.port, requests)), allowed=(-101,))  # NONODE
+    _check(asyncio.run(run_batch(target.host, target.port, requests, tls=target.tls)), allowed=(-101,))  # NONODE
 
 
 def prepare(target: Target, args: argparse.Namespace) -> None:
@@ -168,10 +132,11 @@ def prepare(target: Target, args: argparse.Namespace) -> None:
         target.pid = listening_pid(target.port)
     target.root = f"/bench-{os.getpid()}-{secrets.token_hex(3)}"
     for path in (target.root, f"{target.root}/nodes"):
-        _check(asyncio.run(run_batch(target.host, target.port, iter([(OP_CREATE, create_body(path, b""))]), 1)))
+        _check(asyncio.run(run_batch(target.host, target.port, iter([(OP_CREATE, create_body(path, b""))]), 1,
+                                     tls=target.tls)))
     value = b"x" * args.value_size
     nodes = ((OP_CREATE, create_body(f"{target.root}/nodes/n{i}", value)) for i in range(args.nodes))
-    _check(asyncio.run(run_batch(target.host, target.port, nodes)))
+    _check(asyncio.run(run_batch(target.host, target.port, nodes, tls=target.tls)))
 
 
 def cleanup(target: Target, args: argparse.Namespace) -> None:
@@ -179,79 +144,81 @@ def cleanup(target: Target, args: argparse.Namespace) -> None:
     _delete(target, iter([f"{target.root}/nodes", target.root]))
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m zabd.tools.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", action="append", default=[], metavar="NAME=HOST:PORT")
-    parser.add_argument("--start", action="append", default=[], choices=("zabd", "zookeeper"),
-                        help="start this server in a temporary directory on a free port")
-    parser.add_argument("--server-cfg", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra zoo.cfg line for servers started with --start")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
-    parser.add_argument("--connections", type=int, default=32, help="total, across processes")
-    parser.add_argument("--pipeline", type=int, default=32, help="outstanding requests per connection")
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
-    parser.add_argument("--prewarm", type=float, default=2.0, help="seconds of untimed load per workload first")
-    parser.add_argument("--value-size", type=int, default=100)
-    parser.add_argument("--nodes", type=int, default=1000, help="nodes for set/get/mix")
-    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
-    parser.add_argument("--keep", action="store_true", help="leave the benchmark's nodes in place")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--ensemble", type=int, default=0, metavar="N",
-                        help="--start N-peer ensembles (tickTime 200) instead of standalone servers")
-    parser.add_argument("--failover", action="store_true",
-                        help="with --ensemble: time kill -9 of the leader until a new session's write succeeds")
-    parser.add_argument("--failover-runs", type=int, default=5, metavar="K")
-    parser.add_argument("--zabd-python", metavar="PATH",
-                        help="run zabd servers started with --start under this interpreter (zabd installed in it)")
-    args = parser.parse_args(argv)
-    if args.zabd_python:
-        os.environ["ZABD_PYTHON"] = args.zabd_python
-    args.workloads = [w for w in args.workloads.split(",") if w]
-    if unknown := set(args.workloads) - set(WORKLOADS):
-        parser.error(f"unknown workloads: {sorted(unknown)}")
-    if not args.target and not args.start:
-        parser.error("give at least one --target or --start")
-    if args.connections < args.processes:
-        parser.error("need at least one connection per process")
-    if args.ensemble and (args.ensemble < 2 or not args.start):
-        parser.error("--ensemble needs at least 2 peers and a --start")
-    if args.failover and (not args.ensemble or args.failover_runs < 1):
-        parser.error("--failover needs --ensemble and at least one --failover-runs")
-    return args
+def server_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The zoo.cfg lines every --start server gets besides its own (and, with --tls, its secure port's)."""
+    extra = dict(kv.split("=", 1) for kv in args.server_cfg)
+    if args.connections + 16 > 60:  # ZooKeeper's default limit per client address is 60
+        extra.setdefault("maxClientCnxns", "0")
+    if args.ensemble:
+        # zabd leaks a per-address slot for each connection a peer takes between roles
+        # (test_ensemble_processes.py, xfail), and a failover run makes hundreds.
+        extra.setdefault("maxClientCnxns", "0")
+    if args.tls:
+        # The same protocol and cipher suite on both: ZooKeeper 3.8.0's own choice with this
+        # loader and an EC certificate (zabd would offer TLS 1.3 too, and OpenSSL would follow
+        # the loader's preference for AES-256). --server-cfg overrides either.
+        extra.setdefault("ssl.protocol", "TLSv1.2")
+        extra.setdefault("ssl.ciphersuites", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+    return extra
 
 
-def parse_target(text: str) -> Target:
-    name, _, address = text.rpartition("=")
-    host, _, port = address.rpartition(":")
-    return Target(name or address, host or "127.0.0.1", int(port))
+def start_targets(stack: contextlib.ExitStack, args: argparse.Namespace) -> tuple[list[Target], dict[str, Ensemble]]:
+    """The --target servers, and those --start starts (stopped when ``stack`` closes)."""
+    given = TlsFiles(args.tls_ca, args.tls_cert, args.tls_key) if args.tls and args.tls_ca else None
+    targets = [parse_target(t, given) for t in args.target]
+    ensembles: dict[str, Ensemble] = {}
+    extra = server_settings(args)
+    pki: BenchPki | None = None
+    if args.tls and args.start:
+        pki = make_bench_pki(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pki-"))))
+    for kind in args.start:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")))
+        if args.ensemble:
+            print(f"starting a {args.ensemble}-peer {kind} ensemble ...", file=sys.stderr, flush=True)
+            ensembles[kind] = stack.enter_context(
+                start_ensemble(kind, workdir, voters=args.ensemble, extra_cfg=extra, timeout=120.0))
+            targets.append(ensemble_target(kind, ensembles[kind]))
+        elif pki is not None:
+            server, port = start_secure_server(kind, workdir, extra, pki)
+            stack.enter_context(server)
+            targets.append(Target(kind, server.host, port, server.process.pid, tls=pki.client))
+        else:
+            starter = start_zabd if kind == "zabd" else start_zookeeper
+            server = stack.enter_context(starter(workdir, extra_cfg=extra))
+            targets.append(Target(kind, server.host, server.port, server.process.pid))
+    return targets, ensembles
+
+
+def run_order(targets: Sequence[Target], workloads: Sequence[str], rounds: int) -> list[tuple[int, str, Target]]:
+    """(round, workload, target) in running order: who goes first alternates between workloads and rounds,
+    so that neither target always runs on a "cooler" machine."""
+    order = []
+    for round_no in range(rounds):
+        for w_no, workload in enumerate(workloads):
+            order += [(round_no, workload, t) for t in (targets if (round_no + w_no) % 2 == 0 else targets[::-1])]
+    return order
+
+
+def timed_runs(targets: Sequence[Target], args: argparse.Namespace) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for run_no, (round_no, workload, target) in enumerate(run_order(targets, args.workloads, args.rounds)):
+        rounds = f" (round {round_no + 1} of {args.rounds})" if args.rounds > 1 else ""
+        print(f"running {workload} against {target.name}{rounds} ...", file=sys.stderr, flush=True)
+        try:
+            outcomes.append(run_workload(target, workload, args, run_no, round_no))
+        except Exception as exc:  # one broken server must not lose the other's figures
+            print(f"  failed: {exc}", file=sys.stderr, flush=True)
+            outcomes.append(Outcome(target.name, workload, 0.0, math.nan, math.nan, -1, {}, 0.0, None, 0.0, None,
+                                    round=round_no))
+    outcomes.sort(key=lambda o: (args.workloads.index(o.workload), o.round,
+                                 targets.index(_by_name(targets, o.target))))
+    return outcomes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    targets = [parse_target(t) for t in args.target]
-    ensembles: dict[str, Ensemble] = {}
     with contextlib.ExitStack() as stack:
-        if args.start:
-            extra = dict(kv.split("=", 1) for kv in args.server_cfg)
-            if args.connections + 16 > 60:  # ZooKeeper's default limit per client address is 60
-                extra.setdefault("maxClientCnxns", "0")
-            if args.ensemble:
-                # zabd leaks a per-address slot for each connection a peer takes between roles
-                # (test_ensemble_processes.py, xfail), and a failover run makes hundreds.
-                extra.setdefault("maxClientCnxns", "0")
-            for kind in args.start:
-                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")))
-                if args.ensemble:
-                    print(f"starting a {args.ensemble}-peer {kind} ensemble ...", file=sys.stderr, flush=True)
-                    ensembles[kind] = stack.enter_context(
-                        start_ensemble(kind, workdir, voters=args.ensemble, extra_cfg=extra, timeout=120.0))
-                    targets.append(ensemble_target(kind, ensembles[kind]))
-                    continue
-                starter = start_zabd if kind == "zabd" else start_zookeeper
-                server = stack.enter_context(starter(workdir, extra_cfg=extra))
-                targets.append(Target(kind, server.host, server.port, server.process.pid))
+        targets, ensembles = start_targets(stack, args)
         for target in targets:
             prepare(target, args)
         if args.prewarm > 0:  # untimed pass of every workload, so a JIT (ZooKeeper's JVM) is warm
@@ -260,22 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"prewarming {target.name} with {workload} ...", file=sys.stderr, flush=True)
                 with contextlib.suppress(Exception):
                     run_workload(target, workload, short, 1000 + run_no)
-        outcomes: list[Outcome] = []
-        for run_no, workload in enumerate(args.workloads):
-            # Alternate which target goes first so neither always runs on a "cooler" machine.
-            for target in targets if run_no % 2 == 0 else targets[::-1]:
-                print(f"running {workload} against {target.name} ...", file=sys.stderr, flush=True)
-                try:
-                    outcomes.append(run_workload(target, workload, args, run_no))
-                except Exception as exc:  # one broken server must not lose the other's figures
-                    print(f"  failed: {exc}", file=sys.stderr, flush=True)
-                    outcomes.append(Outcome(target.name, workload, 0.0, math.nan, math.nan, -1, {}, 0.0, None, 0.0, None))
+        outcomes = timed_runs(targets, args)
         for target in [] if args.keep else targets:
             try:
                 cleanup(target, args)
             except Exception as exc:
                 print(f"cleanup of {target.name} failed: {exc}", file=sys.stderr)
-        outcomes.sort(key=lambda o: (args.workloads.index(o.workload), targets.index(_by_name(targets, o.target))))
         failovers = measure_failovers(targets, ensembles, args)
         print(report(targets, outcomes, args, failovers))
         if args.json:

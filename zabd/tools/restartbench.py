@@ -22,7 +22,7 @@ from pathlib import Path
 from zabd.testing.processes import ServerProcess, start_zabd, start_zookeeper
 from zabd.tools._loadgen import run_batch
 from zabd.tools._wire import OP_CREATE, create_body
-from zabd.tools.bench import listening_pid
+from zabd.tools._cpu import listening_pid
 
 PARENT = "/restart"
 
