@@ -16,19 +16,9 @@ from twisted.logger import capturedLogs
 
 from zabd.metrics.tls import TlsCounters
 from zabd.server.tls_ports import ClientCreator, SecureListening, ServerCreator
-from zabd.testing.certs import PASSWORD, Pki, make_pki
+from zabd.testing.certs import PASSWORD, Pki
 from zabd.testing.tlsmemory import Echo, Recorder, client_contexts, settings_for, tls_pair
 from zabd.tls.contexts import Contexts
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def stranger(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("stranger"))
 
 
 def server_contexts(pki: Pki, name: str = "server", **options: Any) -> Contexts:

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from zabd.testing.certs import PASSWORD, Identity, Pki, keytool_stores, make_pki
+from zabd.testing.certs import PASSWORD, Identity, Pki, keytool_stores
 from zabd.tls.settings import StoreSpec
 from zabd.tls.stores import StoreError, load_key_store, load_trust_store, store_type
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("stores"))
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +86,11 @@ def test_garbage_store(tmp_path: Path) -> None:
 
 def test_expired_and_not_yet_valid_certificates_are_refused(pki: Pki) -> None:
     now = datetime.now(timezone.utc)
-    expired = pki.identity("expired", not_before=now - timedelta(days=30),
+    expired = pki.identity("stores-expired", not_before=now - timedelta(days=30),
                            not_after=now - timedelta(days=1))
     with pytest.raises(StoreError, match="expired on"):
         load_key_store(key_spec(expired.p12))
-    future = pki.identity("future", not_before=now + timedelta(days=1),
+    future = pki.identity("stores-future", not_before=now + timedelta(days=1),
                           not_after=now + timedelta(days=30))
     with pytest.raises(StoreError, match="is not valid before"):
         load_key_store(key_spec(future.jks))
