@@ -48,9 +48,7 @@ class Security:
 def _contexts(settings: TlsSettings, source: str, client_auth: str | None = None) -> Contexts:
     try:
         return Contexts(settings, server_client_auth=client_auth)
-    except StoreError as e:
-        raise ConfigError(f"{source}: {e}", e.key, source, None) from None
-    except TlsSettingError as e:
+    except (StoreError, TlsSettingError) as e:
         raise ConfigError(f"{source}: {e}", e.key, source, None) from None
     except SSL.Error as e:
         raise ConfigError(f"{source}: {settings.prefix}.keyStore.location: OpenSSL refused the key or "
