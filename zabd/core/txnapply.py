@@ -123,6 +123,9 @@ class TxnRules(QuotaBookkeeping):
             if result.type == OpCode.create and isinstance(body, CreateTxn) and path != "/":
                 self._replay_parent_cversion(parent_of(path), body.parentCVersion, header.zxid)
             return
+        if not path or path[0] != "/":  # not a path (a broken leader's txn): it has no parent either
+            result.err = Code.NONODE
+            return
         parent_path = parent_of(path)
         parent = self.nodes.get(parent_path)
         if parent is None:
@@ -173,6 +176,8 @@ class TxnRules(QuotaBookkeeping):
         """A delete of a node that is not there still moves its parent's pzxid
         forward, as ZooKeeper's deleteNode does: over a fuzzy snapshot, the
         node may be gone from the file but the parent written before that."""
+        if not path:  # a null path (a broken leader's txn) has no parent
+            return
         cut = path.rfind("/")
         parent_path = path[:cut] or "/"
         parent = self.nodes.get(parent_path) if cut >= 0 else None
@@ -257,7 +262,8 @@ class TxnRules(QuotaBookkeeping):
     def _close_session(self, header: TxnHeader, body: object) -> TxnResult:
         result = TxnResult(OpCode.closeSession)
         owned = self.ephemerals.pop(header.clientId, set())
-        paths = body.paths2Delete if isinstance(body, CloseSessionTxn) else sorted(owned)
+        # A null list deletes what the session owns, as a bare closeSession (and 3.8's killSession) does.
+        paths = (body.paths2Delete or []) if isinstance(body, CloseSessionTxn) else sorted(owned)
         for path in list(paths) + sorted(owned - set(paths)):
             node = self.nodes.get(path)
             if node is None:

@@ -109,7 +109,8 @@ class FastLeaderElection:
             self._current_vote = Vote(self._myid, last_logged_zxid, -1, current_epoch, version=0)
         self._state = PeerState.LOOKING
         self._started = True
-        self._logical_clock += 1
+        # AtomicLong.incrementAndGet: a peer may have sent Long.MAX_VALUE as its round, and 3.8 wraps.
+        self._logical_clock = (self._logical_clock + 1 - LONG_MIN) % (1 << 64) + LONG_MIN
         member = self._myid in self._voters.voting_members
         self._initial = Vote(
             self._myid if member else LONG_MIN,

@@ -206,6 +206,8 @@ def _read_body(kind: int, r: Reader) -> TxnBody | None:
 def _decode_single(kind: int, data: bytes | None) -> SingleBody:
     if data is None:
         raise JuteError(f"null data for sub-txn type {kind}")
+    if kind == OpCode.multi:  # refused before reading it: nested multis would recurse without bound
+        raise JuteError(f"unexpected sub-txn type {kind}")
     body = _read_body(kind, Reader(data))
     if body is None or isinstance(body, MultiTxn):
         raise JuteError(f"unexpected sub-txn type {kind}")

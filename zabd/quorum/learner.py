@@ -6,9 +6,10 @@ Discovery, synchronization and broadcast, one packet at a time:
 - FOLLOWERINFO / OBSERVERINFO out; LEADERINFO in, acceptedEpoch persisted,
   ACKEPOCH out.
 - DIFF, TRUNC or SNAP, then history (PROPOSAL, COMMIT), then NEWLEADER: a
-  snapshot if the sync needs one, currentEpoch persisted, every proposal
-  received so far logged, and the ACK of NEWLEADER sent only once all of it
-  is durable. UPTODATE starts serving.
+  snapshot if the sync needs one and every proposal received so far logged;
+  once all of it is durable, currentEpoch is persisted and only then is the
+  ACK of NEWLEADER sent (3.9.4's order, ZOOKEEPER-4643). UPTODATE starts
+  serving.
 - Then PROPOSAL is logged and acknowledged once durable, COMMIT applies the
   oldest pending proposal, INFORM (observers) applies a committed txn, PING
   is answered with session touches.
@@ -50,6 +51,7 @@ from zabd.quorum.packets import (
 )
 from zabd.quorum.roles import PacketLink, Replica, Timing, epoch_of, first_zxid_of, txn_time_ms
 from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
+from zabd.storage.logformat import TXN_HEADER_SIZE
 
 log = Logger()
 
@@ -143,7 +145,19 @@ class Learner:
         self._durable_zxid = max(self._durable_zxid, zxid)
         acks = self._acks
         while acks and acks[0][0] <= self._durable_zxid:
-            self.link.send(QuorumPacket(PacketType.ACK, acks.popleft()[1]))
+            ack = acks.popleft()[1]
+            if ack == first_zxid_of(self.new_epoch) and self.phase is Phase.NEWLEADER:
+                # 3.9.4's order (ZOOKEEPER-4643): the sync's txns are durable, then
+                # currentEpoch, then the ACK. An epoch persisted before its txns lets a
+                # crash bring this peer back with the new epoch and an old log, whose
+                # vote then beats peers holding committed txns.
+                try:
+                    self.replica.set_current_epoch(self.new_epoch)
+                except Exception as e:
+                    log.failure("Learner {myid} cannot persist its epoch", myid=self.myid)
+                    self.stop(f"local failure: {e}")
+                    return
+            self.link.send(QuorumPacket(PacketType.ACK, ack))
 
     def tick(self) -> None:
         """Give up on a silent leader: initLimit ticks while syncing, syncLimit after."""
@@ -265,10 +279,11 @@ class Learner:
         self.replica.install(snapshot, self._snap_zxid)
 
     def _proposal(self, p: QuorumPacket) -> None:
-        if p.data is None:
+        if p.data is None or len(p.data) < TXN_HEADER_SIZE:
             raise QuorumWireError("PROPOSAL without a txn")
         if self.observer and self.phase is not Phase.SYNC:
             raise QuorumWireError("PROPOSAL to a synced observer")  # they get INFORM
+        self._rising(p)
         self.pending.append((p.zxid, p.data))
         self.configs.proposed(p.data)
         if self.phase is Phase.BROADCAST:
@@ -276,6 +291,12 @@ class Learner:
             self.metrics.learner_proposal_received.add()
         if self.phase is not Phase.SYNC:
             self._log_and_ack(p.zxid, p.data)
+
+    def _rising(self, p: QuorumPacket) -> None:
+        """A txn's zxid must be above every one received or logged: the committed log and the log need it."""
+        last = self.pending[-1][0] if self.pending else self.replica.last_logged_zxid
+        if p.zxid <= last:
+            raise QuorumWireError(f"{_name(p.type)} 0x{p.zxid:x} after 0x{last:x}: zxids must rise")
 
     def _commit_and_activate(self, p: QuorumPacket) -> None:
         leader, _ = parse_activation(p.data or b"")
@@ -320,8 +341,9 @@ class Learner:
             self.stop(f"the config of version 0x{config.version:x} changes my role")
 
     def _inform(self, p: QuorumPacket) -> None:
-        if p.data is None:
+        if p.data is None or len(p.data) < TXN_HEADER_SIZE:
             raise QuorumWireError("INFORM without a txn")
+        self._rising(p)
         if self.phase is Phase.BROADCAST:
             self.metrics.learner_commit_received.add()
             self._latency(self.metrics.commit_propagation_latency, p.data)
@@ -343,7 +365,6 @@ class Learner:
         replica = self.replica
         if self._snapshot_needed:
             replica.save_snapshot()
-        replica.set_current_epoch(self.new_epoch)
         self._logging = True
         self.phase = Phase.NEWLEADER
         last = -1
@@ -355,7 +376,7 @@ class Learner:
             else:
                 continue
             last = zxid
-        # The ACK of NEWLEADER goes out once everything received is durable.
+        # currentEpoch and the ACK of NEWLEADER wait until everything received is durable (see durable).
         self._acks.append((last, p.zxid))
         self.durable(self._durable_zxid)
 

@@ -49,6 +49,8 @@ class Stage(enum.Enum):
 
 
 _FORWARDING = frozenset({Stage.NEWLEADER, Stage.UPTODATE, Stage.BROADCAST})
+#: The highest epoch a zxid (a signed long, epoch in its high 32 bits) can carry.
+_LAST_EPOCH = 0x7FFFFFFF
 
 
 class LearnerHandler:
@@ -115,6 +117,8 @@ class LearnerHandler:
             raise QuorumWireError("learner info without data")
         if info.config_version is not None and info.config_version > self.leader.verifier.version:
             raise QuorumWireError(f"learner config version 0x{info.config_version:x} is newer than mine")
+        if epoch_of(p.zxid) >= _LAST_EPOCH:  # the epoch after it would not fit in a zxid
+            raise QuorumWireError(f"learner accepted epoch 0x{epoch_of(p.zxid):x} leaves no epoch to propose")
         self.sid = info.sid
         self.observer = p.type == PacketType.OBSERVERINFO
         self.is_voter = not self.observer and info.sid in self.leader.verifier.voting_members

@@ -68,10 +68,20 @@ class _SimQuorumNetwork:
             end.on_close = failed
 
 
+#: Makes each run's replica: (sid, the run's scope, its disk, commitLogCount) -> replica.
+ReplicaFactory = Callable[[int, Scope, MemoryDisk, int], SimReplica]
+
+
+def sim_replica(sid: int, scope: Scope, disk: MemoryDisk, commit_log_count: int) -> SimReplica:
+    return SimReplica(scope, disk, commit_log_count=commit_log_count)
+
+
 class SimEnsemble:
     def __init__(self, seed: int, voters: int = 3, observers: int = 0, *, timing: Timing = SIM_TIMING,
-                 commit_log_count: int = 500, observers_log: bool = True, reconfig_enabled: bool = False) -> None:
+                 commit_log_count: int = 500, observers_log: bool = True, reconfig_enabled: bool = False,
+                 replica_factory: ReplicaFactory = sim_replica) -> None:
         self.sim = Simulation(seed)
+        self.replica_factory = replica_factory
         self.net = SimNetwork(self.sim)
         self.timing = timing
         self.commit_log_count = commit_log_count
@@ -100,7 +110,7 @@ class SimEnsemble:
     def _boot(self, sid: int) -> None:
         scope = self.sim.scope(f"peer{sid}")
         self.scopes[sid] = scope
-        replica = SimReplica(scope, self.disks[sid], commit_log_count=self.commit_log_count)
+        replica = self.replica_factory(sid, scope, self.disks[sid], self.commit_log_count)
         box: list[QuorumPeer] = []
         verifier = self.configs.setdefault(sid, self.verifier)
         election = self.net.election(sid, lambda src, payload: box[0].election_message(src, payload),

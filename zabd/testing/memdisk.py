@@ -10,6 +10,10 @@ What :class:`MemoryDisk` models, after POSIX rather than any one file system:
 - Names (create, ``rename``, ``unlink``) are durable only after
   ``fsync_dir`` of their directory: a crash brings back the directory as of
   its last fsync. ``rename`` is atomic. Directories exist implicitly.
+- ``inject`` arms one I/O error (EIO, ENOSPC) for a later write or fsync: it
+  raises :class:`DiskFault`, an OSError. A failed write may leave a prefix of
+  its bytes (ENOSPC); a failed fsync makes nothing durable (later fsyncs of
+  the same file may still succeed). A crash disarms what did not fire.
 
 :class:`SimTxnLog` is a TxnLog (zabd.pipeline.sync) writing ZooKeeper's log
 format onto a MemoryDisk with group commit, like zabd.server.disklog's
@@ -17,6 +21,8 @@ GroupCommitLog; :class:`MemoryEpochStore` keeps acceptedEpoch/currentEpoch.
 """
 from __future__ import annotations
 
+import errno
+import os
 import posixpath
 import random
 import struct
@@ -38,6 +44,27 @@ _PREFIX = struct.Struct(">qi")
 _LONG = struct.Struct(">q")
 
 
+#: What ``MemoryDisk.inject`` can make fail: "write" (write, append) or "fsync" (fsync, fsync_dir).
+DISK_OPS = ("write", "fsync")
+DISK_ERRORS = (errno.EIO, errno.ENOSPC)
+
+
+class DiskFault(OSError):
+    """An I/O error injected on a MemoryDisk (``inject``); ``disk`` is the disk it came from."""
+
+    def __init__(self, error: int, op: str, path: str, disk: MemoryDisk) -> None:
+        super().__init__(error, f"{os.strerror(error)} (injected on {op})", path)
+        self.op = op
+        self.disk = disk
+
+
+@dataclass(slots=True)
+class _ArmedFault:
+    op: str
+    error: int
+    countdown: int
+
+
 @dataclass(eq=False, slots=True)
 class _Inode:
     written: bytearray = field(default_factory=bytearray)
@@ -56,6 +83,43 @@ class MemoryDisk:
         self.generation = 0
         self._names: dict[str, _Inode] = {}
         self._durable_names: dict[str, _Inode] = {}
+        self._armed: list[_ArmedFault] = []
+        #: The injected faults that fired, oldest first.
+        self.fired: list[DiskFault] = []
+
+    def inject(self, op: str, error: int, *, after: int = 0) -> None:
+        """Make the ``op`` after the next ``after`` ones ("write" or "fsync") fail once with ``error``."""
+        if op not in DISK_OPS or after < 0:
+            raise ValueError(f"bad fault {op} after {after}")
+        self._armed.append(_ArmedFault(op, error, after))
+
+    def disarm(self) -> None:
+        """Forget every injected fault that has not fired."""
+        self._armed.clear()
+
+    def _fault(self, op: str, path: str) -> DiskFault | None:
+        """The fault due for this ``op`` now, if one is armed (each armed fault counts its op down)."""
+        if not self._armed:
+            return None
+        due = None
+        for armed in self._armed:
+            if armed.op == op:
+                if armed.countdown == 0 and due is None:
+                    due = armed
+                elif armed.countdown > 0:
+                    armed.countdown -= 1
+        if due is None:
+            return None
+        self._armed.remove(due)
+        fault = DiskFault(due.error, op, path, self)
+        self.fired.append(fault)
+        return fault
+
+    def _short(self, fault: DiskFault, data: bytes) -> bytes:
+        """What a failed write leaves: a prefix when the disk is full, nothing on EIO."""
+        if fault.errno != errno.ENOSPC or not data or self.rng is None:
+            return b""
+        return data[:self.rng.randint(0, len(data) - 1)]
 
     def exists(self, path: str) -> bool:
         return path in self._names
@@ -77,20 +141,35 @@ class MemoryDisk:
         inode = self._names.get(path)
         if inode is None:
             inode = self._names[path] = _Inode()
+        fault = self._fault("write", path) if self._armed else None
+        if fault is not None:
+            inode.written[:] = self._short(fault, data)
+            raise fault
         inode.written[:] = data
 
     def append(self, path: str, data: bytes) -> None:
-        self._inode(path).written += data
+        inode = self._inode(path)
+        fault = self._fault("write", path) if self._armed else None
+        if fault is not None:
+            inode.written += self._short(fault, data)
+            raise fault
+        inode.written += data
 
     def truncate(self, path: str, size: int) -> None:
         del self._inode(path).written[size:]
 
     def fsync(self, path: str) -> None:
         inode = self._inode(path)
+        fault = self._fault("fsync", path) if self._armed else None
+        if fault is not None:
+            raise fault
         inode.durable = bytes(inode.written)
 
     def fsync_dir(self, directory: str) -> None:
         """Make the directory's entries as they are now durable (new, renamed and removed names)."""
+        fault = self._fault("fsync", directory) if self._armed else None
+        if fault is not None:
+            raise fault
         for path in sorted(set(self._names) | set(self._durable_names)):  # sorted: str hashes vary per run
             if posixpath.dirname(path) == directory:
                 if path in self._names:
@@ -109,6 +188,7 @@ class MemoryDisk:
     def crash(self) -> None:
         """Power loss: names and bytes go back to what was durable (with torn tails, if modelled)."""
         self.generation += 1
+        self._armed.clear()
         self._names = dict(sorted(self._durable_names.items()))  # a fixed order of RNG draws per file
         for inode in {id(inode): inode for inode in self._names.values()}.values():
             tail = self._torn_tail(inode)

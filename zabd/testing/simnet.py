@@ -18,6 +18,21 @@ Faults: ``partition``/``heal``, ``set_delay``, ``drop_rate`` and
 ``lose_election`` (election messages only), ``crash``/``restart``. Every
 callback into a node runs from the simulation's queue, never inside the call
 that caused it.
+
+More faults for random exploration (zabd.testing.chaos), none of which draws
+from the RNG unless it is in use, so scenarios without them replay as before:
+
+- ``block`` cuts chosen directions only (an asymmetric partition): the
+  election links between the two break and no new link or connection forms
+  (a handshake needs both ways); on connections already up, bytes and closes
+  that way wait (TCP retransmits) until ``block(())`` or ``heal``, while the
+  other way flows;
+- ``duplicate_rate`` delivers an election message twice (a notification
+  sent again), ``slow`` adds latency to chosen directions, and
+  ``reset_stream`` breaks one connection (what a lost segment becomes
+  when TCP gives up);
+- ``stream_taps`` see every stream write as it is written, with its sender's
+  end (``StreamEnd.dialer`` tells the side that connected).
 """
 from __future__ import annotations
 
@@ -106,10 +121,13 @@ class StreamEnd:
         self.node = node
         self.remote = remote
         self.port_name = conn.port_name
+        self.serial = conn.serial
         self.on_open: Callable[[], None] = _nothing
         self.on_data: Callable[[bytes], None] = _nothing
         self.on_close: Callable[[], None] = _nothing
         self.closed = False
+        #: This end made the connection (a learner's end of a quorum connection).
+        self.dialer = node == conn.src
         self._last_arrival_ms = 0  # FIFO: nothing this end sends may arrive before this
 
     def write(self, data: bytes) -> None:
@@ -158,6 +176,13 @@ class SimNetwork:
         self._listeners: dict[tuple[int, str], Callable[[StreamEnd], None]] = {}
         self._conns: dict[int, _Connection] = {}  # by serial: iteration order must not depend on ids
         self._conn_serial = 0
+        #: Told of every stream write as it is made: (the sender's end, the bytes).
+        self.stream_taps: list[Callable[[StreamEnd, bytes], None]] = []
+        self._blocked: frozenset[tuple[int, int]] = frozenset()  # (src, dst) cut one way
+        #: Stream arrivals waiting for a blocked direction, by (connection serial, receiving node).
+        self._held: dict[tuple[int, int], list[tuple[_Connection, StreamEnd, bytes | None]]] = {}
+        self._duplicate_rate = 0.0
+        self._slow: dict[tuple[int, int], int] = {}  # (src, dst) -> extra latency in ms
 
     # ------------------------------------------------------------------ faults
 
@@ -177,6 +202,40 @@ class SimNetwork:
         self._lossy = frozenset(pairs)
         self.sim.note(f"net: lose election messages {sorted(self._lossy)}")
 
+    def duplicate_rate(self, p: float) -> None:
+        """Deliver each election message sent on a live link twice with probability ``p``."""
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"bad duplicate rate {p}")
+        self._duplicate_rate = p
+
+    def slow(self, extra_ms: dict[tuple[int, int], int]) -> None:
+        """Add ``extra_ms[(src, dst)]`` to every delay from src to dst; {} ends it."""
+        if any(ms < 0 for ms in extra_ms.values()):
+            raise ValueError(f"bad extra delays {extra_ms}")
+        self._slow = dict(extra_ms)
+        self.sim.note(f"net: slow {sorted(self._slow.items())}")
+
+    def block(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Cut the directions (src, dst) in ``pairs`` only; () ends it (see the module docstring)."""
+        self._blocked = frozenset(pairs)
+        self.sim.note(f"net: block {sorted(self._blocked)}")
+        if self._blocked:
+            for pair in [pair for pair in self._links if not self._both_ways(*pair)]:
+                del self._links[pair]
+                self.sim.note(f"elect: link {pair[0]}-{pair[1]} broken")
+        self._release_held()
+
+    def streams(self, port_name: str | None = None) -> list[tuple[int, int, int]]:
+        """(serial, dialer, listener) of each live connection, oldest first."""
+        return [(conn.serial, conn.src, conn.dst) for conn in self._conns.values()
+                if not conn.broken and (port_name is None or conn.port_name == port_name)]
+
+    def reset_stream(self, serial: int) -> None:
+        """Break one connection: what is in flight is lost and both ends hear on_close."""
+        conn = self._conns.get(serial)
+        if conn is not None and not conn.broken:
+            self._break(conn)
+
     def partition(self, groups: Iterable[Iterable[int]]) -> None:
         """Only nodes in the same group reach each other; a node in no group is alone."""
         group_list = [sorted(group) for group in groups]
@@ -185,9 +244,11 @@ class SimNetwork:
         self._break_unreachable()
 
     def heal(self) -> None:
-        """Every live node reaches every other again; nothing reconnects by itself."""
+        """Every live node reaches every other again (partitions and blocks end); nothing reconnects by itself."""
         self._group_of = None
         self.sim.note("net: heal")
+        if self._blocked:
+            self.block(())
 
     def crash(self, node: int) -> None:
         """The node's process dies: its links and connections break, its listeners vanish."""
@@ -217,6 +278,10 @@ class SimNetwork:
         groups = self._group_of
         return a == b or groups is None or (a in groups and groups.get(a) == groups.get(b))
 
+    def _both_ways(self, a: int, b: int) -> bool:
+        blocked = self._blocked
+        return not blocked or ((a, b) not in blocked and (b, a) not in blocked)
+
     def _break_unreachable(self) -> None:
         for pair in [pair for pair in self._links if not self.reachable(*pair)]:
             del self._links[pair]
@@ -243,7 +308,7 @@ class SimNetwork:
         pair = (min(src, dst), max(src, dst))
         if pair in self._links:
             return
-        if not self.reachable(src, dst) or dst not in self._elections:
+        if not self.reachable(src, dst) or dst not in self._elections or not self._both_ways(src, dst):
             self.sim.note(f"elect: dial {src}->{dst} failed")
             return
         self._link_serial += 1
@@ -253,12 +318,15 @@ class SimNetwork:
         self._elections[dst]._link_up(src)
 
     def _transmit(self, src: int, dst: int, payload: bytes) -> None:
-        if (src, dst) in self._lossy or self._drop_rate and self.sim.rng.random() < self._drop_rate:
+        if ((src, dst) in self._lossy or (src, dst) in self._blocked
+                or self._drop_rate and self.sim.rng.random() < self._drop_rate):
             self.sim.note(f"elect: {src}->{dst} dropped ({len(payload)} bytes)")
             return
         generation = self._links[(min(src, dst), max(src, dst))]
-        arrival = self._fifo[(src, dst)] = self._arrival(self._fifo.get((src, dst), 0))
-        self.sim.call_at(arrival, self._deliver_election, src, dst, generation, payload)
+        copies = 2 if self._duplicate_rate and self.sim.rng.random() < self._duplicate_rate else 1
+        for _ in range(copies):
+            arrival = self._fifo[(src, dst)] = self._arrival(self._fifo.get((src, dst), 0), src, dst)
+            self.sim.call_at(arrival, self._deliver_election, src, dst, generation, payload)
 
     def _deliver_election(self, src: int, dst: int, generation: int, payload: bytes) -> None:
         endpoint = self._elections.get(dst)
@@ -268,12 +336,15 @@ class SimNetwork:
         self.sim.note(f"elect: {src}->{dst} delivered ({len(payload)} bytes)")
         endpoint.on_message(src, payload)
 
-    def _arrival(self, previous_ms: int) -> int:
+    def _arrival(self, previous_ms: int, src: int = 0, dst: int = 0) -> int:
         """When a message sent now arrives: a random delay, but never before the one sent before it."""
-        return max(self.sim.now_ms + self.sim.rng.randint(self._min_delay, self._max_delay), previous_ms)
+        delay = self.sim.rng.randint(self._min_delay, self._max_delay)
+        if self._slow:
+            delay += self._slow.get((src, dst), 0)
+        return max(self.sim.now_ms + delay, previous_ms)
 
     def _stamp(self, sender: StreamEnd) -> int:
-        sender._last_arrival_ms = self._arrival(sender._last_arrival_ms)
+        sender._last_arrival_ms = self._arrival(sender._last_arrival_ms, sender.node, sender.remote)
         return sender._last_arrival_ms
 
     # ------------------------------------------------------------------ streams
@@ -296,7 +367,8 @@ class SimNetwork:
         partition, a crash, the listener gone), the client end gets on_close.
         Bytes written before that wait and arrive after the accept.
         """
-        if not self.reachable(src, dst) or (dst, port_name) not in self._listeners:
+        if (not self.reachable(src, dst) or (dst, port_name) not in self._listeners
+                or not self._both_ways(src, dst)):
             self.sim.note(f"stream: connect {src}->{dst}:{port_name} refused")
             return None
         self._conn_serial += 1
@@ -309,7 +381,7 @@ class SimNetwork:
         listener = self._listeners.get((conn.dst, conn.port_name))
         if conn.broken or conn.client.closed:
             return
-        if listener is None or not self.reachable(conn.src, conn.dst):
+        if listener is None or not self.reachable(conn.src, conn.dst) or not self._both_ways(conn.src, conn.dst):
             self._break(conn)
             return
         self.sim.call_at(self._stamp(conn.server), self._opened, conn)  # before any bytes of the server
@@ -320,6 +392,8 @@ class SimNetwork:
             conn.client.on_open()
 
     def _write(self, sender: StreamEnd, data: bytes) -> None:
+        for tap in self.stream_taps:
+            tap(sender, data)
         rng, conn = self.sim.rng, sender._conn
         cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(0, MAX_CHUNKS_PER_WRITE - 1))))
         bounds = [0, *cuts, len(data)]
@@ -327,8 +401,39 @@ class SimNetwork:
             self.sim.call_at(self._stamp(sender), self._deliver_chunk, conn, conn.other(sender), data[start:end])
 
     def _deliver_chunk(self, conn: _Connection, receiver: StreamEnd, chunk: bytes) -> None:
-        if not conn.broken and not receiver.closed:
+        if not conn.broken and not receiver.closed and not self._hold(conn, receiver, chunk):
             receiver.on_data(chunk)
+
+    def _hold(self, conn: _Connection, receiver: StreamEnd, chunk: bytes | None) -> bool:
+        """Keep an arrival (bytes, or None for a close) while its direction is blocked or others wait."""
+        key = (conn.serial, receiver.node)
+        held = self._held.get(key)
+        if held is None:
+            if not self._blocked or (receiver.remote, receiver.node) not in self._blocked:
+                return False
+            held = self._held[key] = []
+        held.append((conn, receiver, chunk))
+        return True
+
+    def _release_held(self) -> None:
+        """Arrivals held for directions no longer blocked follow, in order, after a network delay."""
+        for key in sorted(self._held):
+            conn, receiver, _ = self._held[key][0]
+            if (receiver.remote, receiver.node) not in self._blocked:
+                self.sim.call_at(self._arrival(0, receiver.remote, receiver.node), self._flush_held, key)
+
+    def _flush_held(self, key: tuple[int, int]) -> None:
+        held = self._held.get(key)
+        if held is None or (held[0][1].remote, key[1]) in self._blocked:
+            return
+        del self._held[key]
+        for conn, receiver, chunk in held:
+            if conn.broken or receiver.closed:
+                return
+            if chunk is None:
+                self._closed_by_peer(conn, receiver)
+            else:
+                receiver.on_data(chunk)
 
     def _finish(self, closer: StreamEnd) -> None:
         """An orderly close: the other end hears of it after the data already on its way."""
@@ -337,6 +442,8 @@ class SimNetwork:
         self.sim.call_at(self._stamp(closer), self._closed_by_peer, conn, conn.other(closer))
 
     def _closed_by_peer(self, conn: _Connection, receiver: StreamEnd) -> None:
+        if not conn.broken and not receiver.closed and self._hold(conn, receiver, None):
+            return
         self._conns.pop(conn.serial, None)
         if not conn.broken and not receiver.closed:
             receiver.closed = True
@@ -346,6 +453,8 @@ class SimNetwork:
         """The connection dies: data in flight is lost, each live end hears on_close on a later turn."""
         conn.broken = True
         self._conns.pop(conn.serial, None)
+        for key in [key for key in self._held if key[0] == conn.serial]:
+            del self._held[key]
         self.sim.note(f"stream: {conn.src}-{conn.dst}:{conn.port_name} #{conn.serial} broken")
         for end in (conn.client, conn.server):
             if not end.closed:
