@@ -15,7 +15,8 @@ from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH
 from zabd.storage.logformat import encode_record, file_header, scan_log
 from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore, SimTxnLog, parse_log
-from zabd.testing.simnet import SimElectionNetwork, SimNetwork, StreamEnd
+from zabd.testing.simelection import SimElectionNetwork
+from zabd.testing.simnet import SimNetwork, StreamEnd
 from zabd.testing.simulation import Simulation, SimulationStuck
 
 
