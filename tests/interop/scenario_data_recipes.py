@@ -43,6 +43,8 @@ async def recipes(reactor: Any, hosts: str) -> dict[str, Any]:
                                                                          await lq1.length()]
     counters = [Counter(a, "/r/count"), Counter(b, "/r/count")]
     await Deferred.fromCoroutine(_all([counters[i % 2].add(1) for i in range(20)]))
+    # b's last add may not have reached a's server yet: reads are sequentially consistent, not linearizable.
+    await a.sync("/r/count")
     out["counter"] = [await counters[0].value(), (await a.get("/r/count"))[0].decode()]
     party, shallow = Party(a, "/r/party", "alice"), ShallowParty(b, "/r/shallow", "bob")
     await party.join()

@@ -140,7 +140,7 @@ def _snap_then_cut(seed: int, cut: str) -> SimEnsemble:
 @pytest.mark.parametrize("cut", ["connection", "disk"])
 @pytest.mark.parametrize("seed", range(4))
 def test_a_sync_cut_after_its_snapshot_leaves_no_hole_in_the_log(seed: int, cut: str) -> None:
-    """Found by the explorer (seed 1632 below, and 995 and 206 of earlier generators).
+    """Found by the explorer (the seeds below, and 995 and 206 of earlier generators).
 
     A learner synced by SNAP (or by TRUNC plus txns) changes its tree in
     memory and makes it durable only with the snapshot it saves at NEWLEADER.
@@ -157,11 +157,18 @@ def test_a_sync_cut_after_its_snapshot_leaves_no_hole_in_the_log(seed: int, cut:
 
 
 @pytest.mark.xfail(strict=True, reason="not fixed: the bug of the test above")
-def test_seed_1632() -> None:
-    """Peer 3's SNAP sync fails at its NEWLEADER snapshot (EIO on the temp file's write): it looks again
-    with the leader's tree in memory and its old one on disk; the next leader TRUNCs it to just below
-    that tree's zxid, a reload from disk, which takes it far lower, and it serves on without committed txns."""
-    assert_ok(run_seed(1632))
+@pytest.mark.parametrize("seed", [1632, 9141, 10263])
+def test_seeds_where_a_sync_cut_after_its_snapshot_loses_committed_txns(seed: int) -> None:
+    """The bug of the test above, found three ways.
+
+    1632: peer 3's SNAP sync fails at its NEWLEADER snapshot (EIO on the temp file's write); it looks
+    again with the leader's tree in memory and its old one on disk, and the next leader TRUNCs it to
+    just below that tree's zxid: a reload from disk, which takes it far lower. It serves on without
+    committed txns. 9141: the same with no disk fault, the leader cut off right after the SNAP.
+    10263: ENOSPC on that snapshot; peer 5 rejoins by DIFF, logs past the hole, crashes, and comes
+    back with a history that skips the SNAP's txns.
+    """
+    assert_ok(run_seed(seed))
 
 
 @pytest.mark.xfail(strict=True, reason="not fixed: a DIFF read from a log that is not the leader's history")
@@ -175,6 +182,35 @@ def test_seed_50060_with_a_short_committed_log_and_txn_log_syncs() -> None:
     and misses the snapshot's five (processConsistency at NEWLEADER), and later leads without them.
     """
     assert_ok(run_seed(50060, commit_log_count=20, disk_history=True))
+
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed (zabd follows 3.8 here): a learner never joins a leader of an "
+                   "epoch below its acceptedEpoch, and that leader never moves to a new epoch")
+@pytest.mark.parametrize("seed", [5413, 6945])
+def test_a_peer_that_accepted_a_newer_epoch_rejoins(seed: int) -> None:
+    """Liveness. Seed 5413: peer 3 twice starts to lead, persists the epoch it chose (acceptedEpoch 4) and crashes
+    before its LEADERINFO reaches anyone; peers 1 and 2 go on under leader 2 in epoch 3. From then on
+    peer 3 elects 2, refuses its LEADERINFO ("leader epoch 3 is older than my accepted epoch 4"), looks
+    again, elects 2 again, for as long as 2 leads: 60 s after every fault healed it still does not serve.
+    Seed 6945: the same with 5 peers (peer 5 accepted epoch 3, leader 4 serves epoch 2).
+    """
+    assert_ok(run_seed(seed))
+
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: a new leader persists currentEpoch before its own log is durable")
+def test_seed_12609_a_leader_crashing_with_its_new_epoch_and_an_old_log_loses_no_committed_txn() -> None:
+    """ZOOKEEPER-4643's kind on the leader's side (and ZOOKEEPER-4712's: a role ends with its log unflushed).
+
+    Peer 4's fsyncs are slow; it has logged 0x10000001b, which peers 1-3 acknowledged and leader 5
+    committed, but not yet made it durable when 5 crashes. Elected on that in-memory log, 4 writes
+    currentEpoch 2 on its ACKEPOCH quorum and crashes; it comes back with epoch 2 and a log ending at
+    0x10000001a, its vote beats everyone's (epoch 1, 0x10000001b), and as leader of epoch 3 it
+    TRUNCs the committed txn away on every peer. The learner side waits for the sync's txns (above),
+    but neither side waits for what the log still had in flight from the role before.
+    """
+    assert_ok(run_seed(12609))
 
 
 # -- the fault hooks the explorer added to the simulation kit ---------------------

@@ -6,8 +6,11 @@ A 3-peer ensemble (zabd's twistd peers or ZooKeeper's QuorumPeerMain) runs
 behind the proxies of :mod:`zabd.testing.nemesis` while the clients of
 :mod:`zabd.testing.blackbox_workload` work. Each cycle injects one fault
 (kill -9 of a peer, of the leader or of all peers, SIGSTOP of a peer or of
-the leader, a peer or the leader cut off, one link cut), holds it until the
-workload has had some writes acknowledged under it or a few seconds passed,
+the leader, a peer or the leader cut off, one link cut, or ``sync-crash``:
+kill -9 of the leader, then of the next one and of a follower as soon as it
+is being synced, the old leader and that follower started first), holds it
+until the workload has had some writes acknowledged under it or a few
+seconds passed,
 heals it (SIGCONT, links up, dead peers started on their data), and waits
 until one leader leads every peer and a write goes through again. Kills come
 right after an acknowledgement.
@@ -38,6 +41,7 @@ from pathlib import Path
 from zabd.testing.blackbox_checks import STALE_BOUND_S, Report, check, final_checks, save_ops, sync_counts
 from zabd.testing.blackbox_workload import Workload
 from zabd.testing.ensembleprocs import Ensemble
+from zabd.testing.history import Anomaly
 from zabd.testing.nemesis import Nemesis, prepare_proxied_ensemble
 from zabd.testing.processes import ADDRESS_IN_USE, PORT_ATTEMPTS, ServerStartError
 
@@ -121,14 +125,22 @@ def sync_crash(nemesis: Nemesis, leader: int, timeout: float = 15.0) -> None:
     nemesis.restart([leader, synced])
 
 
-def settle(ensemble: Ensemble, options: Options) -> bool:
+def settle(ensemble: Ensemble, options: Options, report: Report) -> bool:
+    """Wait for one leader of every live peer; a peer that died on its own (it was just started) is a finding."""
     try:
         ensemble.wait_for_leader(timeout=options.settle_s)
-        return True
+        settled = True
     except TimeoutError:
         if options.require_settled:
             raise
-        return False
+        settled = False
+    for sid, peer in ensemble.peers.items():
+        if not peer.is_running():
+            errors = [line for line in peer.log_text()[-20000:].splitlines() if "Error" in line or "rror:" in line]
+            found = f"peer {sid} exited by itself: {errors[-1] if errors else 'no error logged'}"
+            if found not in {a.detail for a in report.extra}:
+                report.extra.append(Anomaly("peer-exited", f"peer{sid}", (), found))
+    return settled
 
 
 def start(options: Options, workdir: Path) -> Nemesis:
@@ -189,11 +201,11 @@ def run(options: Options, workdir: Path) -> Report:
             if rng.random() < options.overlap:
                 report.overlapped += 1
                 continue
-            report.unsettled += not settle(ensemble, options)
+            report.unsettled += not settle(ensemble, options, report)
             wait_for_progress(workload, ensemble, options.settle_s)
         workload.finish()
         nemesis.heal_everything()
-        report.unsettled += not settle(ensemble, options)
+        report.unsettled += not settle(ensemble, options, report)
         final_checks(workload, ensemble, report)
     except Exception as error:  # noqa: BLE001 - reported with the history so far (e.g. peers that never settle)
         report.error = f"{type(error).__name__}: {error}"
@@ -235,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.summary(examples=10))
     if args.save:
         save_ops(report.history, args.save)
+        print(f"history in {args.save}: op times are time.monotonic_ns(); in the peers' logs' clock, "
+              f"time.time_ns() = op time + {report.wall_offset_ns}")
     print(f"peers' logs: {workdir}" if args.workdir or not report.ok else "")
     if args.workdir is None and report.ok:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -4,12 +4,14 @@
 - every peer holds the committed chain and the same tree (equal digests);
 - every write a client saw acknowledged is on the committed chain, as the
   txn of that session and xid at the zxid the reply carried;
-- each session's writes are on the chain in the order it sent them;
+- each session's writes are on the chain in the order it sent them (its
+  refused requests, error txns, aside);
 - ephemerals belong only to live sessions, and none is left once every
   session has expired.
 """
 from __future__ import annotations
 
+from zabd.jute.opcodes import OpCode
 from zabd.testing.chaos_history import Histories, Report, TracedReplica
 from zabd.testing.chaos_workload import Workload
 from zabd.testing.ensemble import SimEnsemble
@@ -60,8 +62,10 @@ def check_writes(workload: Workload, histories: Histories, report: Report) -> No
                        f"(xid {op.xid}, zxid 0x{op.zxid:x}, through peer {op.sid}) is not committed")
     last: dict[int, int] = {}
     for node in histories.chain(histories.committed_head):
-        session, cxid, _kind = histories.origin[node]
-        if cxid <= 0 or session == 0:
+        session, cxid, kind = histories.origin[node]
+        if cxid <= 0 or session == 0 or kind == OpCode.error:
+            # (An error txn changes nothing: a request a peer forwarded late, after the client moved
+            # on or closed its session, is refused with SESSIONMOVED or SESSIONEXPIRED, in its turn.)
             continue
         if cxid <= last.get(session, 0):
             report("sessionOrder", f"session 0x{session:x}'s xid {cxid} is committed after its xid "
