@@ -135,8 +135,6 @@ def _snap_then_cut(seed: int, cut: str) -> SimEnsemble:
     return ensemble
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: a SNAP installed in memory is made durable only by the "
-                   "NEWLEADER snapshot of the same sync (see the docstring)")
 @pytest.mark.parametrize("cut", ["connection", "disk"])
 @pytest.mark.parametrize("seed", range(4))
 def test_a_sync_cut_after_its_snapshot_leaves_no_hole_in_the_log(seed: int, cut: str) -> None:
@@ -150,16 +148,17 @@ def test_a_sync_cut_after_its_snapshot_leaves_no_hole_in_the_log(seed: int, cut:
     its log goes on past a hole. Restarted, it replays its old snapshot and
     log and skips the hole (recovery accepts a new epoch's first txn after
     any zxid): same last zxid as everyone, another tree, silently.
+
+    Fixed: a learner whose sync ends before that snapshot is durable reloads
+    its tree from its files (``Replica.reload``) before it looks again.
     """
     ensemble = _snap_then_cut(seed, cut)
     assert len(set(ensemble.digests().values())) == 1, ensemble.digests()
 
 
-
-@pytest.mark.xfail(strict=True, reason="not fixed: the bug of the test above")
 @pytest.mark.parametrize("seed", [1632, 9141, 10263])
 def test_seeds_where_a_sync_cut_after_its_snapshot_loses_committed_txns(seed: int) -> None:
-    """The bug of the test above, found three ways.
+    """The bug of the test above, found three ways (fixed as it is).
 
     1632: peer 3's SNAP sync fails at its NEWLEADER snapshot (EIO on the temp file's write); it looks
     again with the leader's tree in memory and its old one on disk, and the next leader TRUNCs it to
@@ -171,7 +170,6 @@ def test_seeds_where_a_sync_cut_after_its_snapshot_loses_committed_txns(seed: in
     assert_ok(run_seed(seed))
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: a DIFF read from a log that is not the leader's history")
 def test_seed_50060_with_a_short_committed_log_and_txn_log_syncs() -> None:
     """ZOOKEEPER-3911's kind, found with ``--commit-log 20 --disk-history`` (3.8's txnlog sync).
 
@@ -180,13 +178,13 @@ def test_seed_50060_with_a_short_committed_log_and_txn_log_syncs() -> None:
     snapshot. As leader it syncs peer 5, whose last txn is that 0x100000024, from its log: the txn is
     there, so the planner sends a DIFF of what follows in the log. Peer 5 keeps the uncommitted txn
     and misses the snapshot's five (processConsistency at NEWLEADER), and later leads without them.
+
+    Fixed: once a SNAP's snapshot is durable, the log files below it go (``drop_through``): the
+    log then holds the leader's history only, and a learner it does not hold gets a SNAP.
     """
     assert_ok(run_seed(50060, commit_log_count=20, disk_history=True))
 
 
-
-@pytest.mark.xfail(strict=True, reason="not fixed (zabd follows 3.8 here): a learner never joins a leader of an "
-                   "epoch below its acceptedEpoch, and that leader never moves to a new epoch")
 @pytest.mark.parametrize("seed", [5413, 6945])
 def test_a_peer_that_accepted_a_newer_epoch_rejoins(seed: int) -> None:
     """Liveness. Seed 5413: peer 3 twice starts to lead, persists the epoch it chose (acceptedEpoch 4) and crashes
@@ -194,12 +192,13 @@ def test_a_peer_that_accepted_a_newer_epoch_rejoins(seed: int) -> None:
     peer 3 elects 2, refuses its LEADERINFO ("leader epoch 3 is older than my accepted epoch 4"), looks
     again, elects 2 again, for as long as 2 leads: 60 s after every fault healed it still does not serve.
     Seed 6945: the same with 5 peers (peer 5 accepted epoch 3, leader 4 serves epoch 2).
+
+    3.8 does the same. zabd does better: a leader past discovery that meets a learner with a
+    newer acceptedEpoch steps down, and the next election chooses an epoch above that promise.
     """
     assert_ok(run_seed(seed))
 
 
-
-@pytest.mark.xfail(strict=True, reason="not fixed: a new leader persists currentEpoch before its own log is durable")
 def test_seed_12609_a_leader_crashing_with_its_new_epoch_and_an_old_log_loses_no_committed_txn() -> None:
     """ZOOKEEPER-4643's kind on the leader's side (and ZOOKEEPER-4712's: a role ends with its log unflushed).
 
@@ -207,10 +206,60 @@ def test_seed_12609_a_leader_crashing_with_its_new_epoch_and_an_old_log_loses_no
     committed, but not yet made it durable when 5 crashes. Elected on that in-memory log, 4 writes
     currentEpoch 2 on its ACKEPOCH quorum and crashes; it comes back with epoch 2 and a log ending at
     0x10000001a, its vote beats everyone's (epoch 1, 0x10000001b), and as leader of epoch 3 it
-    TRUNCs the committed txn away on every peer. The learner side waits for the sync's txns (above),
-    but neither side waits for what the log still had in flight from the role before.
+    TRUNCs the committed txn away on every peer. The learner side waited for the sync's txns,
+    but neither side waited for what the log still had in flight from the role before.
+
+    Fixed as 3.9 fixed ZOOKEEPER-4712: a peer whose role ends looks again only once its log is
+    durable, so its vote and its next role start from what a crash would leave.
     """
     assert_ok(run_seed(12609))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_learner_killed_after_its_syncs_new_epoch_txns_are_durable_restarts_in_that_epoch(seed: int) -> None:
+    """Found by the black-box test on real peers: with 3.9.4's order alone, a restart failed.
+
+    Peer f, cut off while epoch 2 began, rejoins by DIFF; the DIFF holds txns of epoch 2. They
+    are fsynced, and f is killed before the durable report reaches it, so before currentEpoch
+    is written: its log's last zxid is of epoch 2, its currentEpoch 1, and startup refused
+    ("the current epoch is older than the last zxid"). The ``updatingEpoch`` marker of 3.8,
+    written at NEWLEADER, lets the restart take the log's epoch, as 3.8's does.
+    """
+    ensemble = SimEnsemble(seed, 3)
+    ensemble.start()
+    leader = ensemble.settle()
+    write_and_commit(ensemble, 3)
+    follower = next(sid for sid in ensemble.sids if sid != leader)
+    others = [sid for sid in ensemble.sids if sid != follower]
+    ensemble.net.partition([{follower}, set(others)])
+    ensemble.crash(leader)
+    ensemble.restart(leader)
+    ensemble.settle(others)
+    committed = write_and_commit(ensemble, 5, others)
+    new_epoch = committed[-1] >> 32
+    assert new_epoch == 2 and ensemble.replica(follower).current_epoch == 1
+    txn_log = ensemble.replica(follower).txn_log
+    report = txn_log._report
+    killed = []
+
+    def killed_before_the_report(zxid: int) -> None:
+        learner = ensemble.peers[follower].learner
+        if not killed and learner is not None and learner.phase is Phase.NEWLEADER and zxid >> 32 == new_epoch:
+            killed.append(zxid)
+            ensemble.crash(follower)
+            return
+        report(zxid)
+
+    setattr(txn_log, "_report", killed_before_the_report)
+    ensemble.net.heal()
+    assert ensemble.run_until(lambda: bool(killed), 10_000)
+    assert ensemble.disks[follower].exists("version-2/updatingEpoch")
+    ensemble.restart(follower)
+    replica = ensemble.replica(follower)
+    assert (replica.current_epoch, replica.last_logged_zxid >> 32) == (new_epoch, new_epoch)
+    ensemble.settle()
+    assert len(set(ensemble.digests().values())) == 1
+    assert all(ensemble.replica(sid).last_processed_zxid >= committed[-1] for sid in ensemble.sids)
 
 
 # -- the fault hooks the explorer added to the simulation kit ---------------------

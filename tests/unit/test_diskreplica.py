@@ -281,3 +281,52 @@ def test_snapshot_stream_and_history_describe_the_replica(tmp_path: Path) -> Non
     history_on_disk = node.replica.on_disk_history()
     assert history_on_disk.first_zxid == 1
     assert [z for z, _ in history_on_disk.proposals_from(2)] == [1, 2, 3, 4]
+
+
+def test_after_a_snap_the_log_below_it_goes_once_its_snapshot_is_durable(tmp_path: Path) -> None:
+    stream, _ = snap_from_leader(tmp_path, *history(5), create_txn(EPOCH1 + 1, "/epoch1"))
+    node = Node(tmp_path / "learner")
+    node.commit(*history(4))  # its own 1..4: not necessarily the leader's history
+    node.replica.install(stream, EPOCH1 + 1)
+    assert [start for start, _ in node.dirs.logs()] == [1]  # kept until the snapshot is durable
+    node.replica.save_snapshot()
+    assert node.dirs.logs() == []
+    node.replica.set_accepted_epoch(1)
+    node.replica.set_current_epoch(1)
+    node.commit(create_txn(EPOCH1 + 2, "/after"))
+    assert [start for start, _ in node.dirs.logs()] == [EPOCH1 + 2]
+    node.restart()
+    assert node.replica.last_logged_zxid == EPOCH1 + 2 and "/epoch1" in node.replica.tree.nodes
+
+
+def test_reload_after_an_unfinished_sync_goes_back_to_the_files(tmp_path: Path) -> None:
+    stream, leader_tree = snap_from_leader(tmp_path, *history(9))
+    node = Node(tmp_path / "learner")
+    node.commit(*history(4))
+    on_disk = node.replica.tree.digest.value
+    node.replica.install(stream, 9)
+    assert node.replica.tree.digest.value == leader_tree.digest.value
+    node.replica.reload()  # the connection broke before NEWLEADER's snapshot
+    replica = node.replica
+    assert replica.tree.digest.value == on_disk and replica.last_logged_zxid == 4
+    assert node.reloads[-1] == (replica.tree, replica.sessions())
+    node.commit(create_txn(5, "/five"))  # the log goes on from its files' last txn
+    assert node.halted == [] and recover(node.dirs).tree.digest.value == replica.tree.digest.value
+    with pytest.raises(AppendsInFlightError):
+        replica.log(6, create_txn(6, "/six"))
+        replica.reload()
+
+
+def test_a_restart_between_the_syncs_durable_txns_and_current_epoch_takes_their_epoch(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    node.commit(*history(3))
+    node.replica.set_accepted_epoch(2)
+    node.replica.mark_epoch_update()  # NEWLEADER of epoch 2
+    assert os.path.exists(os.path.join(node.dirs.snap_dir, "updatingEpoch"))
+    node.commit(create_txn(EPOCH1 * 2 + 1, "/epoch2"))  # durable; killed before currentEpoch is written
+    node.restart()
+    assert (node.replica.accepted_epoch, node.replica.current_epoch) == (2, 2)
+    assert not os.path.exists(os.path.join(node.dirs.snap_dir, "updatingEpoch"))
+    node.replica.mark_epoch_update()
+    node.replica.set_current_epoch(2)  # the normal end: the marker goes with the write
+    assert not os.path.exists(os.path.join(node.dirs.snap_dir, "updatingEpoch"))

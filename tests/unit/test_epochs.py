@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, EpochFileError, Epochs, read_epochs, write_epoch
+from zabd.storage.epochs import (
+    ACCEPTED_EPOCH,
+    CURRENT_EPOCH,
+    UPDATING_EPOCH,
+    EpochFileError,
+    Epochs,
+    mark_updating_epoch,
+    read_epochs,
+    write_epoch,
+)
 
 ZXID_EPOCH_3 = (3 << 32) | 7
 
@@ -120,3 +129,23 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     with pytest.raises(EpochFileError, match="cannot write"):
         write_epoch(str(tmp_path), CURRENT_EPOCH, 1)
     assert not (tmp_path / (CURRENT_EPOCH + ".tmp")).exists()
+
+
+def test_updating_epoch_takes_the_last_zxids_epoch_and_goes(tmp_path: Path) -> None:
+    # 3.8's rule: a learner died after its sync's txns of epoch 3 were durable, before currentEpoch.
+    (tmp_path / CURRENT_EPOCH).write_bytes(b"2")
+    (tmp_path / ACCEPTED_EPOCH).write_bytes(b"3")
+    mark_updating_epoch(str(tmp_path), True)
+    assert (tmp_path / UPDATING_EPOCH).read_bytes() == b""
+    assert read_epochs(str(tmp_path), ZXID_EPOCH_3) == Epochs(accepted=3, current=3)
+    assert files(tmp_path) == {ACCEPTED_EPOCH: b"3", CURRENT_EPOCH: b"3"}
+
+
+def test_a_leftover_updating_epoch_changes_nothing_and_goes(tmp_path: Path) -> None:
+    # It died before any txn of the new epoch was durable: the old epoch stands.
+    (tmp_path / CURRENT_EPOCH).write_bytes(b"3")
+    (tmp_path / ACCEPTED_EPOCH).write_bytes(b"4")
+    mark_updating_epoch(str(tmp_path), True)
+    assert read_epochs(str(tmp_path), ZXID_EPOCH_3) == Epochs(accepted=4, current=3)
+    assert files(tmp_path) == {ACCEPTED_EPOCH: b"4", CURRENT_EPOCH: b"3"}
+    mark_updating_epoch(str(tmp_path), False)  # removing a missing marker is no error

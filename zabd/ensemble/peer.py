@@ -92,6 +92,8 @@ class QuorumPeer:
         self._tick_timer: Cancellable | None = None
         self._dial_timer: Cancellable | None = None
         self._role_serial = 0
+        #: A role ended with txns still on their way to the disk: LOOKING waits for them.
+        self._awaiting_flush = False
         self.times = PeerTimes(self.metrics, clock())
         replica.set_durable_callback(self._durable)
 
@@ -109,8 +111,8 @@ class QuorumPeer:
     # -- election ------------------------------------------------------------
 
     def election_message(self, sid: int, payload: bytes) -> None:
-        if self.stopped:
-            return
+        if self.stopped or self._awaiting_flush:
+            return  # (between roles: the sender tries again on its timeout)
         try:
             notification = parse_notification(payload)
         except ElectionWireError as e:
@@ -309,14 +311,25 @@ class QuorumPeer:
             self.leader.durable(zxid)
         elif self.learner is not None:
             self.learner.durable(zxid)
+        elif self._awaiting_flush and not self.replica.appends_in_flight and not self.stopped:
+            self._awaiting_flush = False
+            self._look()
 
     def _role_ended(self, serial: int, reason: str) -> None:
         if serial != self._role_serial:
             return
         log.info("Peer {myid} leaves {state}: {reason}", myid=self.myid, state=self.state.name, reason=reason)
         self._end_role(reason)
-        if not self.stopped:
-            self._look()
+        if self.stopped:
+            return
+        if self.replica.appends_in_flight:
+            # As 3.9's fix of ZOOKEEPER-4712: the vote and the next role start from a durable log.
+            # A peer that voted on txns it then lost in a crash could lead with an older history
+            # than a quorum acknowledged, and truncate it everywhere.
+            log.info("Peer {myid} waits for its txn log before it looks", myid=self.myid)
+            self._awaiting_flush = True
+            return
+        self._look()
 
     def _end_role(self, reason: str) -> None:
         self._role_serial += 1

@@ -132,6 +132,12 @@ class Leader:
             handler.close("a learner with my own id")
             return
         if self.phase is not Phase.DISCOVERY:
+            if handler.accepted_epoch > self.epoch:
+                # It promised a newer epoch (a leader that died before any LEADERINFO went out) and
+                # would refuse mine forever, as 3.8's learners do; a new election chooses an epoch
+                # above its promise. 3.8's leader keeps its epoch, and the learner never joins.
+                self.stop(f"learner {handler.sid} accepted epoch {handler.accepted_epoch}, above mine")
+                return
             handler.send_leader_info(self.epoch)
             return
         self._epoch_candidate = max(self._epoch_candidate, handler.accepted_epoch + 1)

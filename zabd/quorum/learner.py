@@ -5,11 +5,15 @@ Discovery, synchronization and broadcast, one packet at a time:
 
 - FOLLOWERINFO / OBSERVERINFO out; LEADERINFO in, acceptedEpoch persisted,
   ACKEPOCH out.
-- DIFF, TRUNC or SNAP, then history (PROPOSAL, COMMIT), then NEWLEADER: a
-  snapshot if the sync needs one and every proposal received so far logged;
-  once all of it is durable, currentEpoch is persisted and only then is the
-  ACK of NEWLEADER sent (3.9.4's order, ZOOKEEPER-4643). UPTODATE starts
-  serving.
+- DIFF, TRUNC or SNAP, then history (PROPOSAL, COMMIT), then NEWLEADER: the
+  ``updatingEpoch`` marker, a snapshot if the sync needs one, and every
+  proposal received so far logged; once all of it is durable, currentEpoch
+  is persisted and only then is the ACK of NEWLEADER sent (3.9.4's order,
+  ZOOKEEPER-4643). UPTODATE starts serving. A restart after txns of the new
+  epoch are durable and before currentEpoch is takes their epoch (the marker).
+- A sync that ends before its snapshot is durable (after SNAP or TRUNC) takes
+  the replica back to its files: the tree in memory is ahead of the disk, and
+  must not vote or be synced from as if it were durable.
 - Then PROPOSAL is logged and acknowledged once durable, COMMIT applies the
   oldest pending proposal, INFORM (observers) applies a committed txn, PING
   is answered with session touches.
@@ -106,6 +110,8 @@ class Learner:
         self._commits_at_uptodate: list[int] = []
         self._snapshot_needed = True
         self._snap_zxid = -1
+        #: The tree in memory differs from the files until the NEWLEADER snapshot (SNAP, TRUNC).
+        self._unsaved = False
         #: How the leader synchronized this learner: "DIFF", "TRUNC" or "SNAP".
         self.sync_mode: str | None = None
         self._sync = SyncTimer("learner", self.last_heard_ms, replica.last_logged_zxid)
@@ -175,6 +181,12 @@ class Learner:
             return
         self.abandon()
         log.info("Learner {myid} leaves the leader: {reason}", myid=self.myid, reason=reason)
+        if self._unsaved:
+            self._unsaved = False
+            try:
+                self.replica.reload()
+            except Exception:
+                log.failure("Learner {myid} cannot reload its files after an unfinished sync", myid=self.myid)
         self.on_exit(reason)
 
     def abandon(self) -> None:
@@ -270,12 +282,14 @@ class Learner:
         elif p.type == PacketType.TRUNC:
             log.info("Truncating the log to 0x{zxid:x}", zxid=p.zxid)
             self.replica.truncate(p.zxid)
+            self._unsaved = True  # the history's commits now go to the tree, not the log
         else:
             self._snap_zxid = p.zxid  # the stream that follows is the tree as of this zxid
 
     def _snapshot(self, snapshot: SnapshotStream) -> None:
         if self.phase is not Phase.SYNC or self._snap_zxid < 0:
             raise QuorumWireError("a snapshot stream without a SNAP packet")
+        self._unsaved = True
         self.replica.install(snapshot, self._snap_zxid)
 
     def _proposal(self, p: QuorumPacket) -> None:
@@ -363,8 +377,10 @@ class Learner:
             return
         self.configs.newleader(p.data)
         replica = self.replica
+        replica.mark_epoch_update()
         if self._snapshot_needed:
             replica.save_snapshot()
+            self._unsaved = False
         self._logging = True
         self.phase = Phase.NEWLEADER
         last = -1

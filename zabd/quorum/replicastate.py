@@ -28,6 +28,7 @@ class ReplicaState:
         self._unapplied: dict[int, bytes] = {}
         self._last_logged = 0
         self._accepted = self._current = 0
+        self._updating_epoch = False
         #: Set while a server answers clients: committed txns go to it, and it
         #: applies them to ``tree``. None: this replica applies them.
         self.on_commit: Callable[[int, bytes], None] | None = None
@@ -57,9 +58,20 @@ class ReplicaState:
     def set_current_epoch(self, epoch: int) -> None:
         self._store_epoch(CURRENT_EPOCH, epoch)
         self._current = epoch
+        if self._updating_epoch:
+            self._store_updating_epoch(False)
+            self._updating_epoch = False
+
+    def mark_epoch_update(self) -> None:
+        """A learner at NEWLEADER: until currentEpoch is written, a restart takes the last zxid's epoch."""
+        self._store_updating_epoch(True)
+        self._updating_epoch = True
 
     def _store_epoch(self, name: str, epoch: int) -> None:
         """Make an epoch durable before it is used (nothing to do in memory)."""
+
+    def _store_updating_epoch(self, present: bool) -> None:
+        """Create or remove the ``updatingEpoch`` marker durably (nothing to do in memory)."""
 
     def sessions(self) -> dict[int, int]:
         return dict(self._sessions)

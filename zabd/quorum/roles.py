@@ -87,6 +87,13 @@ class Replica(Protocol):
     def set_current_epoch(self, epoch: int) -> None:
         """Persist currentEpoch (durable when this returns)."""
 
+    def mark_epoch_update(self) -> None:
+        """Persist the ``updatingEpoch`` marker; ``set_current_epoch`` removes it."""
+
+    @property
+    def appends_in_flight(self) -> bool:
+        """True while logged txns are not yet all reported durable."""
+
     def set_durable_callback(self, durable: Callable[[int], None]) -> None: ...
 
     def log(self, zxid: int, txn: bytes) -> None:
@@ -107,7 +114,14 @@ class Replica(Protocol):
         """Replace the tree and sessions with a SNAP stream's, as of ``zxid``."""
 
     def save_snapshot(self) -> None:
-        """Write a durable snapshot of the tree as it is now (after SNAP or TRUNC)."""
+        """Write a durable snapshot of the tree as it is now (after SNAP or TRUNC).
+
+        After a SNAP, the log files below the installed zxid then go: they
+        hold this server's old history, not necessarily the leader's."""
+
+    def reload(self) -> None:
+        """Load the tree and sessions from the files again: a sync changed them in
+        memory (SNAP, TRUNC and its txns) and ended before its snapshot was durable."""
 
     def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
         """The zxid the tree is at and its SNAP stream chunks (fuzzy: apply may run between chunks)."""

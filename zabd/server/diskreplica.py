@@ -24,13 +24,13 @@ from zabd.quorum.committedlog import DEFAULT_COMMIT_LOG_COUNT
 from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.snapstream import SnapshotStream, snapshot_stream_chunks
 from zabd.server.disklog import GroupCommitLog
-from zabd.storage.epochs import read_epochs, write_epoch
+from zabd.storage.epochs import mark_updating_epoch, read_epochs, write_epoch
 from zabd.storage.history import DiskHistory, recent_records
 from zabd.storage.layout import DataDirs, snapshot_name
 from zabd.storage.recovery import Recovered, recover
 from zabd.storage.snapfile import write_snapshot
 from zabd.storage.snapformat import snapshot_chunks
-from zabd.storage.truncate import drop_after, truncate_log
+from zabd.storage.truncate import drop_after, drop_through, truncate_log
 
 __all__ = ["AppendsInFlightError", "DiskReplica"]
 
@@ -66,6 +66,8 @@ class DiskReplica(ReplicaState):
         #: background snapshot of the old state must not land after it.
         self.before_rewrite: Callable[[], None] = lambda: None
         self._history = DiskHistory(dirs)
+        #: The zxid of the SNAP installed and not yet saved as a snapshot (-1: none).
+        self._installed_zxid = -1
         self._load(recovered)
         epochs = read_epochs(dirs.snap_dir, self._last_logged)
         self._accepted, self._current = epochs.accepted, epochs.current
@@ -83,6 +85,9 @@ class DiskReplica(ReplicaState):
     def _store_epoch(self, name: str, epoch: int) -> None:
         # Synchronous on the reactor, as QuorumPeer.setAcceptedEpoch is on its thread.
         write_epoch(self.dirs.snap_dir, name, epoch)
+
+    def _store_updating_epoch(self, present: bool) -> None:
+        mark_updating_epoch(self.dirs.snap_dir, present)
 
     def on_disk_history(self) -> DiskHistory:
         return self._history
@@ -134,6 +139,19 @@ class DiskReplica(ReplicaState):
         self.committed.clear()
         self._unapplied.clear()
         self._last_logged = zxid
+        self._installed_zxid = zxid
+        self.on_reload(self.tree, self._sessions)
+
+    def reload(self) -> None:
+        """Back to what the files hold (blocks the reactor): a sync's changes in memory were never saved."""
+        self._check_idle("reload")
+        self.before_rewrite()
+        recovered = recover(self.dirs)
+        self._restart_log_at(recovered.tree.last_processed_zxid)
+        self._load(recovered)
+        self._installed_zxid = -1
+        log.info("Reloaded from the files after an unfinished sync: tree at 0x{zxid:x}",
+                 zxid=self.tree.last_processed_zxid)
         self.on_reload(self.tree, self._sessions)
 
     def _check_idle(self, what: str) -> None:
@@ -156,6 +174,9 @@ class DiskReplica(ReplicaState):
         size = write_snapshot(path, snapshot_chunks(self.tree, self._sessions))
         log.info("Snapshot {path} written: {size} bytes", path=path, size=size)
         self.txn_log.roll()
+        if self._installed_zxid >= 0:
+            drop_through(self.dirs, self._installed_zxid)
+            self._installed_zxid = -1
 
     def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
         return self.tree.last_processed_zxid, snapshot_stream_chunks(self.tree, self._sessions)

@@ -19,6 +19,8 @@ from zabd.storage.layout import fsync_directory
 
 ACCEPTED_EPOCH = "acceptedEpoch"
 CURRENT_EPOCH = "currentEpoch"
+#: Present while a learner moves to a new epoch (3.8's name): from NEWLEADER until currentEpoch is written.
+UPDATING_EPOCH = "updatingEpoch"
 TEMP_SUFFIX = ".tmp"  # AtomicFileOutputStream's: the same name plus .tmp
 _JAVA_LONG = re.compile(r"[+-]?[0-9]+")  # what Long.parseLong takes (ASCII digits)
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
@@ -50,13 +52,23 @@ def read_epochs(snap_dir: str, last_logged_zxid: int) -> Epochs:
     """Read both files, creating a missing one with the last zxid's epoch.
 
     As 3.8 does: a currentEpoch older than the last zxid's epoch is an error,
-    unless ``currentEpoch.tmp`` exists (a crash between writing it and the
-    rename), whose value is then taken and written properly; an acceptedEpoch
-    below currentEpoch is an error.
+    unless ``updatingEpoch`` exists (a learner's sync made txns of the new
+    epoch durable, then the process died before it wrote currentEpoch: the
+    last zxid's epoch is taken) or ``currentEpoch.tmp`` does (a crash between
+    writing it and the rename: its value is taken); an acceptedEpoch below
+    currentEpoch is an error. A leftover ``updatingEpoch`` is removed.
     """
     zxid_epoch = epoch_of(last_logged_zxid)
     current_path = os.path.join(snap_dir, CURRENT_EPOCH)
     current = _read_or_create(snap_dir, CURRENT_EPOCH, zxid_epoch)
+    updating = os.path.join(snap_dir, UPDATING_EPOCH)
+    if os.path.lexists(updating):
+        if zxid_epoch > current:
+            log.info("{path} found: the sync's txns were durable before the epoch; setting the current "
+                     "epoch to {epoch}", path=updating, epoch=zxid_epoch)
+            write_epoch(snap_dir, CURRENT_EPOCH, zxid_epoch)
+            current = zxid_epoch
+        mark_updating_epoch(snap_dir, False)
     if zxid_epoch > current:
         temp_path = current_path + TEMP_SUFFIX
         if not os.path.exists(temp_path):
@@ -93,6 +105,22 @@ def write_epoch(snap_dir: str, name: str, value: int) -> None:
         except OSError:
             pass
         raise EpochFileError(path, f"cannot write: {e.strerror or e}") from e
+    fsync_directory(snap_dir)
+
+
+def mark_updating_epoch(snap_dir: str, present: bool) -> None:
+    """Create (durably) or remove ``updatingEpoch``: a learner holds it while it moves to a new epoch."""
+    path = os.path.join(snap_dir, UPDATING_EPOCH)
+    try:
+        if present:
+            with open(path, "wb") as f:
+                os.fsync(f.fileno())
+        else:
+            os.remove(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise EpochFileError(path, f"cannot {'create' if present else 'remove'}: {e.strerror or e}") from e
     fsync_directory(snap_dir)
 
 

@@ -131,6 +131,26 @@ def carry_out(dirs: DataDirs, plan: Truncation) -> None:
                  path=path, length=length, zxid=plan.zxid)
 
 
+def drop_through(dirs: DataDirs, zxid: int) -> list[str]:
+    """Remove every log file that holds only txns at or below ``zxid``, oldest first.
+
+    After a SNAP, once the snapshot at ``zxid`` is durable: what the log holds
+    below it is this server's old history, which may differ from the leader's
+    (an uncommitted txn of an older epoch). Left in place, a sync served from
+    the log could send a DIFF from it (ZOOKEEPER-3911's kind).
+    """
+    removed = []
+    for _start, path in dirs.logs():
+        if any(record.zxid > zxid for record in scan_log(path).records):
+            break
+        _remove(path)
+        fsync_directory(dirs.log_dir)  # oldest first, one at a time: a crash leaves a suffix
+        removed.append(path)
+    if removed:
+        log.info("Removed {count} log files below the snapshot at 0x{zxid:x}", count=len(removed), zxid=zxid)
+    return removed
+
+
 def _check_reload_lands_on_target(dirs: DataDirs, plan: Truncation) -> None:
     zxid = plan.zxid
     valid = [(snap_zxid, path) for snap_zxid, path in dirs.snapshots() if looks_like_snapshot(path)]

@@ -296,3 +296,4 @@ class TracedReplica(SimReplica):
         disk.rename(temp, posixpath.join(VERSION_DIR, name))
         disk.fsync_dir(VERSION_DIR)
         self.histories.saved[(self.sid, zxid)] = self.head
+        self._snapshot_saved()

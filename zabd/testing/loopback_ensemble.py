@@ -108,6 +108,13 @@ class MemoryReplica(ReplicaState):
     def save_snapshot(self) -> None:
         """Nothing to do: a memory replica has no disk to recover from."""
 
+    def reload(self) -> None:
+        """Nothing to do: what memory holds is all there is."""
+
+    @property
+    def appends_in_flight(self) -> bool:
+        return self._flush_scheduled
+
     def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
         return self.tree.last_processed_zxid, snapshot_stream_chunks(self.tree, self._sessions)
 

@@ -261,6 +261,10 @@ def parse_log(data: bytes, path: str = "<memory>") -> tuple[list[LogRecord], int
     return records, pos
 
 
+#: From an fsync's end to its durable report (the syncer-to-reactor hop).
+REPORT_DELAY_MS = 1
+
+
 class SimTxnLog:
     """A TxnLog on a MemoryDisk with group commit in virtual time.
 
@@ -288,6 +292,7 @@ class SimTxnLog:
         self._path: str | None = None
         self._flushing = False
         self._scheduled = False
+        self._unreported = 0  # batches fsynced whose durable report has not reached the owner yet
         self.last_zxid = self._recover()
 
     def set_durable_callback(self, durable: Callable[[int], None]) -> None:
@@ -322,9 +327,25 @@ class SimTxnLog:
             found.extend((record.zxid, record.txn) for record in records)
         return found
 
+    @property
+    def in_flight(self) -> bool:
+        """Appends not yet reported durable."""
+        return bool(self._pending) or self._flushing or self._unreported > 0
+
+    def drop_through(self, zxid: int) -> None:
+        """Remove every log file holding only txns at or below ``zxid``, oldest first (zabd.storage.truncate)."""
+        for path in self.log_files():
+            records, _end = parse_log(self.disk.read(path), path)
+            if any(record.zxid > zxid for record in records):
+                break
+            self.disk.unlink(path)
+            self.disk.fsync_dir(self.directory)
+            if path == self._path:
+                self._path = None
+
     def truncate_after(self, zxid: int) -> None:
         """Remove every record above ``zxid`` durably (FileTxnLog.truncate); the next append starts a new file."""
-        if self._pending or self._flushing:
+        if self.in_flight:
             raise RuntimeError("truncate_after with appends still in flight")
         for path in self.log_files():
             records, _end = parse_log(self.disk.read(path), path)
@@ -381,4 +402,13 @@ class SimTxnLog:
         self._flushing = False
         if self._pending:
             self._flush()  # the next batch's fsync overlaps with answering this one
+        # The report reaches the owner a moment later, as the syncer thread's callFromThread
+        # does: a crash in between leaves txns durable that their process never heard of.
+        self._unreported += 1
+        self.scheduler.call_later(REPORT_DELAY_MS, self._report, zxid)
+
+    def _report(self, zxid: int) -> None:
+        if self._dead():
+            return
+        self._unreported -= 1
         self._durable(zxid)

@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterator
 from zabd.core.datatree import DataTree
 from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.snapstream import SnapshotStream, SnapshotStreamDecoder, snapshot_stream_chunks
-from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, epoch_of
+from zabd.storage.epochs import (
+    ACCEPTED_EPOCH,
+    CURRENT_EPOCH,
+    TEMP_SUFFIX,
+    UPDATING_EPOCH,
+    EpochFileError,
+    epoch_of,
+)
 from zabd.storage.layout import SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name
 from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore, SimTxnLog
 from zabd.testing.simulation import Scope
@@ -28,9 +35,12 @@ class SimReplica(ReplicaState):
         self.epochs = MemoryEpochStore(disk)
         self._durable: Callable[[int], None] = lambda zxid: None
         self.txn_log.set_durable_callback(lambda zxid: self._durable(zxid))
+        #: The zxid of the SNAP installed and not yet saved as a snapshot (-1: none).
+        self._installed_zxid = -1
         self._load()
         last_epoch = epoch_of(self._last_logged)
         self._current = self._read_epoch(CURRENT_EPOCH, last_epoch)
+        self._check_current_epoch(last_epoch)
         self._accepted = self._read_epoch(ACCEPTED_EPOCH, last_epoch)
 
     # -- loading ---------------------------------------------------------------
@@ -57,6 +67,23 @@ class SimReplica(ReplicaState):
         self._unapplied.clear()
         self._last_logged = max(self.tree.last_processed_zxid, records[-1][0] if records else 0)
 
+    def _check_current_epoch(self, last_epoch: int) -> None:
+        """zabd.storage.epochs.read_epochs's rules: the marker, the temp file, or a startup error."""
+        marker = posixpath.join(VERSION_DIR, UPDATING_EPOCH)
+        if self.disk.exists(marker):
+            if last_epoch > self._current:
+                self._store_epoch(CURRENT_EPOCH, last_epoch)
+                self._current = last_epoch
+            self._store_updating_epoch(False)
+        if last_epoch > self._current:
+            path = posixpath.join(VERSION_DIR, CURRENT_EPOCH)
+            temp = path + TEMP_SUFFIX
+            if not self.disk.exists(temp):
+                raise EpochFileError(path, f"the current epoch {self._current} is older than the last zxid's "
+                                     f"epoch {last_epoch}")
+            self._current = int(self.disk.read(temp).decode("ascii"))
+            self._store_epoch(CURRENT_EPOCH, self._current)
+
     def _read_epoch(self, name: str, default: int) -> int:
         value = self.epochs.read_epoch(name)
         if value is None:
@@ -68,6 +95,21 @@ class SimReplica(ReplicaState):
 
     def _store_epoch(self, name: str, epoch: int) -> None:
         self.epochs.write_epoch(name, epoch)
+
+    def _store_updating_epoch(self, present: bool) -> None:
+        path = posixpath.join(VERSION_DIR, UPDATING_EPOCH)
+        if present:
+            self.disk.write(path, b"")
+            self.disk.fsync(path)
+        elif self.disk.exists(path):
+            self.disk.unlink(path)
+        else:
+            return
+        self.disk.fsync_dir(VERSION_DIR)
+
+    @property
+    def appends_in_flight(self) -> bool:
+        return self.txn_log.in_flight
 
     def set_durable_callback(self, durable: Callable[[int], None]) -> None:
         self._durable = durable
@@ -91,6 +133,15 @@ class SimReplica(ReplicaState):
         self.committed.clear()
         self._unapplied.clear()
         self._last_logged = zxid
+        self._installed_zxid = zxid
+
+    def reload(self) -> None:
+        if self.txn_log.in_flight:
+            raise RuntimeError("reload with appends still in flight")
+        self._load()
+        self._installed_zxid = -1
+        self.txn_log.roll()
+        self.txn_log.last_zxid = self._last_logged
 
     def save_snapshot(self) -> None:
         zxid = self.tree.last_processed_zxid
@@ -98,6 +149,13 @@ class SimReplica(ReplicaState):
         self.disk.write(path, b"".join(snapshot_stream_chunks(self.tree, self._sessions)))
         self.disk.fsync(path)
         self.disk.fsync_dir(VERSION_DIR)
+        self._snapshot_saved()
+
+    def _snapshot_saved(self) -> None:
+        """After a SNAP's snapshot: the log below it is this peer's old history (DiskReplica does the same)."""
+        if self._installed_zxid >= 0:
+            self.txn_log.drop_through(self._installed_zxid)
+            self._installed_zxid = -1
 
     def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
         return self.tree.last_processed_zxid, snapshot_stream_chunks(self.tree, self._sessions)
