@@ -113,6 +113,8 @@ class Leader:
         #: Last, smallest and largest txn proposed (mntr, stat); -1 before any.
         self.proposal_sizes = (-1, -1, -1)
         self.serving_since_ms: int | None = None
+        #: A voter's newer acceptedEpoch made this leader step down (the one unseating a learner may cause).
+        self.stepped_down_for_promise = False
 
     # -- connections --------------------------------------------------------
 
@@ -133,10 +135,7 @@ class Leader:
             return
         if self.phase is not Phase.DISCOVERY:
             if handler.accepted_epoch > self.epoch:
-                # It promised a newer epoch (a leader that died before any LEADERINFO went out) and
-                # would refuse mine forever, as 3.8's learners do; a new election chooses an epoch
-                # above its promise. 3.8's leader keeps its epoch, and the learner never joins.
-                self.stop(f"learner {handler.sid} accepted epoch {handler.accepted_epoch}, above mine")
+                self._newer_promise(handler)
                 return
             handler.send_leader_info(self.epoch)
             return
@@ -146,6 +145,22 @@ class Leader:
             self._connected.add(handler.sid)
         if self.verifier.contains_quorum(self._connected):
             self._choose_epoch()
+
+    def _newer_promise(self, handler: LearnerHandler) -> None:
+        """A learner accepted a newer epoch (its leader died before any LEADERINFO went out).
+
+        It would refuse mine forever, as 3.8's learners do, and 3.8's leader keeps its epoch: that
+        peer never joins. A voter that does not follow me already makes me step down, and the next
+        election chooses an epoch above its promise. Anything else is an impostor: closed.
+        """
+        sid = handler.sid
+        following = any(h is not handler and h.sid == sid and h.forwarding for h in self.handlers)
+        if not handler.is_voter or following:
+            handler.close(f"claims accepted epoch {handler.accepted_epoch} while "
+                          + ("sid {sid} follows me" if following else "not a voter").format(sid=sid))
+            return
+        self.stepped_down_for_promise = True
+        self.stop(f"learner {sid} accepted epoch {handler.accepted_epoch}, above mine")
 
     def _choose_epoch(self) -> None:
         self.epoch = self._epoch_candidate
