@@ -118,6 +118,8 @@ class Learner:
         self._logging = False  # proposals go to the log as they arrive
         #: ACKs waiting for the log: (zxid that must be durable first, ack zxid).
         self._acks: deque[tuple[int, int]] = deque()
+        #: The proposals logged at NEWLEADER: acknowledged right after NEWLEADER is (3.9.4's order).
+        self._acks_after_newleader: list[int] = []
         self._durable_zxid = replica.last_logged_zxid
         #: SYNC packets complete the forwarded syncs in the order they were sent.
         self.on_sync: Callable[[], None] = lambda: None
@@ -163,6 +165,15 @@ class Learner:
                     log.failure("Learner {myid} cannot persist its epoch", myid=self.myid)
                     self.stop(f"local failure: {e}")
                     return
+                self.link.send(QuorumPacket(PacketType.ACK, ack))
+                # Only now the proposals of the sync: an ACK of a new-epoch txn sent before
+                # currentEpoch is durable could count towards a commit that a failed epoch
+                # write then lets this peer vote against (and a 3.8 leader would take the
+                # first ACK for the NEWLEADER ACK: ZOOKEEPER-4685).
+                for zxid in self._acks_after_newleader:
+                    self.link.send(QuorumPacket(PacketType.ACK, zxid))
+                self._acks_after_newleader = []
+                continue
             self.link.send(QuorumPacket(PacketType.ACK, ack))
 
     def tick(self) -> None:
@@ -385,12 +396,11 @@ class Learner:
         self.phase = Phase.NEWLEADER
         last = -1
         for zxid, txn in self.pending:
-            if not self.observer:
-                self._log_and_ack(zxid, txn)
-            elif self.logs_txns:
-                replica.log(zxid, txn)
-            else:
+            if self.observer and not self.logs_txns:
                 continue
+            replica.log(zxid, txn)
+            if not self.observer:
+                self._acks_after_newleader.append(zxid)
             last = zxid
         # currentEpoch and the ACK of NEWLEADER wait until everything received is durable (see durable).
         self._acks.append((last, p.zxid))
