@@ -19,14 +19,14 @@ DEADLINE = 60.0
 #: Summaries are named without their avg_/min_/max_/cnt_/sum_/pNN_ prefix.
 DELIBERATELY_MISSING: dict[str, frozenset[str]] = {
     # Queues and threads zabd does not have: one reactor thread runs prep, sync
-    # and final in turn, with no commit processor, session queues or request throttler.
+    # and final in turn, with no commit processor or session queues.
     "no such processor or queue": frozenset("""
         close_session_prep_time commit_commit_proc_req_queued commit_process_time
         concurrent_request_processing_in_commit_processor pending_session_queue_size prep_process_time
         prep_processor_queue_size prep_processor_queue_time_ms prep_processor_request_queued
         proposal_process_time read_commit_proc_issued read_commit_proc_req_queued read_commitproc_time_ms
         read_final_proc_time_ms reads_after_write_in_session_queue reads_issued_from_session_queue
-        request_commit_queued request_throttle_queue_time_ms request_throttle_wait_count
+        request_commit_queued
         requests_in_session_queue requests_not_forwarded_to_commit_processor session_queues_drained
         sync_process_time sync_processor_queue_and_flush_time_ms sync_processor_queue_flush_time_ms
         sync_processor_queue_size sync_processor_queue_time_ms sync_processor_request_queued
@@ -35,17 +35,17 @@ DELIBERATELY_MISSING: dict[str, frozenset[str]] = {
         local_write_committed_time_ms server_write_committed_time_ms learner_request_processor_queue_size
         skip_learner_request_to_next_processor_count proposal_ack_creation_latency outstanding_changes_queued
         om_commit_process_time_ms om_proposal_process_time_ms
-        outstanding_changes_removed stale_requests stale_requests_dropped stale_replies""".split()),
+        outstanding_changes_removed""".split()),
     # Java, Netty, SASL and the JVM: not in zabd.
     "no JVM, Netty or ensemble auth": frozenset("""
         jvm_pause_time_ms netty_queued_buffer_capacity
         ensemble_auth_fail ensemble_auth_skip ensemble_auth_success socket_closing_time
         cnxn_closed_without_zk_server_running""".split()),
-    # Connection throttling, dropping and caches zabd does not implement.
-    "no connection throttle, drop or response cache": frozenset("""
-        connection_drop_count connection_drop_probability connection_rejected connection_token_deficit
+    # Read-failure counting and caches zabd does not implement.
+    "no drop count or response cache": frozenset("""
+        connection_drop_count
         response_packet_cache_hits response_packet_cache_misses response_packet_get_children_cache_hits
-        response_packet_get_children_cache_misses large_requests_rejected sessionless_connections_expired
+        response_packet_get_children_cache_misses sessionless_connections_expired
         quit_leading_due_to_disloyal_voter inflight_diff_count inflight_snap_count""".split()),
     # Measurable, but each costs work on every request or byte of the hot path; not yet.
     "not measured yet (hot path cost)": frozenset("""

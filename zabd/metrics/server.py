@@ -20,8 +20,8 @@ BASIC, ADVANCED = DetailLevel.BASIC, DetailLevel.ADVANCED
 
 #: Counters 3.8 registers and never moves with its defaults, nor does zabd:
 #: its default WatchManager drops a closed connection's watches at once (no
-#: WatcherCleaner), as zabd does, and request throttling is off.
-ZERO_AS_IN_ZOOKEEPER = ("dead_watchers_queued", "dead_watchers_cleared", "throttled_ops")
+#: WatcherCleaner), as zabd does.
+ZERO_AS_IN_ZOOKEEPER = ("dead_watchers_queued", "dead_watchers_cleared")
 
 
 class ServerMetrics:
@@ -66,6 +66,16 @@ class ServerMetrics:
         self.connection_requests: Counter = counter("connection_request_count")
         self.connection_revalidates: Counter = counter("connection_revalidate_count")
         self.stale_sessions_expired: Counter = counter("stale_sessions_expired")
+        # Overload protection (ZooKeeperServer, RequestThrottler, the connection factories).
+        self.connection_rejected: Counter = counter("connection_rejected")
+        self.connection_token_deficit: Summary = summary("connection_token_deficit", BASIC)
+        self.large_requests_rejected: Counter = counter("large_requests_rejected")
+        self.stale_requests: Counter = counter("stale_requests")
+        self.stale_requests_dropped: Counter = counter("stale_requests_dropped")
+        self.stale_replies: Counter = counter("stale_replies")
+        self.request_throttle_queue_time: Summary = summary("request_throttle_queue_time_ms", ADVANCED)
+        self.request_throttle_wait_count: Counter = counter("request_throttle_wait_count")
+        self.throttled_ops: Counter = counter("throttled_ops")
         for name in ZERO_AS_IN_ZOOKEEPER:
             counter(name)
         #: The client ports' TLS (3.8 counts its Netty client port's); the admin port's apart.

@@ -9,6 +9,7 @@ from zabd.core.acl import AuthProviders
 from zabd.core.datatree import DataTree
 from zabd.core.sessions import SessionTracker
 from zabd.core.watches import Watches
+from zabd.jute.codec import DEFAULT_MAX_BUFFER
 from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.changes import PendingChanges
 from zabd.pipeline.reconfig import Membership
@@ -29,6 +30,10 @@ class Settings:
     local_sessions_upgrading: bool = False
     #: standaloneEnabled: a reconfig must then leave at least two voters.
     standalone_enabled: bool = True
+    #: The longest txn prep hands on (jute.maxbuffer + extrasize, as peers read it back).
+    max_txn_bytes: int = DEFAULT_MAX_BUFFER * 2
+    #: request_stale_connection_check: a reply for a closed connection counts as a stale reply.
+    stale_connection_check: bool = True
 
 
 @dataclass(eq=False)

@@ -41,10 +41,12 @@ class FinalStage:
         ctx = self.ctx
         result = self.apply(request.txn) if request.txn is not None else None
         client = request.client
-        ctx.stats.finished()
+        ctx.stats.finished(request)
         if client is None or not client.connected:
             # Nothing to answer, and no watch may be left behind for a
             # connection that is gone (ZooKeeper ignores dead watchers).
+            if client is not None and _stale_reply(request, ctx.settings.stale_connection_check):
+                ctx.metrics.stale_replies.add()
             return
         now = ctx.now_ms()
         # ZooKeeper measures latency in whole milliseconds; srvr's figures read these two summaries.
@@ -104,6 +106,9 @@ class FinalStage:
                     watcher.send_event(fired_type, fired_path)
 
     def _read_reply(self, request: Request, client: Client) -> tuple[int, Reply]:
+        if request.throttled:
+            # It waited past throttled_op_wait_time; prep let it through untouched.
+            return Code.THROTTLEDOP, None
         try:
             if request.error is not None:
                 raise request.error
@@ -142,6 +147,22 @@ class FinalStage:
             node = self.ctx.tree.get(getattr(txn.body, "path", ""))
             return (0, StatResponse(node.stat())) if node is not None else (Code.NONODE, None)
         return 0, None
+
+
+def _stale_reply(request: Request, connection_check: bool) -> bool:
+    """Whether 3.8 counts ``stale_replies`` for a request whose connection is gone.
+
+    It counts once the request is past its error checks: not for an error
+    txn, a moved session, or another error of a request other than a multi,
+    and never for a closeSession (which is never stale).
+    """
+    if not connection_check or request.type == OpCode.closeSession:
+        return False
+    txn = request.txn
+    if txn is not None and txn.header.type == OpCode.error:
+        return False
+    error = request.error
+    return error is None or (request.type == OpCode.multi and error.code != Code.SESSIONMOVED)
 
 
 def _multi_response(result: TxnResult) -> multi.MultiResponse:

@@ -27,6 +27,7 @@ from zabd.jute.schema import Record
 from zabd.jute.txns import CreateSessionTxn, ErrorTxn, MultiTxn, SingleBody, Txn, TxnBody, TxnHeader
 from zabd.pipeline.context import ServerContext
 from zabd.pipeline.request import Request, Stage
+from zabd.pipeline.txnsize import may_exceed, txn_size
 from zabd.pipeline.writes import Prepared, TxnBuilder
 
 log = Logger()
@@ -61,6 +62,10 @@ class PrepStage:
         self.next = next_stage
 
     def process(self, request: Request) -> None:
+        if request.throttled:
+            # 3.8's pRequest: a throttled request gets no txn and no checks; final answers THROTTLEDOP.
+            self.next.process(request)
+            return
         if request.type in TXN_TYPES:
             request.txn = self._txn_for(request)
         elif request.type != OpCode.ping and not self.ctx.sessions.is_alive(request.session_id):
@@ -103,8 +108,30 @@ class PrepStage:
                         session=request.session_id, type=request.type)
             self.ctx.pending.rollback(zxid)
             kind, body = OpCode.error, ErrorTxn(Code.MARSHALLINGERROR)
-        header = TxnHeader(request.session_id, request.xid, zxid, time, kind)
-        return Txn(header, body)
+        txn = Txn(TxnHeader(request.session_id, request.xid, zxid, time, kind), body)
+        limit = self.ctx.settings.max_txn_bytes
+        if may_exceed(kind, len(request.payload), request.auth_ids, limit):
+            txn = self._readable(txn, limit)
+        return txn
+
+    def _readable(self, txn: Txn, limit: int) -> Txn:
+        """``txn``, or one every peer can read back when it is longer than ``limit`` (see zabd.pipeline.txnsize)."""
+        size = txn_size(txn)
+        if size <= limit:
+            return txn
+        header = txn.header
+        if header.type == OpCode.closeSession:
+            # A session must be able to close: without the list of its ephemerals,
+            # peers delete what it owns themselves (3.8's pre-CloseSessionTxn form).
+            log.warn("Session 0x{session:x}: closeSession txn of {size} bytes is over {limit}; "
+                     "logging it without its ephemeral paths", session=header.clientId, size=size, limit=limit)
+            return Txn(header, None)
+        log.warn("Session 0x{session:x}: refusing a txn of {size} bytes for type {type}: over {limit} "
+                 "(jute.maxbuffer + jute.maxbuffer.extrasize), which peers cannot read",
+                 session=header.clientId, size=size, type=header.type, limit=limit)
+        self.ctx.pending.rollback(header.zxid)
+        error_header = TxnHeader(header.clientId, header.cxid, header.zxid, header.time, OpCode.error)
+        return Txn(error_header, ErrorTxn(Code.MARSHALLINGERROR))
 
     def _body(self, request: Request, builder: TxnBuilder) -> tuple[int, TxnBody | None]:
         kind = request.type

@@ -58,3 +58,9 @@ class Request:
     error: KeeperError | None = None
     #: When the request arrived, in ms of the server clock (for latency figures).
     received_ms: float = 0.0
+    #: The bytes it holds of the large-request budget; -1: none (3.8's largeRequestSize).
+    large_size: int = -1
+    #: Counted in ServerStats.in_process (the request throttler let it in).
+    in_process: bool = False
+    #: It waited past throttled_op_wait_time: prep skips it and it is answered THROTTLEDOP.
+    throttled: bool = False

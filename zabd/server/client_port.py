@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.stats import ServerStats
 from zabd.server.tcpoptions import set_no_delay
 from zabd.serving.connection import ServerConnection
@@ -41,6 +42,8 @@ class ClientPortProtocol(Protocol):
         self._first = True
         self._head = b""
         self._pending_4lw: str | None = None
+        #: The length of the frame held back in ``_unprocessed`` passed the large-request check.
+        self._length_checked = False
 
     def connectionMade(self) -> None:
         set_no_delay(self.transport)
@@ -68,7 +71,8 @@ class ClientPortProtocol(Protocol):
         finally:
             conn.end_batch()
         stats = conn.server.ctx.stats
-        if stats.outstanding >= self.factory.outstanding_limit:
+        limit = self.factory.outstanding_limit
+        if stats.outstanding >= limit or stats.queued >= limit:
             self.factory.throttle(self, stats)
 
     def _frames(self, conn: ServerConnection, data: bytes) -> None:
@@ -76,15 +80,24 @@ class ClientPortProtocol(Protocol):
         end = len(data)
         pos = 0
         limit = self.max_length
+        large = conn.server.large_requests
+        checked = self._length_checked
+        self._length_checked = False
         while end - pos >= 4:
             (length,) = _LENGTH.unpack_from(data, pos)
             if not 0 <= length <= limit:
                 self._length_out_of_range(length)
                 return
+            # 3.8 looks at a large request's length once, as it arrives.
+            if length > large.above and not checked and not large.receiving(length):
+                self._large_request(length)
+                return
+            checked = False
             start = pos + 4
             pos = start + length
             if pos > end:
                 pos = start - 4
+                self._length_checked = True
                 break
             conn.frame_received(data[start:pos])
         self._unprocessed = data[pos:] if pos < end else b""
@@ -129,6 +142,13 @@ class ClientPortProtocol(Protocol):
         assert self.transport is not None
         self.transport.loseConnection()
 
+    def _large_request(self, length: int) -> None:
+        log.warn("Closing {peer}: rejecting a large request of {length} bytes (largeRequestMaxBytes)",
+                 peer=self.conn.peer if self.conn else "?", length=length)
+        self._unprocessed = b""
+        assert self.transport is not None
+        self.transport.loseConnection()
+
     def connectionLost(self, reason: object = None) -> None:
         if self.conn is not None:
             self.conn.connection_lost()
@@ -143,13 +163,15 @@ class ClientPortFactory(Factory):
     :param max_per_ip: ``maxClientCnxns`` (0: none).
     :param max_cnxns: ``maxCnxns``, over every client port (0: none).
     :param outstanding_limit: ``globalOutstandingLimit``: with this many
-        requests in flight, a connection that sends more stops being read
-        until the server is below the limit again, as 3.8 disables receive.
+        requests in flight (or waiting in the request throttler), a
+        connection that sends more stops being read until the server is
+        below the limit again, as 3.8 disables receive.
+    :param metrics: where refused connections are counted (``connection_rejected``).
     """
 
     def __init__(self, server: StandaloneServer | None, four_letter: FourLetterHandler,
                  four_letter_words: dict[int, str], max_buffer: int, max_per_ip: int,
-                 max_cnxns: int = 0, outstanding_limit: int = 1000) -> None:
+                 max_cnxns: int = 0, outstanding_limit: int = 1000, metrics: ServerMetrics | None = None) -> None:
         #: Who answers sessions; None while an ensemble peer is between roles.
         self.server = server
         self.four_letter = four_letter
@@ -158,6 +180,7 @@ class ClientPortFactory(Factory):
         self.max_per_ip = max_per_ip
         self.max_cnxns = max_cnxns
         self.outstanding_limit = outstanding_limit
+        self.metrics = metrics
         self.per_ip: Counter[str] = Counter()
         self.connections = 0
         #: Connections not read while the server is at globalOutstandingLimit.
@@ -168,9 +191,11 @@ class ClientPortFactory(Factory):
         port = getattr(addr, "port", 0)
         if self.max_cnxns and self.connections >= self.max_cnxns:
             log.warn("Too many connections - max is {limit}", limit=self.max_cnxns)
+            self._rejected()
             return None
         if self.max_per_ip and self.per_ip[host] >= self.max_per_ip:
             log.warn("Too many connections from {host} - max is {limit}", host=host, limit=self.max_per_ip)
+            self._rejected()
             return None
         self.per_ip[host] += 1
         self.connections += 1
@@ -180,6 +205,10 @@ class ClientPortFactory(Factory):
             return ServerConnection(self.server, proto.transport, host, port)
 
         return ClientPortProtocol(self, make, host)
+
+    def _rejected(self) -> None:
+        if self.metrics is not None:
+            self.metrics.connection_rejected.add()
 
     def connection_closed(self, protocol: ClientPortProtocol) -> None:
         host = protocol.host

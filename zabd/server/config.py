@@ -26,7 +26,9 @@ from zabd.server.config_keys import (
     kept_reason,
     server_entry,
 )
+from zabd.server.config_overload import overload_settings
 from zabd.server.config_security import inert_reason, is_security_key, security_settings
+from zabd.serving.overload import OverloadSettings
 from zabd.tls.settings import SecuritySettings
 from zabd.server.config_ensemble import dynamic_membership, with_ensemble, with_last_seen
 from zabd.server.config_errors import ConfigError, config_error, read_properties
@@ -103,6 +105,8 @@ class ZabdConfig:
     ensemble: EnsembleConfig | None = None
     #: The TLS listeners and stores; all off unless zoo.cfg asks.
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    #: The request throttler, the connection throttle and the large-request limits; all off unless asked.
+    overload: OverloadSettings = field(default_factory=OverloadSettings)
     #: ``DigestAuthenticationProvider.enabled``: false turns digest logins and ACLs off.
     digest_auth_enabled: bool = True
     raw: tuple[tuple[str, str], ...] = ()
@@ -256,6 +260,7 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
     has_client_port = "clientPort" in latest or (
         config.ensemble is not None and config.ensemble.client_address is not None)
     security = security_settings(latest, source, has_client_port, config.ensemble is not None)
+    overload = overload_settings(latest, source, warnings)
     return replace(
         config,
         four_letter_words=words,
@@ -264,6 +269,7 @@ def parse_config(text: str, source: str = "zoo.cfg", myid: str | None = None,
         ignored_keys=tuple(ignored),
         warnings=tuple(warnings),
         security=security,
+        overload=overload,
     )
 
 

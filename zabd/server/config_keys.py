@@ -92,6 +92,15 @@ def _yes_no(value: str) -> bool:
     raise BadValue(f"expected yes or no, got {value!r}")
 
 
+def _true_false(value: str) -> bool:
+    # 3.8 reads these with Boolean.parseBoolean, where anything but "true" is
+    # false: zabd refuses the rest rather than read "yes" as false.
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise BadValue(f"expected true or false, got {value!r}")
+
+
 def _real(value: str) -> float:
     if re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[dDfF]?", value):
         return float(value.rstrip("dDfF"))
@@ -159,6 +168,11 @@ QUORUM_FIELDS: dict[str, tuple[str, Converter]] = {
 _READ = "read from raw where it is used"
 _TUNING = "ignored: tunes a part of ZooKeeper's JVM server that zabd has no counterpart of"
 _ABSENT = "ignored: a 3.8 feature zabd does not have, and nothing depends on it for safety"
+_OVERLOAD = "read into ZabdConfig.overload (zabd.server.config_overload)"
+
+
+def _guide_name(key: str) -> str:
+    return f"ignored: the admin guide's name for zookeeper.{key}, which is the key 3.8 reads"
 
 #: Keys ZooKeeper knows that map to no field: (check when typed, what zabd does with them).
 KEPT: dict[str, tuple[Converter | None, str]] = {
@@ -182,26 +196,37 @@ KEPT: dict[str, tuple[Converter | None, str]] = {
     "watchManagerName": (None, _TUNING), "watcherCleanThreshold": (_any_int, _TUNING),
     "watcherCleanIntervalInSeconds": (_any_int, _TUNING), "watcherCleanThreadsNum": (_any_int, _TUNING),
     "maxResponseCacheSize": (_any_int, _TUNING), "maxGetChildrenResponseCacheSize": (_any_int, _TUNING),
-    "largeRequestMaxBytes": (_any_int, _ABSENT + " (large-request throttling)"),
-    "largeRequestThreshold": (_any_int, _ABSENT + " (large-request throttling)"),
+    "largeRequestMaxBytes": (_any_int, _OVERLOAD), "largeRequestThreshold": (_any_int, _OVERLOAD),
     "clientTcpKeepAlive": (_boolean, _TUNING),
-    "jute.maxbuffer.extrasize": (_any_int, _TUNING),
+    "jute.maxbuffer.extrasize": (_any_int, _OVERLOAD),
     "digest.log.interval": (None, _TUNING), "digest.log.limit": (None, _TUNING),
     "maxInProcessingDeadWatchers": (None, _TUNING), "bitHashCacheSize": (None, _TUNING),
-    "requestThrottleLimit": (None, _ABSENT + " (the request throttler)"),
-    "requestThrottleStallTime": (None, _ABSENT + " (the request throttler)"),
-    "requestThrottleDropStale": (None, _ABSENT + " (the request throttler)"),
-    "requestStaleLatencyCheck": (None, _ABSENT), "requestStaleConnectionCheck": (None, _ABSENT),
+    "request_throttle_max_requests": (_any_int, _OVERLOAD), "request_throttle_stall_time": (_non_negative, _OVERLOAD),
+    "request_throttle_drop_stale": (_true_false, _OVERLOAD), "throttled_op_wait_time": (_any_int, _OVERLOAD),
+    "request_stale_connection_check": (_true_false, _OVERLOAD), "request_stale_latency_check": (_true_false, _OVERLOAD),
+    "request_throttler.shutdownTimeout": (_any_int, "ignored: a stopping server drops its throttler's queue at once"),
+    "requestThrottleLimit": (None, _guide_name("request_throttle_max_requests")),
+    "requestThrottleStallTime": (None, _guide_name("request_throttle_stall_time")),
+    "requestThrottleDropStale": (None, _guide_name("request_throttle_drop_stale")),
+    "requestStaleLatencyCheck": (None, _guide_name("request_stale_latency_check")),
+    "requestStaleConnectionCheck": (None, _guide_name("request_stale_connection_check")),
     "advancedFlowControlEnabled": (None, _TUNING), "enableEagerACLCheck": (None, _ABSENT),
     "maxConcurrentSnapSyncs": (None, _TUNING), "maxConcurrentDiffSyncs": (None, _TUNING),
     "outstandingHandshake.limit": (None, "ignored: 3.8 reads it as netty.server.outstandingHandshake.limit"),
-    "throttledOpWaitTime": (None, _ABSENT), "quorumCnxnTimeoutMs": (None, _TUNING),
-    "connectionMaxTokens": (None, _ABSENT + " (the connection token bucket)"),
-    "connectionTokenFillTime": (None, _ABSENT), "connectionTokenFillCount": (None, _ABSENT),
-    "connectionFreezeTime": (None, _ABSENT), "connectionDropIncrease": (None, _ABSENT),
-    "connectionDropDecrease": (None, _ABSENT), "connectionDecreaseRatio": (None, _ABSENT),
+    "throttledOpWaitTime": (None, _guide_name("throttled_op_wait_time")), "quorumCnxnTimeoutMs": (None, _TUNING),
+    **{f"connection_throttle_{name}": (convert, _OVERLOAD) for name, convert in (
+        ("tokens", _any_int), ("fill_time", _positive), ("fill_count", _any_int), ("freeze_time", _any_int),
+        ("drop_increase", _real), ("drop_decrease", _real), ("decrease_ratio", _real),
+        ("weight_enabled", _true_false), ("global_session_weight", _any_int),
+        ("local_session_weight", _any_int), ("renew_session_weight", _any_int))},
+    "connectionMaxTokens": (None, _guide_name("connection_throttle_tokens")),
+    "connectionTokenFillTime": (None, _guide_name("connection_throttle_fill_time")),
+    "connectionTokenFillCount": (None, _guide_name("connection_throttle_fill_count")),
+    "connectionFreezeTime": (None, _guide_name("connection_throttle_freeze_time")),
+    "connectionDropIncrease": (None, _guide_name("connection_throttle_drop_increase")),
+    "connectionDropDecrease": (None, _guide_name("connection_throttle_drop_decrease")),
+    "connectionDecreaseRatio": (None, _guide_name("connection_throttle_decrease_ratio")),
     "forward_learner_requests_to_commit_processor_disabled": (None, _TUNING),
-    "throttled_op_wait_time": (None, _ABSENT + " (the request throttler)"),
     "snapshot.trust.empty": (_boolean, _READ),
     "snapshot.compression.method": (None, "ignored: zabd writes uncompressed snapshots, which 3.8 reads"),
     "znode.container.maxNeverUsedIntervalMs": (None, _ABSENT),
@@ -214,7 +239,7 @@ KEPT_PREFIXES: dict[str, str] = {
     "metricsProvider.": "ignored: tunes the Prometheus provider's JVM threads",
     "admin.": "ignored: tunes the AdminServer's Jetty", "jvm.pause.": _TUNING,
     "nio.": _TUNING, "netty.": _TUNING, "audit.": _ABSENT + " (audit logs)", "request_": _ABSENT,
-    "connection_throttle_": _ABSENT + " (the connection token bucket)", "learner.": _TUNING,
+    "learner.": _TUNING,
     "leader.": _TUNING, "follower.": _TUNING, "observer.": _TUNING,
     "client.": "ignored: a client's setting, which a server does not read",
     "messageTracker.": _TUNING, "pathStats.": _TUNING, "commitProcessor.": _TUNING,

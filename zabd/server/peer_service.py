@@ -152,7 +152,8 @@ class EnsembleService(MultiService):
         self.config_files = ConfigFiles(config, self.reactor, self.storage.pool)
         peer.on_config_changed = self._config_changed
         read_only_after = read_only_grace_ms(config.tick_time) if config.read_only_mode_enabled else None
-        self.switch = ServingSwitch(dataclasses.replace(server_options(config, self.metrics), server_id=ensemble.myid),
+        self.switch = ServingSwitch(dataclasses.replace(server_options(config, self.metrics, scheduler),
+                                                        server_id=ensemble.myid),
                                     self.reactor.seconds, read_only_after_ms=read_only_after)
         self.view = EnsembleView(peer, StandaloneServer(self.switch.options, self.reactor.seconds,
                                                         tree=replica.tree), config)
@@ -161,7 +162,8 @@ class EnsembleService(MultiService):
                                        self.metrics.admin_tls):
             listener.setServiceParent(self)
         self.clients = ClientPortFactory(None, words.answer, COMMANDS, config.jute_max_buffer,
-                                         config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit)
+                                         config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit,
+                                         metrics=self.metrics)
         self.client_ports.serve(self.clients)
         peer.on_serving_changed = self._serving_changed
         log.info("zabd peer {myid} of {n} ({kind}): clients on {ports}, quorum on {quorum}, election on {election}"

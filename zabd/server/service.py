@@ -16,9 +16,12 @@ from zabd.pipeline.context import Settings
 from zabd.server.binding import StartupError
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.config import ZabdConfig
+from zabd.server.config_overload import txn_size_limit
 from zabd.server.fourletter import COMMANDS
 from zabd.server.persistence import Storage, open_database
+from zabd.server.quorum_port import ReactorScheduler
 from zabd.server.security import ClientListeners, Security, load_security
+from zabd.serving.requestthrottle import Scheduler
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.server.stats_view import FourLetterWords
 from zabd.storage.logformat import CorruptLogError
@@ -28,8 +31,11 @@ from zabd.storage.snapformat import CorruptSnapshotError
 log = Logger()
 
 
-def server_options(config: ZabdConfig, metrics: ServerMetrics | None = None) -> ServerOptions:
-    """The server's options; ``metrics`` is the process's registry (a new one if not given)."""
+def server_options(config: ZabdConfig, metrics: ServerMetrics | None = None,
+                   scheduler: Scheduler | None = None) -> ServerOptions:
+    """The server's options; ``metrics`` is the process's registry (a new one if not given),
+    ``scheduler`` the timers of the request throttler (which needs them when it is on)."""
+    overload = config.overload
     return ServerOptions(
         tick_ms=config.tick_time,
         min_session_timeout_ms=config.min_session_timeout_ms,
@@ -45,9 +51,15 @@ def server_options(config: ZabdConfig, metrics: ServerMetrics | None = None) -> 
             enforce_quota=config.enforce_quota,
             local_sessions=config.local_sessions_enabled,
             local_sessions_upgrading=config.local_sessions_upgrading_enabled,
+            max_txn_bytes=txn_size_limit(config.jute_max_buffer, overload),
+            stale_connection_check=overload.request_throttle.stale_connection_check,
         ),
         max_containers_per_minute=config.container_max_per_minute,
         metrics=metrics if metrics is not None else ServerMetrics(),
+        request_throttle=overload.request_throttle,
+        connection_throttle=overload.connection_throttle,
+        large_requests=overload.large_requests,
+        scheduler=scheduler,
     )
 
 
@@ -114,8 +126,8 @@ class ZabdService(MultiService):
         config = self.config
         recovered = load_database(config)
         self.storage.loaded(recovered)
-        server = StandaloneServer(server_options(config, self.metrics), self.reactor.seconds, self.storage.log,
-                                  recovered.tree, recovered.sessions)
+        server = StandaloneServer(server_options(config, self.metrics, ReactorScheduler(self.reactor)),
+                                  self.reactor.seconds, self.storage.log, recovered.tree, recovered.sessions)
         self.server = server
         words = FourLetterWords(server, config)
         # The HTTP admin endpoint reads the same view as the four-letter words.
@@ -123,7 +135,8 @@ class ZabdService(MultiService):
                                        self.metrics.admin_tls):
             listener.setServiceParent(self)
         self.factory = ClientPortFactory(server, words.answer, COMMANDS, config.jute_max_buffer,
-                                         config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit)
+                                         config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit,
+                                         metrics=self.metrics)
         self.client_ports.serve(self.factory)
         self._snapshot_after_start = recovered.replayed > 0 and not recovered.needs_snapshot
         log.info("zabd standalone serving clients on {ports}, data in {data_dir}",

@@ -246,7 +246,8 @@ class StandaloneView:
         ]
 
     def mntr_extra(self) -> Sequence[tuple[str, MetricValue]]:
-        return [("pending_changes", len(self.ctx.pending))]
+        return [("pending_changes", len(self.ctx.pending)),
+                ("connection_drop_probability", self.server.connection_throttle.drop_chance)]
 
     # -- what the HTTP admin commands add (AdminView) -------------------------
 

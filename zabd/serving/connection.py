@@ -73,6 +73,9 @@ class ServerConnection:
         self._touched_ms = -1.0
         self.stats = ConnectionStats(server.ctx.now_ms())
         self._server_stats = server.ctx.stats
+        self._large = server.large_requests
+        #: server.enqueue without the extra call: every request goes through it.
+        self._enqueue = server.throttler.submit
 
     # -- input ------------------------------------------------------------
 
@@ -94,6 +97,10 @@ class ServerConnection:
             log.info("Closing {peer}: bad ConnectRequest ({error})", peer=self.peer, error=str(e))
             self.close()
             return
+        if not self.server.admit_connection(request):
+            log.warn("Closing {peer}: refused by the connection throttle", peer=self.peer)
+            self.close()
+            return
         self.state = State.SETTLING
         self.server.connect(self, request)
 
@@ -110,6 +117,15 @@ class ServerConnection:
             return
         xid, kind = _HEADER.unpack_from(frame)
         payload = frame[8:]
+        size = len(payload)
+        if size > self._large.above and kind != OpCode.auth and kind != OpCode.sasl:
+            if not self._large.admit(size):
+                log.warn("Closing {peer}: large request of {size} bytes over largeRequestMaxBytes",
+                         peer=self.peer, size=size)
+                self.close()
+                return
+        else:
+            size = -1
         now = self._arrived_ms
         if now is None:
             now = server.ctx.now_ms()
@@ -123,12 +139,17 @@ class ServerConnection:
                 self.closing = True
             stats.last_op = kind
             stats.last_cxid = xid
-            server.submit(Request(self.session_id, xid, kind, payload, self, self.auth_ids, None, None, now))
+            request = Request(self.session_id, xid, kind, payload, self, self.auth_ids, None, None, now)
+            if size >= 0:
+                request.large_size = size
+            self._enqueue(request)
         elif kind == OpCode.auth:
             self._auth(xid, payload)
         elif kind == OpCode.sasl:
             self.send_reply(xid, 0, Code.AUTHFAILED, None)
         else:
+            if size >= 0:
+                server.ctx.stats.large_request_bytes -= size  # 3.8 gives it back when it refuses the opcode
             log.info("Closing session 0x{session:x}: unknown opcode {op}", session=self.session_id, op=kind)
             self.send_reply(xid, -1, Code.UNIMPLEMENTED, None)
             self.close()

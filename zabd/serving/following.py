@@ -106,7 +106,11 @@ class FollowerServer(StandaloneServer):
                     self.ctx.stats.outstanding += 1
                     self._forward(upgrade)
         if request.type in FORWARDED:
-            self._forward(request)
+            if request.throttled:
+                # 3.8 answers it THROTTLEDOP here, in order, and never sends it to the leader.
+                self._answer_here(request)
+            else:
+                self._forward(request)
         elif self.waiting:
             self.waiting.append(request)
         else:
@@ -120,7 +124,7 @@ class FollowerServer(StandaloneServer):
         )
 
     def _answer_here(self, request: Request) -> None:
-        """A local session's createSession or closeSession: never sent to the leader, no txn."""
+        """A local session's createSession or closeSession, or a throttled request: no txn, answered here."""
         if request.type == OpCode.closeSession:
             log.info("Closing local session 0x{session:x}", session=request.session_id)
             self.ctx.sessions.set_closing(request.session_id)

@@ -99,7 +99,7 @@ class LocalSessionFinal(FinalStage):
         session_id = request.session_id
         ctx.sessions.remove(session_id)
         self.session_closed(session_id)
-        ctx.stats.finished()
+        ctx.stats.finished(request)
         client = request.client
         if client is None or not client.connected:
             return

@@ -72,6 +72,10 @@ class ReadOnlyServer(StandaloneServer):
         for conn in list(self.connections):
             conn.close()
 
+    def local_sessions_enabled(self) -> bool:
+        # 3.8's read-only server tracks sessions as a learner does.
+        return self.options.settings.local_sessions
+
     def _answering(self) -> bool:
         if not self.shut_down and not self.still_looking():
             self.shutdown()
@@ -138,6 +142,7 @@ class ReadOnlyServer(StandaloneServer):
     def submit(self, request: Request) -> None:
         client = request.client
         if not self._answering() or client is None:
+            self.ctx.stats.request_finished(request)
             return
         zxid = self.ctx.tree.last_processed_zxid
         if request.type in REFUSED:
@@ -150,3 +155,6 @@ class ReadOnlyServer(StandaloneServer):
             client.close()
         else:
             super().submit(request)
+            return
+        # Answered here, before the chain: what it held is given back (3.8 keeps it, a leak).
+        self.ctx.stats.request_finished(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from random import Random
 from typing import Callable, ClassVar
 
 from twisted.logger import Logger
@@ -28,6 +29,11 @@ from zabd.pipeline.prep import PrepStage
 from zabd.pipeline.request import Request
 from zabd.pipeline.sync import MemoryTxnLog, SyncStage, TxnLog
 from zabd.serving.connection import ServerConnection
+from zabd.serving.connthrottle import BlueThrottle
+from zabd.serving.overload import (
+    ConnectionThrottleSettings, LargeRequests, LargeRequestSettings, RequestThrottleSettings,
+)
+from zabd.serving.requestthrottle import RequestThrottler, Scheduler
 
 log = Logger()
 
@@ -44,6 +50,13 @@ class ServerOptions:
     max_containers_per_minute: int = 10000
     #: The process's metrics: every server built from these options records into them.
     metrics: ServerMetrics = field(default_factory=ServerMetrics, compare=False)
+    request_throttle: RequestThrottleSettings = RequestThrottleSettings()
+    connection_throttle: ConnectionThrottleSettings = ConnectionThrottleSettings()
+    large_requests: LargeRequestSettings = LargeRequestSettings()
+    #: Timers for the request throttler (needed when it is on).
+    scheduler: Scheduler | None = field(default=None, compare=False)
+    #: The connection throttle's random drops (a fresh Random if None).
+    random: Random | None = field(default=None, compare=False)
 
 
 class StandaloneServer:
@@ -73,6 +86,12 @@ class StandaloneServer:
         self.connections: set[ServerConnection] = set()
         self.by_session: dict[int, ServerConnection] = {}
         self.started_ms = self.ctx.now_ms()
+        # Overload protection, per server as in 3.8 (zabd.serving.overload).
+        self.throttler = RequestThrottler(options.request_throttle, self.submit, self.ctx.stats, options.metrics,
+                                          self.ctx.now_ms, options.scheduler)
+        self.connection_throttle = BlueThrottle(options.connection_throttle, now_ms, options.random or Random())
+        self.large_requests = LargeRequests(options.large_requests, self.ctx.stats,
+                                            options.metrics.large_requests_rejected)
         # Recovered sessions get a whole timeout from now, as in ZooKeeper.
         for session_id, timeout in (sessions or {}).items():
             self.ctx.sessions.add(session_id, timeout, now_ms)
@@ -104,6 +123,22 @@ class StandaloneServer:
     def password(self, session_id: int) -> bytes:
         return session_password(session_id)
 
+    def local_sessions_enabled(self) -> bool:
+        """Whether new sessions here start local (3.8's localSessionEnabled, for the connection throttle)."""
+        sessions = self.ctx.sessions
+        return isinstance(sessions, UpgradeableSessions) and sessions.local_enabled
+
+    def admit_connection(self, request: ConnectRequest) -> bool:
+        """Whether the connection throttle lets a ConnectRequest in (3.8's check in processConnectRequest)."""
+        throttle = self.connection_throttle
+        need = throttle.tokens_needed(request.sessionId, self.local_sessions_enabled())
+        metrics = self.ctx.metrics
+        if not throttle.check_limit(need, int(self.ctx.now_ms())):
+            metrics.connection_rejected.add()
+            return False
+        metrics.connection_token_deficit.add(throttle.deficit)
+        return True
+
     def connect(self, conn: ServerConnection, request: ConnectRequest) -> None:
         """Settle the session of a new connection (ZooKeeper's processConnectRequest)."""
         ctx = self.ctx
@@ -127,8 +162,8 @@ class StandaloneServer:
             self.by_session[session_id] = conn
             log.info("Creating session 0x{session:x} with timeout {timeout} for {peer}",
                      session=session_id, timeout=timeout, peer=conn.peer)
-            self.submit(Request(session_id, 0, OpCode.createSession, struct.pack(">i", timeout), conn,
-                                received_ms=ctx.now_ms()))
+            self.enqueue(Request(session_id, 0, OpCode.createSession, struct.pack(">i", timeout), conn,
+                                 received_ms=ctx.now_ms()))
             return
         session_id = request.sessionId
         metrics.connection_revalidates.add()
@@ -159,6 +194,10 @@ class StandaloneServer:
             for conn in collecting:
                 conn.end_batch()
 
+    def enqueue(self, request: Request) -> None:
+        """Take a request from a client, or one made for it: through the request throttler to ``submit``."""
+        self.throttler.submit(request)
+
     def submit(self, request: Request) -> None:
         self.ctx.stats.outstanding += 1
         self.prep.process(request)
@@ -182,7 +221,7 @@ class StandaloneServer:
             log.info("Expiring session 0x{session_id:x}, timeout of {timeout_ms}ms exceeded",
                      event=SESSION_EXPIRED, session_id=session_id,
                      timeout_ms=self.ctx.sessions.timeout_of(session_id))
-            self.submit(Request(session_id, 0, OpCode.closeSession, b"", None, received_ms=self.ctx.now_ms()))
+            self.enqueue(Request(session_id, 0, OpCode.closeSession, b"", None, received_ms=self.ctx.now_ms()))
 
     def next_expiry_ms(self) -> int | None:
         return self.ctx.sessions.next_expiry_ms()

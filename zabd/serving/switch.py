@@ -80,6 +80,7 @@ class ServingSwitch:
         server, self.server = self.server, None
         if server is None:
             return
+        server.throttler.stop()
         if isinstance(server, ReadOnlyServer):
             server.shutdown()
             return
