@@ -262,6 +262,18 @@ def test_a_learner_killed_after_its_syncs_new_epoch_txns_are_durable_restarts_in
     assert all(ensemble.replica(sid).last_processed_zxid >= committed[-1] for sid in ensemble.sids)
 
 
+def test_seed_21467_a_trunc_below_a_snaps_snapshot_reloads_what_the_files_hold() -> None:
+    """Found by the 20,000-seed run. Peer 5 was synced by SNAP from a leader whose tree held txns
+    it never got committed (that leader fell before NEWLEADER's quorum); 5's NEWLEADER snapshot
+    kept them, and the log below it had gone (see test_seed_50060...). The next leader TRUNCs 5 to
+    0x200000006, below that snapshot: no file lands there. The simulated replica reloaded the
+    older snapshot silently and synced on from the wrong point (DiskReplica refused, and the
+    peer would have retried the same TRUNC forever). Now both reload the newest state the files
+    hold below the point and end the sync; the next sync starts from there.
+    """
+    assert_ok(run_seed(21467))
+
+
 # -- the fault hooks the explorer added to the simulation kit ---------------------
 
 

@@ -17,6 +17,7 @@ from zabd.server.disklog import GroupCommitLog
 from zabd.server.diskreplica import AppendsInFlightError, DiskReplica
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, EpochFileError, write_epoch
 from zabd.storage.layout import DataDirs, snapshot_name
+from zabd.storage.truncate import TruncateError
 from zabd.storage.logformat import scan_log
 from zabd.storage.logwriter import LogWriter
 from zabd.storage.recovery import recover
@@ -330,3 +331,19 @@ def test_a_restart_between_the_syncs_durable_txns_and_current_epoch_takes_their_
     node.replica.mark_epoch_update()
     node.replica.set_current_epoch(2)  # the normal end: the marker goes with the write
     assert not os.path.exists(os.path.join(node.dirs.snap_dir, "updatingEpoch"))
+
+
+def test_a_trunc_below_a_snaps_snapshot_reloads_what_the_files_hold_and_fails(tmp_path: Path) -> None:
+    stream, _ = snap_from_leader(tmp_path, *history(9))
+    node = Node(tmp_path / "learner")
+    node.commit(*history(4))
+    node.replica.install(stream, 9)  # a leader's tree that held txns it never committed
+    node.replica.save_snapshot()  # snapshot.9, and the log below it goes
+    with pytest.raises(TruncateError):
+        node.replica.truncate(6)  # the next leader's history ends at 6: no file lands there
+    replica = node.replica
+    assert replica.last_processed_zxid == replica.last_logged_zxid == 0  # snapshot.0: all the files hold
+    assert [os.path.basename(path) for _, path in node.dirs.snapshots()] == ["snapshot.0"]
+    assert recover(node.dirs).tree.digest.value == replica.tree.digest.value
+    node.commit(*history(2))  # a SNAP or DIFF from 0 can follow
+    assert node.halted == []

@@ -56,6 +56,7 @@ from zabd.quorum.packets import (
 from zabd.quorum.roles import PacketLink, Replica, Timing, epoch_of, first_zxid_of, txn_time_ms
 from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
 from zabd.storage.logformat import TXN_HEADER_SIZE
+from zabd.storage.truncate import TruncateError
 
 log = Logger()
 
@@ -292,7 +293,13 @@ class Learner:
             self._logging = True  # DIFF: the history goes to the log as ZooKeeper's writeToTxnLog
         elif p.type == PacketType.TRUNC:
             log.info("Truncating the log to 0x{zxid:x}", zxid=p.zxid)
-            self.replica.truncate(p.zxid)
+            try:
+                self.replica.truncate(p.zxid)
+            except TruncateError as e:
+                # Below a SNAP's snapshot: the replica reloaded what its files hold; the next sync starts there.
+                self.stop(f"TRUNC 0x{p.zxid:x} cannot land exactly ({e.reason}); "
+                          f"reloaded 0x{self.replica.last_processed_zxid:x}")
+                return
             self._unsaved = True  # the history's commits now go to the tree, not the log
         else:
             self._snap_zxid = p.zxid  # the stream that follows is the tree as of this zxid

@@ -30,7 +30,7 @@ from zabd.storage.layout import DataDirs, snapshot_name
 from zabd.storage.recovery import Recovered, recover
 from zabd.storage.snapfile import write_snapshot
 from zabd.storage.snapformat import snapshot_chunks
-from zabd.storage.truncate import drop_after, drop_through, truncate_log
+from zabd.storage.truncate import TruncateError, drop_after, drop_through, truncate_log
 
 __all__ = ["AppendsInFlightError", "DiskReplica"]
 
@@ -113,15 +113,30 @@ class DiskReplica(ReplicaState):
     # -- rewriting history ----------------------------------------------------------
 
     def truncate(self, zxid: int) -> None:
-        """TRUNC: cut the files back to ``zxid`` and reload from them (blocks the reactor)."""
+        """TRUNC: cut the files back to ``zxid`` and reload from them (blocks the reactor).
+
+        When the files cannot land exactly on ``zxid`` (it lies below the snapshot
+        of a SNAP, whose history they do not hold), everything above it still
+        goes and the reload takes the newest state below it; TruncateError then
+        ends the sync, and the next one starts from what the peer really holds.
+        """
         self._check_idle("truncate")
         self.before_rewrite()
-        truncate_log(self.dirs, zxid)
-        self._restart_log_at(zxid)
-        self._load(recover(self.dirs))
+        unreachable: TruncateError | None = None
+        try:
+            truncate_log(self.dirs, zxid)
+        except TruncateError as e:
+            unreachable = e
+            drop_after(self.dirs, zxid)
+        recovered = recover(self.dirs)
+        self._restart_log_at(recovered.tree.last_processed_zxid)
+        self._load(recovered)
+        self._installed_zxid = -1
         log.info("Truncated the txn log to 0x{zxid:x} and reloaded: tree at 0x{tree_zxid:x}",
                  zxid=zxid, tree_zxid=self.tree.last_processed_zxid)
         self.on_reload(self.tree, self._sessions)
+        if unreachable is not None:
+            raise unreachable
 
     def install(self, snapshot: SnapshotStream, zxid: int) -> None:
         """SNAP: the leader's tree as of ``zxid`` replaces ours.

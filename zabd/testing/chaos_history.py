@@ -25,6 +25,7 @@ from zabd.quorum.snapstream import SnapshotStream, snapshot_stream_chunks
 from zabd.storage.history import txn_log_storage_size
 from zabd.storage.layout import LOG_PREFIX, SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name
 from zabd.storage.logformat import CorruptLogError
+from zabd.storage.truncate import TruncateError
 from zabd.testing.memdisk import MemoryDisk, parse_log
 from zabd.testing.simreplica import SimReplica
 from zabd.testing.simulation import Scope
@@ -269,7 +270,13 @@ class TracedReplica(SimReplica):
 
     def truncate(self, zxid: int) -> None:
         old = self.head
-        super().truncate(zxid)
+        try:
+            super().truncate(zxid)
+        except TruncateError:
+            # Below a SNAP's snapshot: the files reload what they hold, and the sync ends.
+            self.histories.on_rewrite(self.sid, old, self.head,
+                                      f"TRUNC to 0x{zxid:x} (unreachable: reloaded 0x{self.tree.last_processed_zxid:x})")
+            raise
         self.histories.on_rewrite(self.sid, old, self.head, f"TRUNC to 0x{zxid:x}")
 
     def install(self, snapshot: SnapshotStream, zxid: int) -> None:

@@ -119,7 +119,10 @@ class Monitor:
             return
         planned = self.packets.planned_with(sid)
         oldest = histories.zxid[lost[-1]]
-        if planned is None or oldest <= planned:
+        # A TRUNC the files cannot land on exactly reloads less than planned, and the sync ends:
+        # like a SNAP, it may drop committed txns a quorum holds without this peer.
+        exact = "unreachable" not in why
+        if exact and (planned is None or oldest <= planned):
             self.report("processConsistency", f"peer {sid}: {why} dropped the txn 0x{oldest:x}, committed before "
                         f"the leader chose that sync (at 0x{planned if planned is not None else -1:x})")
             return

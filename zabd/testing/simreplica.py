@@ -22,6 +22,7 @@ from zabd.storage.epochs import (
     epoch_of,
 )
 from zabd.storage.layout import SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name
+from zabd.storage.truncate import TruncateError
 from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore, SimTxnLog
 from zabd.testing.simulation import Scope
 
@@ -126,6 +127,10 @@ class SimReplica(ReplicaState):
                 self.disk.unlink(posixpath.join(VERSION_DIR, name))
         self.disk.fsync_dir(VERSION_DIR)
         self._load()
+        self._installed_zxid = -1
+        if self.tree.last_processed_zxid != zxid:
+            # As DiskReplica: the files cannot land on zxid (below a SNAP's snapshot); the sync ends.
+            raise TruncateError(VERSION_DIR, zxid, f"the files reload to 0x{self.tree.last_processed_zxid:x}")
 
     def install(self, snapshot: SnapshotStream, zxid: int) -> None:
         self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)
