@@ -240,7 +240,7 @@ def test_a_learner_killed_after_its_syncs_new_epoch_txns_are_durable_restarts_in
     assert new_epoch == 2 and ensemble.replica(follower).current_epoch == 1
     txn_log = ensemble.replica(follower).txn_log
     report = txn_log._report
-    killed = []
+    killed: list[int] = []
 
     def killed_before_the_report(zxid: int) -> None:
         learner = ensemble.peers[follower].learner

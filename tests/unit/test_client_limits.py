@@ -18,10 +18,12 @@ from zabd.server.fourletter import COMMANDS
 from zabd.server.stats_view import FourLetterWords
 
 
-def factory_with(tmp_path: Path, txn_log: RecordingTxnLog | None = None, **limits: int) -> ClientPortFactory:
+def factory_with(tmp_path: Path, txn_log: RecordingTxnLog | None = None, *, max_per_ip: int = 0,
+                 max_cnxns: int = 0, outstanding_limit: int = 1000, clock: Clock | None = None) -> ClientPortFactory:
     server = make_server(Clock(), txn_log=txn_log)[0]
     words = FourLetterWords(server, ZabdConfig(data_dir=str(tmp_path)))
-    return ClientPortFactory(server, words.answer, COMMANDS, 4096, limits.pop("max_per_ip", 0), **limits)
+    return ClientPortFactory(server, words.answer, COMMANDS, 4096, max_per_ip, max_cnxns=max_cnxns,
+                             outstanding_limit=outstanding_limit, clock=clock)
 
 
 def connect(factory: ClientPortFactory, host: str, port: int) -> tuple[ClientPortProtocol | None, StringTransport]:
@@ -59,14 +61,24 @@ def test_reading_pauses_at_the_outstanding_limit_and_resumes_below_it(tmp_path: 
     calm.dataReceived(frame(connect_request()))
     log.make_durable()
     assert busy_io.producerState == "producing"
-    busy.dataReceived(creates(1, 3))  # three writes wait for the disk
+    busy.dataReceived(creates(1, 4))  # three writes wait for the disk; the fourth waits in the buffer
     assert busy_io.producerState == "paused"
-    assert calm_io.producerState == "producing"  # only a connection that sends at the limit stops
+    assert calm_io.producerState == "producing"  # only a connection with a request held back stops
+    calm.dataReceived(ping())  # a ping goes on at the limit (answered in its turn, behind the writes)
+    assert calm_io.producerState == "producing" and factory.throttled == {busy}
     calm.dataReceived(creates(10, 1))
     assert calm_io.producerState == "paused"
     log.make_durable()
     assert busy_io.producerState == calm_io.producerState == "producing"
     assert factory.throttled == set()
+    assert PING_XID in reply_xids(calm_io.value())
+
+
+PING_XID = -2
+
+
+def ping() -> bytes:
+    return frame(struct.pack(">ii", PING_XID, OpCode.ping))
 
 
 def test_a_throttled_connection_that_goes_away_is_forgotten(tmp_path: Path) -> None:
@@ -75,7 +87,41 @@ def test_a_throttled_connection_that_goes_away_is_forgotten(tmp_path: Path) -> N
     proto, io = connect(factory, "127.0.0.1", 1)
     assert proto is not None
     proto.dataReceived(frame(connect_request()))
+    proto.dataReceived(creates(1, 2))
     assert io.producerState == "paused"
     proto.connectionLost(None)
     assert factory.throttled == set()
     log.make_durable()
+
+
+def test_frames_after_the_limit_wait_in_the_buffer_and_go_on_once_below_it(tmp_path: Path) -> None:
+    log = RecordingTxnLog()
+    clock = Clock()
+    factory = factory_with(tmp_path, txn_log=log, outstanding_limit=3, clock=clock)
+    server = factory.server
+    assert server is not None
+    proto, io = connect(factory, "127.0.0.1", 1)
+    assert proto is not None
+    proto.dataReceived(frame(connect_request()))
+    log.make_durable()
+    proto.dataReceived(creates(1, 10))  # one read of ten pipelined writes
+    stats = server.ctx.stats
+    assert stats.outstanding == 3 and io.producerState == "paused"  # 3.8 would take all ten
+    log.make_durable()  # the three are answered: the rest go on from the buffer, on the next turn
+    assert io.producerState == "producing" and stats.outstanding == 0
+    clock.advance(0)
+    assert stats.outstanding == 3 and io.producerState == "paused"
+    for _ in range(3):
+        log.make_durable()
+        clock.advance(0)
+    assert stats.outstanding == 0 and io.producerState == "producing"
+    assert reply_xids(io.value())[1:] == list(range(1, 11))  # after the connect response: each, in order
+
+
+def reply_xids(data: bytes) -> list[int]:
+    xids, pos = [], 0
+    while pos < len(data):
+        (length,) = struct.unpack_from(">i", data, pos)
+        xids.append(struct.unpack_from(">i", data, pos + 4)[0])
+        pos += 4 + length
+    return xids

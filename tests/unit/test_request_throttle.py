@@ -205,7 +205,7 @@ def test_expiry_closes_are_queued_but_never_counted_in_process(clock: Clock) -> 
 def test_queued_requests_count_towards_the_global_outstanding_limit(clock: Clock) -> None:
     log = RecordingTxnLog()
     server = throttled_server(clock, log, max_requests=1)
-    factory = ClientPortFactory(server, lambda word, argument: "", {}, 4096, 0, outstanding_limit=3)
+    factory = ClientPortFactory(server, lambda word, argument: "", {}, 4096, 0, outstanding_limit=3, clock=clock)
     proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
     transport = StringTransport()
     assert proto is not None
@@ -213,15 +213,15 @@ def test_queued_requests_count_towards_the_global_outstanding_limit(clock: Clock
     proto.dataReceived(frame(connect_request()))
     log.make_durable()
     creates = (struct.pack(">ii", xid, OpCode.create) + encode(CreateRequest(f"/n{xid}", b"", OPEN_ACL, 0))
-               for xid in range(1, 5))
+               for xid in range(1, 6))
     proto.dataReceived(b"".join(frame(body) for body in creates))
-    # One in process, three queued: at the limit of three, the connection is not read.
+    # One in process, three queued: at the limit of three, the fifth waits unread and the connection pauses.
     assert (server.ctx.stats.outstanding, server.throttler.inflight) == (1, 3)
     assert transport.producerState == "paused"
     log.make_durable()
     clock.advance(0)
     assert transport.producerState == "producing"
-    for _ in range(3):
+    for _ in range(5):
         log.make_durable()
         clock.advance(0)
     assert server.ctx.stats.outstanding == 0 and server.throttler.inflight == 0

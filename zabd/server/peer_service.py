@@ -163,7 +163,7 @@ class EnsembleService(MultiService):
             listener.setServiceParent(self)
         self.clients = ClientPortFactory(None, words.answer, COMMANDS, config.jute_max_buffer,
                                          config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit,
-                                         metrics=self.metrics)
+                                         metrics=self.metrics, clock=self.reactor)
         self.client_ports.serve(self.clients)
         peer.on_serving_changed = self._serving_changed
         log.info("zabd peer {myid} of {n} ({kind}): clients on {ports}, quorum on {quorum}, election on {election}"

@@ -136,7 +136,7 @@ class ZabdService(MultiService):
             listener.setServiceParent(self)
         self.factory = ClientPortFactory(server, words.answer, COMMANDS, config.jute_max_buffer,
                                          config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit,
-                                         metrics=self.metrics)
+                                         metrics=self.metrics, clock=self.reactor)
         self.client_ports.serve(self.factory)
         self._snapshot_after_start = recovered.replayed > 0 and not recovered.needs_snapshot
         log.info("zabd standalone serving clients on {ports}, data in {data_dir}",
