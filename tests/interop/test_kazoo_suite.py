@@ -10,12 +10,21 @@ must pass.  The harness's zoo.cfg names the SASL authentication provider,
 which zabd refuses at startup; the java shim leaves out exactly that line
 (see its docstring), which is why the SASL tests stay excused.
 
-A few of kazoo's tests race by ZooKeeper's own rules: test_lock_ephemeral
-creates a node through one session and reads it at once through another,
-which may be connected to a peer the commit has not reached yet (ZooKeeper
-promises no cross-session read-your-writes without ``sync``). A test that
-fails gets one more run on a fresh cluster; it must pass then, and the
-report names it.
+The suite runs once: a failing test fails this test; there is no second
+run. A kazoo test that fails now and then is a bug to find, in zabd or in
+the harness, not a race to retry. Tests used to fail now and then and pass
+on a re-run (test_delete_operation, test_update_host_list, test_read_only,
+test_race_condition_new_partitioner_during_the_lock) for two reasons:
+
+- every run put its peers on ports 21000-21024, so two runs on one machine
+  shared one ensemble, each stopping and restarting the other's peers (two
+  suites started 20 s apart failed 2 and 5 scattered tests, test_read_only
+  among them); each run now claims a block of its own
+  (zabd.testing.portblock);
+- a peer could hang for good on the harness's SIGTERM: Twisted's handler
+  logged from inside the signal handler while a pool thread was logging
+  too; test_read_only, which stops two peers and waits for them, then timed
+  out (zabd.server.signals).
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ import sys
 import pytest
 
 from zabd.testing.kazoo_suite import kazoo_pytest_command, report, run_suite, suite_environment
+from zabd.testing.portblock import claim_port_block
 
 MIN_PASSED = 312
 #: SASL is a later issue; its tests skip here (no pure-sasl), and would be excused.
@@ -31,29 +41,19 @@ EXCUSED = ("test_sasl.py",)
 #: Must pass outright, never excused.
 TLS_TEST = "test_client.py::TestSSLClient::test_create"
 DEADLINE_S = 1200.0
-RERUN_DEADLINE_S = 300.0
-#: More failures than this is no race: no re-run.
-MAX_RERUNS = 3
+#: The first port block tried; clear of the unit tests' ports (zabd.testing.probes.TEST_PORTS).
+FIRST_PORT_OFFSET = 21000
 
 
-@pytest.mark.timeout(DEADLINE_S + RERUN_DEADLINE_S + 120)
+@pytest.mark.timeout(DEADLINE_S + 120)
 def test_kazoo_suite_passes_against_a_zabd_ensemble() -> None:
-    env = suite_environment(False, 21000)
-    result = run_suite(kazoo_pytest_command(None, 120.0), env, DEADLINE_S)
+    with claim_port_block(FIRST_PORT_OFFSET) as offset:
+        result = run_suite(kazoo_pytest_command(None, 120.0), suite_environment(False, offset), DEADLINE_S)
     report(result, "zabd", sys.stdout)
     assert result.finished, "the suite did not finish before its deadline"
     unexpected = [test for test in result.failing() if not any(name in test for name in EXCUSED)]
-    passed = result.count("PASSED", "XFAIL")
-    passed_again: set[str] = set()
-    if unexpected and len(unexpected) <= MAX_RERUNS:
-        again = run_suite(kazoo_pytest_command(None, 120.0, tests=unexpected), env, RERUN_DEADLINE_S)
-        report(again, "zabd, failures run once more", sys.stdout)
-        passed_again = {test for test in unexpected if again.outcome(test) == "PASSED"}
-        passed += len(passed_again)
-        unexpected = [test for test in unexpected if again.outcome(test) != "PASSED"]
     assert not unexpected, {test: result.reasons.get(test) for test in unexpected}
-    # Ran and passed (not skipped, not left out), at once or on its one re-run.
+    # Ran and passed: not skipped, not left out.
     tls = result.outcome(TLS_TEST)
-    assert tls == "PASSED" or any(test.endswith(TLS_TEST) for test in passed_again), (
-        TLS_TEST, tls, result.reasons.get(TLS_TEST))
-    assert passed >= MIN_PASSED, result.counts_line()
+    assert tls == "PASSED", (TLS_TEST, tls, result.reasons.get(TLS_TEST))
+    assert result.count("PASSED", "XFAIL") >= MIN_PASSED, result.counts_line()

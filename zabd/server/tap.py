@@ -36,6 +36,10 @@ class Options(usage.Options):
 def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
+    from zabd.server.signals import run_signal_handlers_in_reactor
+
+    # twistd runs the reactor in this process's main thread: its SIGTERM handler must not log in place.
+    reactor.callWhenRunning(run_signal_handlers_in_reactor, reactor)
     config = options.zabd_config
     if config.ensemble is not None:
         from zabd.server.peer_service import EnsembleService

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TextIO
 
 from zabd.testing.commands import zabd_environment, zookeeper_classpath
+from zabd.testing.portblock import claim_port_block
 
 SHIM_DIRECTORY = Path(__file__).resolve().parent / "kazoo_shim"
 ZOOKEEPER_VERSION = "3.8.0"
@@ -186,7 +187,8 @@ def kazoo_pytest_command(keyword: str | None, test_timeout_s: float,
     ``python -m pytest`` over the installed ``kazoo.tests``, one line per test.
 
     :param tests: only these test ids (as the suite's output names them,
-        ``test_lock.py::KazooLockTests::test_lock_ephemeral``), to run again.
+        ``test_lock.py::KazooLockTests::test_lock_ephemeral``), e.g. to
+        run one test many times while looking for why it fails.
     """
     command = [sys.executable, "-m", "pytest",
                # hypothesis's plugin keeps objects alive, and test_cache counts
@@ -290,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT_S,
                         help="seconds for one test (default %(default)s)")
     parser.add_argument("--port-offset", type=int, default=20000,
-                        help="first client port of the harness's peers (default %(default)s)")
+                        help="first port block to try for the harness's peers; a block another "
+                             "run holds is skipped (default %(default)s)")
     parser.add_argument("--min-passed", type=int, default=None,
                         help="succeed when at least this many pass, failures or not")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -298,10 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
 
     server = "zookeeper" if options.zookeeper else "zabd"
-    result = run_suite(
-        kazoo_pytest_command(options.keyword, options.test_timeout, options.pytest_args),
-        suite_environment(options.zookeeper, options.port_offset),
-        options.deadline, echo=None if options.quiet else sys.stdout)
+    with claim_port_block(options.port_offset) as offset:
+        result = run_suite(
+            kazoo_pytest_command(options.keyword, options.test_timeout, options.pytest_args),
+            suite_environment(options.zookeeper, offset),
+            options.deadline, echo=None if options.quiet else sys.stdout)
     report(result, server, sys.stdout)
     if options.min_passed is not None:
         return 0 if result.finished and result.count("PASSED", "XFAIL") >= options.min_passed else 1
