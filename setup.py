@@ -26,6 +26,8 @@ setup(
             "prometheus_client",
             "mypy",
             "mypy-zope",
+            # The layer and no-cycle contracts in pyproject.toml (tests/unit/test_layers.py).
+            "import-linter",
         ],
     },
     entry_points={"console_scripts": ["zabd-bench = zabd.tools.bench:main"]},

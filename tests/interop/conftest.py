@@ -28,7 +28,7 @@ from kazoo.protocol.serialization import Watch, read_string
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
-from zabd.testing.processes import ServerProcess, start_zabd, start_zookeeper
+from zabd.harness.processes import ServerProcess, start_zabd, start_zookeeper
 
 TARGETS_ENV = "ZABD_INTEROP_TARGETS"
 KNOWN_TARGETS = ("zabd", "zookeeper")

@@ -4,7 +4,7 @@ A standalone server and a 3-peer ensemble with an observer are started for
 zabd and for Debian's ZooKeeper, each with an admin port of its own; every
 command is asked of each, and the JSON key sets are compared role by role
 (values differ: ports, times, sizes).  Where zabd deliberately answers other
-keys is listed in zabd.admin.compat.KEY_DIFFERENCES.
+keys is listed in zabd.views.admin.compat.KEY_DIFFERENCES.
 """
 from __future__ import annotations
 
@@ -18,17 +18,17 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from tests.interop.conftest import kazoo_client
-from zabd.admin.commands import BY_NAME, PRIMARY_NAMES
-from zabd.admin.compat import (
+from zabd.views.admin.commands import BY_NAME, PRIMARY_NAMES
+from zabd.views.admin.compat import (
     JAVA_ONLY_ENVIRONMENT,
     KEY_DIFFERENCES,
     MONITOR_ONLY_IN_ZABD,
     PER_PEER_MONITOR_KEY,
     expected_keys,
 )
-from zabd.testing.ensembleprocs import EnsemblePeer, start_ensemble
-from zabd.testing.probes import listens_on, wait_until
-from zabd.testing.processes import ServerProcess, start_zabd, start_zookeeper
+from zabd.harness.ensembleprocs import EnsemblePeer, start_ensemble
+from zabd.harness.probes import listens_on, wait_until
+from zabd.harness.processes import ServerProcess, start_zabd, start_zookeeper
 
 DEADLINE = 60.0
 Answers = dict[str, dict[str, Any]]
@@ -36,7 +36,7 @@ Answers = dict[str, dict[str, Any]]
 
 def ask(port: int, paths: list[str]) -> Answers:
     """Real treq (in a process of its own, which runs a reactor) against 127.0.0.1:port."""
-    done = subprocess.run([sys.executable, "-m", "zabd.testing.adminquery", f"http://127.0.0.1:{port}", *paths],
+    done = subprocess.run([sys.executable, "-m", "zabd.harness.adminquery", f"http://127.0.0.1:{port}", *paths],
                           capture_output=True, text=True, timeout=DEADLINE, check=True)
     answers: Answers = json.loads(done.stdout)
     return answers

@@ -1,6 +1,6 @@
 """The black-box fault test on real twistd peers (issue 15, section 4), and proof that its checker bites.
 
-``test_short_fault_run`` is the CI mode of ``python -m zabd.testing.blackbox``:
+``test_short_fault_run`` is the CI mode of ``python -m zabd.harness.blackbox``:
 three zabd peers behind loopback proxies, one cycle of each kind of fault
 (kill -9 of a peer, of the leader and of all peers, SIGSTOP, a partition),
 compare-and-set, sequential creates and ephemerals, and no anomaly allowed.
@@ -34,12 +34,12 @@ from pathlib import Path
 
 import pytest
 
-from zabd.testing.blackbox import Options, Report, run
-from zabd.testing.blackbox_checks import STALE_BOUND_S, staleness_anomalies
-from zabd.testing.commands import LOCALHOST, zabd_environment
-from zabd.testing.history import History
-from zabd.testing.nemesis import ProxyNetwork
-from zabd.testing.probes import free_port
+from zabd.harness.blackbox import Options, Report, run
+from zabd.harness.blackbox_checks import STALE_BOUND_S, staleness_anomalies
+from zabd.harness.commands import LOCALHOST, zabd_environment
+from zabd.harness.history import History
+from zabd.harness.nemesis import ProxyNetwork
+from zabd.harness.probes import free_port
 
 DISK_DELAY_S = 0.25
 INJECTED = "blackbox: injected"
@@ -51,7 +51,7 @@ import sys
 BUGS = set(filter(None, os.environ.get("ZABD_BLACKBOX_BUGS", "").split(",")))
 
 if "volatile-disk" in BUGS:
-    from zabd.server.disklog import GroupCommitLog
+    from zabd.persist.disklog import GroupCommitLog
 
     _flush = GroupCommitLog._flush
 

@@ -22,7 +22,7 @@ import pytest
 from kazoo.security import make_acl, make_digest_acl
 
 from tests.interop.conftest import kazoo_client, require_executable
-from zabd.testing.processes import ServerProcess
+from zabd.harness.processes import ServerProcess
 
 CLI_MT = "/usr/lib/zookeeper/bin/cli_mt"
 DEADLINE = 15.0

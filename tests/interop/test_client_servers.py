@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.interop.scenarios import run_scenario
-from zabd.testing.ensembleprocs import start_ensemble
+from zabd.harness.ensembleprocs import start_ensemble
 
 ENSEMBLE_CFG = {"maxSessionTimeout": "20000"}
 DEADLINE_S = 120

@@ -22,9 +22,9 @@ from typing import Any
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import react
 
-from zabd.testing.certs import make_pki
-from zabd.testing.probes import free_port, listens_on, wait_until
-from zabd.testing.processes import ServerProcess, start_zabd, start_zookeeper
+from zabd.harness.certs import make_pki
+from zabd.harness.probes import free_port, listens_on, wait_until
+from zabd.harness.processes import ServerProcess, start_zabd, start_zookeeper
 from zabd.tools._tls import secure_server_cfg
 
 ROOT = Path(__file__).resolve().parents[2]

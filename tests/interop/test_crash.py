@@ -1,6 +1,6 @@
 """kill -9 under sustained write load: every acknowledged write survives, whole, in order.
 
-Each cycle runs several pipelined writers (zabd.testing.crashload), kills the
+Each cycle runs several pipelined writers (zabd.harness.crashload), kills the
 server with SIGKILL from inside the reply handler once enough writes of the
 cycle are acknowledged (so every pipeline is full at that moment), restarts it
 on the same port and dataDir, and reads everything back: each writer's applied
@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 
 from tests.interop.conftest import CLIENT_DEADLINE, RawSession, kazoo_client, read_exactly, start_server
-from zabd.testing.crashload import ROOT, CrashLoad, counter_path, create_path, is_set
-from zabd.testing.processes import ServerProcess
+from zabd.harness.crashload import ROOT, CrashLoad, counter_path, create_path, is_set
+from zabd.harness.processes import ServerProcess
 
 CYCLES = 6
 WRITERS = 6

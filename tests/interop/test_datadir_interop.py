@@ -58,8 +58,8 @@ from tests.interop.zk_tools import (
     snapshot_formatter_complaints,
     txn_log_toolkit_complaints,
 )
-from zabd.testing.processes import ServerProcess
-from zabd.testing.probes import wait_until
+from zabd.harness.processes import ServerProcess
+from zabd.harness.probes import wait_until
 
 # (writer, reader): the first two are the claims; zookeeper-to-zookeeper checks the harness.
 PAIRS = [("zabd", "zookeeper"), ("zookeeper", "zabd"), ("zookeeper", "zookeeper")]

@@ -31,7 +31,7 @@ from tests.interop.differential_ops import (
     ACLS, PASSWORDS, Op, OpGenerator, RawRequest, buffer, create_body, op, read_multi,
     read_stat, read_strings, strings, ustring,
 )
-from zabd.testing.processes import ServerProcess, start_zabd, start_zookeeper, wait_until
+from zabd.harness.processes import ServerProcess, start_zabd, start_zookeeper, wait_until
 
 SERVER_CFG = {"extendedTypesEnabled": "true"}
 DEFAULT_SEEDS = (1, 2, 3)

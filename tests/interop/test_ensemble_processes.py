@@ -1,6 +1,6 @@
 """Real ensembles of twistd peers on loopback: failover under load, catch-up by DIFF and SNAP, observers.
 
-Every peer is its own process (zabd.testing.ensembleprocs) with tickTime
+Every peer is its own process (zabd.harness.ensembleprocs) with tickTime
 200 ms. Tests parametrized by ``target_kind`` also run on Apache ZooKeeper
 3.8.0 (QuorumPeerMain), which proves the test right; the rest are zabd only.
 Writes come from kazoo clients in driver threads; every wait is a condition
@@ -24,7 +24,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
 from tests.interop.conftest import kazoo_client
-from zabd.testing.ensembleprocs import (
+from zabd.harness.ensembleprocs import (
     QUORUM_PEER_MAIN,
     Ensemble,
     EnsemblePeer,
@@ -35,7 +35,7 @@ from zabd.testing.ensembleprocs import (
     quorum_peer_command,
     start_ensemble,
 )
-from zabd.testing.probes import wait_until
+from zabd.harness.probes import wait_until
 
 #: Room for a client to find another peer while an election runs (3.8's
 #: default maximum at tickTime 200 would be 4 s).

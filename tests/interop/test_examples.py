@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zabd.server.config import load_config
-from zabd.testing.processes import ServerProcess
+from zabd.config.zoocfg import load_config
+from zabd.harness.processes import ServerProcess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

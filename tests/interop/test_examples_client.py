@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zabd.testing.processes import ServerProcess
+from zabd.harness.processes import ServerProcess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -1,6 +1,6 @@
 """A flood of 1,000 connections pipelining near-jute.maxbuffer requests at a real zabd (issue 15).
 
-The flood (:mod:`zabd.testing.flood`) runs in a child process with a reactor
+The flood (:mod:`zabd.harness.flood`) runs in a child process with a reactor
 of its own. 1,000 sessions come from 127.0.0.10-29, 50 on each, under the
 default ``maxClientCnxns``. Each writes 8 requests of 250,000 bytes without
 waiting: setData and a create that finds the node, in turn. A probe session
@@ -24,10 +24,10 @@ from zabd.jute.errors import Code
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, SetDataRequest
 from zabd.jute.schema import decode
-from zabd.testing.flood import FD_HEADROOM, run_against
-from zabd.testing.flood_conn import FloodFrames
-from zabd.testing.flood_report import FloodReport, ProbeFigures, fd_limit_raise, summary_table
-from zabd.testing.processes import start_zabd
+from zabd.harness.flood import FD_HEADROOM, run_against
+from zabd.harness.flood_conn import FloodFrames
+from zabd.harness.flood_report import FloodReport, ProbeFigures, fd_limit_raise, summary_table
+from zabd.harness.processes import start_zabd
 
 CONNECTIONS = 1000
 REQUESTS = 8

@@ -42,7 +42,7 @@ from zabd.jute.records import (
     WatchTypeRequest,
 )
 from zabd.jute.schema import Record, encode
-from zabd.testing.processes import ServerProcess, start_zabd, wait_until
+from zabd.harness.processes import ServerProcess, start_zabd, wait_until
 
 MAX_BUFFER = 0xFFFFF
 #: How long a fuzz connection may stay silent before we call it "kept open".

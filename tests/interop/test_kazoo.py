@@ -49,7 +49,7 @@ from tests.interop.conftest import (
     kazoo_client,
     record_events,
 )
-from zabd.testing.processes import ServerProcess
+from zabd.harness.processes import ServerProcess
 
 CREATED, DELETED, CHANGED, CHILD = 1, 2, 3, 4
 EVENT_DEADLINE = 15.0

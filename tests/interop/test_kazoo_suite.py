@@ -20,7 +20,7 @@ test_race_condition_new_partitioner_during_the_lock) for two reasons:
   shared one ensemble, each stopping and restarting the other's peers (two
   suites started 20 s apart failed 2 and 5 scattered tests, test_read_only
   among them); each run now claims a block of its own
-  (zabd.testing.portblock);
+  (zabd.harness.portblock);
 - a peer could hang for good on the harness's SIGTERM: Twisted's handler
   logged from inside the signal handler while a pool thread was logging
   too; test_read_only, which stops two peers and waits for them, then timed
@@ -32,8 +32,8 @@ import sys
 
 import pytest
 
-from zabd.testing.kazoo_suite import kazoo_pytest_command, report, run_suite, suite_environment
-from zabd.testing.portblock import claim_port_block
+from zabd.harness.kazoo_suite import kazoo_pytest_command, report, run_suite, suite_environment
+from zabd.harness.portblock import claim_port_block
 
 MIN_PASSED = 312
 #: SASL is a later issue; its tests skip here (no pure-sasl), and would be excused.
@@ -41,7 +41,7 @@ EXCUSED = ("test_sasl.py",)
 #: Must pass outright, never excused.
 TLS_TEST = "test_client.py::TestSSLClient::test_create"
 DEADLINE_S = 1200.0
-#: The first port block tried; clear of the unit tests' ports (zabd.testing.probes.TEST_PORTS).
+#: The first port block tried; clear of the unit tests' ports (zabd.harness.probes.TEST_PORTS).
 FIRST_PORT_OFFSET = 21000
 
 

@@ -13,8 +13,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import EphemeralOnLocalSessionError
 
 from tests.interop.conftest import kazoo_client
-from zabd.testing.ensembleprocs import Ensemble, parse_zxid, start_ensemble
-from zabd.testing.probes import wait_until
+from zabd.harness.ensembleprocs import Ensemble, parse_zxid, start_ensemble
+from zabd.harness.probes import wait_until
 
 DEADLINE = 30.0
 SESSION_CFG = {"maxSessionTimeout": "20000", "localSessionsEnabled": "true"}

@@ -1,4 +1,4 @@
-"""Real peers on real loopback TCP (zabd.testing.loopback_ensemble): election, replication, failover.
+"""Real peers on real loopback TCP (zabd.harness.loopback_ensemble): election, replication, failover.
 
 The script runs in its own process with its own reactor, so a hang fails
 this test at the subprocess deadline instead of stalling the suite.
@@ -18,7 +18,7 @@ from zabd.jute.txns import CreateTxn, Txn, TxnHeader
 from zabd.quorum.snapstream import SnapshotStreamDecoder
 from zabd.server.quorum_port import ReactorScheduler
 from zabd.storage.epochs import epoch_of
-from zabd.testing.loopback_ensemble import MemoryReplica
+from zabd.harness.loopback_ensemble import MemoryReplica
 
 DEADLINE_S = 60
 WRITES = 200
@@ -26,7 +26,7 @@ WRITES = 200
 
 @pytest.mark.parametrize("peers", [3, 5])
 def test_loopback_ensemble_elects_replicates_and_fails_over(peers: int) -> None:
-    command = [sys.executable, "-m", "zabd.testing.loopback_ensemble", "--peers", str(peers),
+    command = [sys.executable, "-m", "zabd.harness.loopback_ensemble", "--peers", str(peers),
                "--writes", str(WRITES), "--verbose"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S)
     assert done.returncode == 0, done.stderr[-20000:]

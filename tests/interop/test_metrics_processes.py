@@ -10,8 +10,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.interop.conftest import kazoo_client
-from zabd.testing.probes import free_port, listens_on, wait_until
-from zabd.testing.processes import ServerProcess, start_zabd, start_zookeeper
+from zabd.harness.probes import free_port, listens_on, wait_until
+from zabd.harness.processes import ServerProcess, start_zabd, start_zookeeper
 
 DEADLINE = 60.0
 
@@ -78,8 +78,8 @@ def _names(mntr: str) -> tuple[set[str], set[str]]:
 
 
 def _scrape(port: int) -> dict[str, object]:
-    """GET /metrics with real treq (zabd.testing.adminquery runs it in a process with a reactor)."""
-    done = subprocess.run([sys.executable, "-m", "zabd.testing.adminquery", f"http://127.0.0.1:{port}", "/metrics"],
+    """GET /metrics with real treq (zabd.harness.adminquery runs it in a process with a reactor)."""
+    done = subprocess.run([sys.executable, "-m", "zabd.harness.adminquery", f"http://127.0.0.1:{port}", "/metrics"],
                           capture_output=True, text=True, timeout=DEADLINE, check=True)
     answer: dict[str, object] = json.loads(done.stdout)["/metrics"]
     return answer

@@ -1,4 +1,4 @@
-"""zabd.testing.processes itself: lifecycle, diagnostics, config, persistence across restarts."""
+"""zabd.harness.processes itself: lifecycle, diagnostics, config, persistence across restarts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.interop.conftest import kazoo_client, start_server
-from zabd.testing.processes import (
+from zabd.harness.processes import (
     ServerStartError,
     free_port,
     wait_until,

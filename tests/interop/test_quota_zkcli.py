@@ -14,8 +14,8 @@ from kazoo.exceptions import QuotaExceededError
 from tests.interop.conftest import kazoo_client
 from tests.interop import test_zkcli
 from tests.interop.test_zkcli import run_script
-from zabd.testing.probes import wait_until
-from zabd.testing.processes import ServerProcess, start_zabd
+from zabd.harness.probes import wait_until
+from zabd.harness.processes import ServerProcess, start_zabd
 
 LOG_DEADLINE = 10.0
 zkcli = test_zkcli.zkcli  # the fixture: java and Debian's zkCli.sh

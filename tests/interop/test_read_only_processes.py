@@ -17,8 +17,8 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KeeperState
 
 from tests.interop.conftest import kazoo_client
-from zabd.testing.ensembleprocs import start_ensemble
-from zabd.testing.probes import wait_until
+from zabd.harness.ensembleprocs import start_ensemble
+from zabd.harness.probes import wait_until
 
 DEADLINE = 60.0
 READ_ONLY_CFG = {"readonlymode.enabled": "true", "maxSessionTimeout": "20000"}

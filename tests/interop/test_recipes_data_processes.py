@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.interop.test_client_servers import ENSEMBLE_CFG
 from tests.interop.scenarios import run_scenario
-from zabd.testing.ensembleprocs import start_ensemble
+from zabd.harness.ensembleprocs import start_ensemble
 
 DEADLINE_S = 150
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.interop.scenarios import run_scenario
-from zabd.testing.ensembleprocs import start_ensemble
+from zabd.harness.ensembleprocs import start_ensemble
 
 ENSEMBLE_CFG = {"maxSessionTimeout": "20000"}
 DEADLINE_S = 150

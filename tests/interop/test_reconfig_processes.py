@@ -15,9 +15,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss
 
 from tests.interop.test_ensemble_processes import DEADLINE, SESSION_CFG, SESSION_TIMEOUT, Writer, children_through, kazoo
-from zabd.testing.ensembleprocs import Ensemble
-from zabd.testing.probes import wait_until
-from zabd.testing.reconfigprocs import joining_list, prepare_growing_ensemble
+from zabd.harness.ensembleprocs import Ensemble
+from zabd.harness.probes import wait_until
+from zabd.harness.reconfigprocs import joining_list, prepare_growing_ensemble
 
 WRITERS = 3
 ACKS_PER_STEP = 20  # per writer, after each reconfig

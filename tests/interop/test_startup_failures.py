@@ -6,9 +6,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from zabd.testing.commands import write_config, zabd_command, zabd_environment
-from zabd.testing.ensembleprocs import EnsemblePeer, prepare_ensemble
-from zabd.testing.probes import free_port
+from zabd.harness.commands import write_config, zabd_command, zabd_environment
+from zabd.harness.ensembleprocs import EnsemblePeer, prepare_ensemble
+from zabd.harness.probes import free_port
 
 #: electionPortBindRetry=3 at one second apart, plus the interpreter's start.
 EXIT_DEADLINE = 30.0

@@ -1,6 +1,6 @@
 """The status page of a real 3-peer zabd ensemble, rendered by headless Chromium.
 
-Three twistd peers (zabd.testing.ensembleprocs, each with its admin port on
+Three twistd peers (zabd.harness.ensembleprocs, each with its admin port on
 a free loopback port) whose server lines carry their client addresses.
 Chromium (Debian's ``chromium``; missing, the test fails) loads ``/`` of one
 follower's admin port: the page asks the other two peers for their figures
@@ -20,10 +20,10 @@ import pytest
 
 from tests.interop.conftest import kazoo_client
 from tests.unit.test_status_page import Cards
-from zabd.testing.commands import CFG_NAME, LOCALHOST
-from zabd.testing.ensembleprocs import Ensemble, EnsemblePeer, prepare_ensemble
-from zabd.testing.probes import listens_on, wait_until
-from zabd.testing.processes import ADDRESS_IN_USE, PORT_ATTEMPTS
+from zabd.harness.commands import CFG_NAME, LOCALHOST
+from zabd.harness.ensembleprocs import Ensemble, EnsemblePeer, prepare_ensemble
+from zabd.harness.probes import listens_on, wait_until
+from zabd.harness.processes import ADDRESS_IN_USE, PORT_ATTEMPTS
 
 CHROMIUM = "/usr/bin/chromium"
 DEADLINE = 60.0

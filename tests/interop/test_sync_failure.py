@@ -14,9 +14,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 from kazoo.retry import KazooRetry
 
-from zabd.server.disklog import SYNC_FAILED_EXIT
-from zabd.testing.commands import write_config, zabd_command, zabd_environment
-from zabd.testing.probes import four_letter, free_port, wait_until
+from zabd.persist.disklog import SYNC_FAILED_EXIT
+from zabd.harness.commands import write_config, zabd_command, zabd_environment
+from zabd.harness.probes import four_letter, free_port, wait_until
 
 DEADLINE = 30.0
 

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from tests.interop.conftest import interop_targets
-from zabd.testing.certs import PASSWORD, Pki, make_pki
-from zabd.testing.commands import repository_root, zabd_environment
-from zabd.testing.processes import ServerProcess, start_zabd, start_zookeeper
+from zabd.harness.certs import PASSWORD, Pki, make_pki
+from zabd.harness.commands import repository_root, zabd_environment
+from zabd.harness.processes import ServerProcess, start_zabd, start_zookeeper
 
 DEADLINE = 60.0
 #: One request's limit inside the querying process; a refusal must come well before it.

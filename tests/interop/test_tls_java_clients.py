@@ -2,7 +2,7 @@
 
 Both servers get the same zoo.cfg TLS lines and the same certificates: a
 test CA's JKS trust store and a server JKS key store, made by
-:mod:`zabd.testing.certs` (pyjks), with ``secureClientPort`` beside the
+:mod:`zabd.harness.certs` (pyjks), with ``secureClientPort`` beside the
 plaintext ``clientPort`` and ``ssl.clientAuth`` at its default, need.
 ZooKeeper needs ``serverCnxnFactory=...NettyServerCnxnFactory`` for a TLS
 port (zabd reads the line and has one connection layer).  zkCli.sh runs
@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 
 from tests.interop.conftest import interop_targets, require_executable, start_server
-from zabd.testing.certs import PASSWORD, Pki, keytool_stores, make_pki
-from zabd.testing.commands import NETTY_EXTRA_JARS, NETTY_SERVER_FACTORY, ZOOKEEPER_JAR
-from zabd.testing.probes import free_port
-from zabd.testing.processes import ADDRESS_IN_USE, PORT_ATTEMPTS, ServerProcess, ServerStartError
+from zabd.harness.certs import PASSWORD, Pki, keytool_stores, make_pki
+from zabd.harness.commands import NETTY_EXTRA_JARS, NETTY_SERVER_FACTORY, ZOOKEEPER_JAR
+from zabd.harness.probes import free_port
+from zabd.harness.processes import ADDRESS_IN_USE, PORT_ATTEMPTS, ServerProcess, ServerStartError
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 #: zkCli.sh puts ``$CLIENT_JVMFLAGS $JVMFLAGS`` after its own ``-cp``; the

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from zabd.testing.certs import PASSWORD, Pki, make_pki
-from zabd.testing.commands import write_config, zabd_command, zabd_environment
-from zabd.testing.probes import free_port, listening_ports, wait_until
-from zabd.testing.processes import start_zabd
+from zabd.harness.certs import PASSWORD, Pki, make_pki
+from zabd.harness.commands import write_config, zabd_command, zabd_environment
+from zabd.harness.probes import free_port, listening_ports, wait_until
+from zabd.harness.processes import start_zabd
 
 DEADLINE = 30.0
 STARTUP_REFUSAL_DEADLINE = 60.0

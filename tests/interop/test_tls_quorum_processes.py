@@ -1,6 +1,6 @@
 """Quorum TLS on real zabd ensembles: sslQuorum, refusals, and ZooKeeper's rolling migration.
 
-Every peer is its own twistd process (zabd.testing.ensembleprocs, tickTime
+Every peer is its own twistd process (zabd.harness.ensembleprocs, tickTime
 200 ms) with its own ``ssl.quorum`` key store from one test CA, and every
 peer trusts that CA. The tests show that such an ensemble serves, that its
 quorum and election ports speak only TLS (a plaintext impostor is cut off,
@@ -26,13 +26,13 @@ from kazoo.exceptions import ConnectionLoss, OperationTimeoutError
 from kazoo.protocol.states import KazooState
 
 from tests.interop.conftest import kazoo_client
-from zabd.testing.certs import Pki, make_pki
-from zabd.testing.commands import LOCALHOST
-from zabd.testing.ensembleprocs import (
+from zabd.harness.certs import Pki, make_pki
+from zabd.harness.commands import LOCALHOST
+from zabd.harness.ensembleprocs import (
     ENSEMBLE_DEFAULTS, SERVING_MODES, Ensemble, EnsemblePeer, epoch_of, prepare_ensemble, start_ensemble,
 )
-from zabd.testing.probes import wait_until
-from zabd.testing.tlsprocs import (
+from zabd.harness.probes import wait_until
+from zabd.harness.tlsprocs import (
     HANDSHAKE_FAILED, TLS_ALERT_RECORD, election_header, follower_info, peer_stores, plaintext_dial,
     quorum_security, quorum_stores, tls_handshake, update_cfg,
 )

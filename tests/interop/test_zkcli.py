@@ -22,7 +22,7 @@ import pytest
 from kazoo.security import make_digest_acl_credential
 
 from tests.interop.conftest import require_executable
-from zabd.testing.processes import ServerProcess
+from zabd.harness.processes import ServerProcess
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 MARKER = "ZooKeeper CLI version:"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.interop.datadir_tools import NodeView
-from zabd.testing.commands import zookeeper_classpath
+from zabd.harness.commands import zookeeper_classpath
 
 TOOL_TIMEOUT = 60.0
 SNAPSHOT_FORMATTER = "org.apache.zookeeper.server.SnapshotFormatter"

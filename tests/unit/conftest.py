@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 
 from tests.unit.fakes import make_server
 from zabd.serving.standalone import StandaloneServer
-from zabd.testing.certs import Pki, make_pki
+from zabd.harness.certs import Pki, make_pki
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from tests.unit.admin_stub import request
 from tests.unit.test_ensemble_service import views
-from zabd.admin.commands import PRIMARY_NAMES, run_command
-from zabd.admin.compat import KEY_DIFFERENCES, NESTED_KEYS, expected_keys
+from zabd.views.admin.commands import PRIMARY_NAMES, run_command
+from zabd.views.admin.compat import KEY_DIFFERENCES, NESTED_KEYS, expected_keys
 from zabd.admin.resource import admin_root
 from zabd.election.messages import PeerState
-from zabd.server.ensemble_view import EnsembleView
-from zabd.server.fourletter import NOT_SERVING
+from zabd.views.ensemble_view import EnsembleView
+from zabd.views.fourletter import NOT_SERVING
 from zabd.testing.ensemble import SimEnsemble
 
 

@@ -13,8 +13,8 @@ from tests.unit.admin_stub import request
 from tests.unit.fakes import make_server
 from zabd.admin.listeners import OptionalListener, admin_services
 from zabd.admin.resource import admin_root
-from zabd.server.config import parse_config
-from zabd.server.stats_view import StandaloneView
+from zabd.config.zoocfg import parse_config
+from zabd.views.stats_view import StandaloneView
 
 
 def make_view(tmp_path: Path, extra: str = "") -> StandaloneView:

@@ -7,14 +7,14 @@ import pytest
 
 from tests.unit.admin_stub import request
 from tests.unit.fakes import OPEN_ACL, connected_client, make_server
-from zabd.admin.commands import BY_NAME, COMMANDS, PRIMARY_NAMES, parse_java_long, run_command
-from zabd.admin.compat import KEY_DIFFERENCES, NESTED_KEYS, expected_keys
+from zabd.views.admin.commands import BY_NAME, COMMANDS, PRIMARY_NAMES, parse_java_long, run_command
+from zabd.views.admin.compat import KEY_DIFFERENCES, NESTED_KEYS, expected_keys
 from zabd.admin.resource import admin_root
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, PathWatchRequest
-from zabd.server.config import parse_config
-from zabd.server.fourletter import NOT_SERVING, monitor_pairs
-from zabd.server.stats_view import StandaloneView
+from zabd.config.zoocfg import parse_config
+from zabd.views.fourletter import NOT_SERVING, monitor_pairs
+from zabd.views.stats_view import StandaloneView
 from zabd.storage.layout import DataDirs, snapshot_name
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from zabd.testing.certs import PASSWORD, make_pki
-from zabd.testing.probes import free_port
+from zabd.harness.certs import PASSWORD, make_pki
+from zabd.harness.probes import free_port
 from zabd.tools import _loadgen as lg
 from zabd.tools._ensemble import failover_outcome, first_write, write_from_new_session
 from zabd.tools._report import Outcome, Target, failover_lines, report

@@ -1,4 +1,4 @@
-"""zabd.testing.certs writes stores that pyjks, cryptography, openssl and Java's keytool all read back."""
+"""zabd.harness.certs writes stores that pyjks, cryptography, openssl and Java's keytool all read back."""
 from __future__ import annotations
 
 import ipaddress
@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from zabd.testing.certs import PASSWORD, Identity, Pki, keytool_stores, make_pki
+from zabd.harness.certs import PASSWORD, Identity, Pki, keytool_stores, make_pki
 
 
 @pytest.fixture(scope="session")

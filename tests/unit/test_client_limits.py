@@ -13,9 +13,9 @@ from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest
 from zabd.jute.schema import encode
 from zabd.server.client_port import ClientPortFactory, ClientPortProtocol
-from zabd.server.config import ZabdConfig
-from zabd.server.fourletter import COMMANDS
-from zabd.server.stats_view import FourLetterWords
+from zabd.config.zoocfg import ZabdConfig
+from zabd.views.fourletter import COMMANDS
+from zabd.views.stats_view import FourLetterWords
 
 
 def factory_with(tmp_path: Path, txn_log: RecordingTxnLog | None = None, *, max_per_ip: int = 0,

@@ -19,9 +19,9 @@ from zabd.jute.opcodes import OP_NAMES, OpCode
 from zabd.jute.records import ConnectResponse, CreateRequest, PathWatchRequest, SetDataRequest
 from zabd.jute.schema import decode, encode
 from zabd.server.client_port import ClientPortFactory, ClientPortProtocol
-from zabd.server.config import ZabdConfig
-from zabd.server.fourletter import COMMANDS
-from zabd.server.stats_view import FourLetterWords
+from zabd.config.zoocfg import ZabdConfig
+from zabd.views.fourletter import COMMANDS
+from zabd.views.stats_view import FourLetterWords
 from zabd.serving.standalone import StandaloneServer
 
 WHITELIST = frozenset({"ruok", "srvr", "stmk", "gtmk"})

@@ -30,11 +30,11 @@ from zabd.client.hosts import HostPort
 from zabd.client.tls import ClientTls, TlsOptions
 from zabd.metrics.tls import TlsCounters
 from zabd.server.client_port import ClientPortFactory
-from zabd.server.config import ZabdConfig
-from zabd.server.fourletter import COMMANDS
-from zabd.server.stats_view import FourLetterWords
+from zabd.config.zoocfg import ZabdConfig
+from zabd.views.fourletter import COMMANDS
+from zabd.views.stats_view import FourLetterWords
 from zabd.server.tls_ports import SecureListening, ServerCreator
-from zabd.testing.certs import PASSWORD, Identity, Pki, make_pki
+from zabd.harness.certs import PASSWORD, Identity, Pki, make_pki
 from zabd.testing.tlsmemory import settings_for
 from zabd.tls.contexts import Contexts
 

@@ -1,4 +1,4 @@
-"""Tests for zabd.server.config: the zoo.cfg reader."""
+"""Tests for zabd.config.zoocfg: the zoo.cfg reader."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from zabd.server.config import (
+from zabd.config.zoocfg import (
     DEFAULT_FOUR_LETTER_WORDS,
     ConfigError,
     ZabdConfig,
@@ -15,7 +15,7 @@ from zabd.server.config import (
     parse_config,
     read_properties,
 )
-from zabd.server.fourletter import COMMAND_NAMES
+from zabd.views.fourletter import COMMAND_NAMES
 
 
 def cfg(*lines: str) -> ZabdConfig:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from zabd.server.config import ConfigError, ZabdConfig, parse_config
-from zabd.server.config_overload import txn_size_limit
-from zabd.server.config_security import key_status
-from zabd.server.service import server_options
-from zabd.serving.overload import (
+from zabd.config.zoocfg import ConfigError, ZabdConfig, parse_config
+from zabd.config.overload import txn_size_limit
+from zabd.config.security import key_status
+from zabd.peer.standalone import server_options
+from zabd.config.overload_settings import (
     ConnectionThrottleSettings, LargeRequestSettings, OverloadSettings, RequestThrottleSettings,
 )
 from zabd.storage.logformat import MAX_TXN_SIZE

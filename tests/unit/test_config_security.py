@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from zabd.server.config import ConfigError, parse_config
-from zabd.server.config_keys import canonical_key
-from zabd.server.config_security import key_status
+from zabd.config.zoocfg import ConfigError, parse_config
+from zabd.config.keys import canonical_key
+from zabd.config.security import key_status
 
 KEYS_FILE = Path(__file__).parent / "data" / "zookeeper38_config_keys.txt"
 ENSEMBLE = ("initLimit=5", "syncLimit=2", "server.1=127.0.0.1:2888:3888", "server.2=127.0.0.1:2889:3889", "server.3=127.0.0.1:2890:3890")

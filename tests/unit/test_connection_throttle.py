@@ -10,10 +10,10 @@ from twisted.internet.task import Clock
 from tests.unit.fakes import FakeClient, make_server
 from zabd.metrics.server import ServerMetrics
 from zabd.server.client_port import ClientPortFactory
-from zabd.server.config import ZabdConfig
-from zabd.server.stats_view import StandaloneView
+from zabd.config.zoocfg import ZabdConfig
+from zabd.views.stats_view import StandaloneView
 from zabd.serving.connthrottle import BlueThrottle
-from zabd.serving.overload import ConnectionThrottleSettings
+from zabd.config.overload_settings import ConnectionThrottleSettings
 
 
 class FixedRandom(Random):

@@ -18,10 +18,10 @@ from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, DeleteRequest, SetDataRequest
 from zabd.jute.schema import encode
 from zabd.jute.txns import CreateSessionTxn, Txn, TxnHeader
-from zabd.server.config import ZabdConfig
-from zabd.server.disklog import SYNC_FAILED_EXIT, GroupCommitLog
-from zabd.server.persistence import Storage
-from zabd.server.snapshots import SnapshotPolicy, Snapshotter
+from zabd.config.zoocfg import ZabdConfig
+from zabd.persist.disklog import SYNC_FAILED_EXIT, GroupCommitLog
+from zabd.persist.persistence import Storage
+from zabd.persist.snapshots import SnapshotPolicy, Snapshotter
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.storage.layout import DataDirs
 from zabd.storage.logwriter import LogWriter

@@ -13,8 +13,8 @@ from zabd.jute.records import ACL, Id
 from zabd.jute.txns import CloseSessionTxn, CreateSessionTxn, CreateTxn, SetDataTxn, Txn, TxnHeader
 from zabd.quorum.roles import Replica
 from zabd.quorum.snapstream import SnapshotStream, SnapshotStreamDecoder
-from zabd.server.disklog import GroupCommitLog
-from zabd.server.diskreplica import AppendsInFlightError, DiskReplica
+from zabd.persist.disklog import GroupCommitLog
+from zabd.persist.diskreplica import AppendsInFlightError, DiskReplica
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, EpochFileError, write_epoch
 from zabd.storage.layout import DataDirs, snapshot_name
 from zabd.storage.truncate import TruncateError

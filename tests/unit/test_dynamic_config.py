@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from zabd.ensemble import QuorumMaj, verifier_from_text
-from zabd.server.config import ConfigError, load_config, parse_config
-from zabd.server.dynamic_config import (
+from zabd.config.ensemble import QuorumMaj, verifier_from_text
+from zabd.config.zoocfg import ConfigError, load_config, parse_config
+from zabd.config.dynamic import (
     backup_static_config,
     dynamic_file_path,
     dynamic_file_text,

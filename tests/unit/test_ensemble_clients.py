@@ -1,7 +1,7 @@
 """Clients of a simulated ensemble: writes through followers, local reads, sync, sessions and ephemerals.
 
 The clients are real ServerConnections (tests.unit.fakes.FakeClient) on the
-server each peer puts in front of itself once it serves (zabd.serving.switch).
+server each peer puts in front of itself once it serves (zabd.peer.switch).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for zabd.ensemble: server.N lines, myid and the ensemble part of zoo.cfg."""
+"""Tests for zabd.config.ensemble: server.N lines, myid and the ensemble part of zoo.cfg."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zabd.ensemble import (
+from zabd.config.ensemble import (
     LearnerType,
     MemberSyntaxError,
     QuorumServer,
@@ -14,7 +14,7 @@ from zabd.ensemble import (
     parse_member,
     parse_myid,
 )
-from zabd.server.config import ConfigError, ZabdConfig, load_config, parse_config
+from zabd.config.zoocfg import ConfigError, ZabdConfig, load_config, parse_config
 
 P, O = LearnerType.PARTICIPANT, LearnerType.OBSERVER
 SERVERS = ("server.1=127.0.0.1:2881:3881", "server.2=127.0.0.1:2882:3882",

@@ -7,10 +7,10 @@ from twisted.internet.testing import StringTransport
 from tests.unit.fakes import connect_request, frame
 from zabd.election.messages import PeerState
 from zabd.server.client_port import ClientPortFactory
-from zabd.server.config import default_config
-from zabd.server.ensemble_view import EnsembleView
-from zabd.server.peer_service import client_server
-from zabd.server.fourletter import COMMANDS, NOT_SERVING, render
+from zabd.config.zoocfg import default_config
+from zabd.views.ensemble_view import EnsembleView
+from zabd.peer.ensemble import client_server
+from zabd.views.fourletter import COMMANDS, NOT_SERVING, render
 from zabd.serving.standalone import StandaloneServer
 from zabd.testing.ensemble import SimEnsemble
 

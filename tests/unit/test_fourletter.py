@@ -1,5 +1,5 @@
 """
-Tests for zabd.server.fourletter.
+Tests for zabd.views.fourletter.
 
 The golden texts are real ZooKeeper 3.8.0 standalone answers (Debian jar,
 ``4lw.commands.whitelist=*``) with the version and some numbers changed.
@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import pytest
 
-from zabd.server.fourletter import (
+from zabd.views.fourletter import (
     COMMAND_NAMES,
     COMMANDS,
     NOT_SERVING,

@@ -1,4 +1,4 @@
-"""Tests for zabd.ensemble.hierarchy: 3.8's hierarchical quorums (group.G, weight.SID)."""
+"""Tests for zabd.membership.hierarchy: 3.8's hierarchical quorums (group.G, weight.SID)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from zabd.ensemble import (
+from zabd.config.ensemble import (
     HierarchyError,
     LearnerType,
     QuorumHierarchical,
@@ -18,7 +18,7 @@ from zabd.ensemble import (
     hierarchy_from_properties,
     verifier_from_text,
 )
-from zabd.server.config import ConfigError, ZabdConfig, parse_config
+from zabd.config.zoocfg import ConfigError, ZabdConfig, parse_config
 from zabd.testing.ensemble import SimEnsemble
 
 

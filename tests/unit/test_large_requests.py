@@ -19,7 +19,7 @@ from zabd.jute.schema import encode
 from zabd.pipeline.context import Settings
 from zabd.pipeline.txnsize import may_exceed, txn_size
 from zabd.server.client_port import ClientPortFactory, ClientPortProtocol
-from zabd.serving.overload import LargeRequestSettings
+from zabd.config.overload_settings import LargeRequestSettings
 from zabd.serving.standalone import StandaloneServer
 
 #: Requests above 40 bytes are large; together they may hold 300.

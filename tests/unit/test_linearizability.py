@@ -1,4 +1,4 @@
-"""Tests for zabd.testing.history and zabd.testing.linearizability: the black-box fault test's checker (issue 15)."""
+"""Tests for zabd.harness.history and zabd.harness.linearizability: the black-box fault test's checker (issue 15)."""
 from __future__ import annotations
 
 import random
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from zabd.testing.history import (
+from zabd.harness.history import (
     ABSENT, History, Kind, Op, Outcome, Znode, register_anomalies, sequence_number, session_anomalies,
 )
-from zabd.testing.linearizability import (
+from zabd.harness.linearizability import (
     UNREAD, HistoryResult, SequenceCounter, Verdict, ZnodeRegister, check_history, check_linearizable,
     prepare_register,
 )

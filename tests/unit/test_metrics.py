@@ -14,11 +14,11 @@ from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, PathWatchRequest
 from zabd.metrics.registry import RESERVOIR_SIZE, DetailLevel, MetricsRegistry, Summary, quantile_of
 from zabd.metrics.server import ZERO_AS_IN_ZOOKEEPER, ServerMetrics
-from zabd.server.config import default_config
-from zabd.server.disklog import GroupCommitLog
-from zabd.server.fourletter import monitor_pairs, render, COMMAND_NAMES
-from zabd.server.snapshots import SnapshotPolicy, Snapshotter
-from zabd.server.stats_view import StandaloneView
+from zabd.config.zoocfg import default_config
+from zabd.persist.disklog import GroupCommitLog
+from zabd.views.fourletter import monitor_pairs, render, COMMAND_NAMES
+from zabd.persist.snapshots import SnapshotPolicy, Snapshotter
+from zabd.views.stats_view import StandaloneView
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.storage.layout import DataDirs
 from zabd.storage.logwriter import LogWriter

@@ -10,8 +10,8 @@ from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest
 from zabd.metrics.prometheus import render, sample_value
 from zabd.metrics.server import ServerMetrics
-from zabd.server.config import default_config
-from zabd.server.stats_view import StandaloneView
+from zabd.config.zoocfg import default_config
+from zabd.views.stats_view import StandaloneView
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 
 

@@ -17,8 +17,8 @@ from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest
 from zabd.logs import EVENTS, JsonLinesObserver, event_as_json, json_observer
 from zabd.metrics.server import ServerMetrics
-from zabd.server.disklog import GroupCommitLog
-from zabd.server.snapshots import SnapshotPolicy, Snapshotter
+from zabd.persist.disklog import GroupCommitLog
+from zabd.persist.snapshots import SnapshotPolicy, Snapshotter
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.storage.layout import DataDirs
 from zabd.storage.logwriter import LogWriter

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zabd.testing.portblock import claim_port_block, port_free
+from zabd.harness.portblock import claim_port_block, port_free
 
 
 def _all_free(port: int) -> bool:

@@ -241,7 +241,7 @@ def test_activation_payloads() -> None:
         parse_activation(b"\x00" * 7)
 
 
-# ---- golden captures of ZooKeeper 3.8.0 (zabd/testing/quorumcapture.py) -------------------------
+# ---- golden captures of ZooKeeper 3.8.0 (zabd/harness/quorumcapture.py) -------------------------
 
 DATA = Path(__file__).parent / "data"
 CAPTURES = sorted(p.name for p in DATA.glob("quorum_capture_*.hex"))

@@ -1,7 +1,7 @@
 """Read-only mode on the simulated ensemble: a peer cut off from its quorum serves read-only clients.
 
 The peer under test polls its ServingSwitch every 100 ms of virtual time, as
-zabd.server.peer_service does on the reactor. Its two partners crash; after
+zabd.peer.ensemble does on the reactor. Its two partners crash; after
 3.8's grace period (max(2000 ms, tickTime)) it runs a ReadOnlyServer until
 they come back.
 """
@@ -23,9 +23,9 @@ from zabd.jute.records import (
     PathWatchRequest,
     SetDataRequest,
 )
-from zabd.server.config import default_config
-from zabd.server.ensemble_view import EnsembleView
-from zabd.server.fourletter import render
+from zabd.config.zoocfg import default_config
+from zabd.views.ensemble_view import EnsembleView
+from zabd.views.fourletter import render
 from zabd.serving.following import FollowerServer
 from zabd.serving.leading import LeaderServer
 from zabd.serving.readonly import ReadOnlyServer, read_only_grace_ms

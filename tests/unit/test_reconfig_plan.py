@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from zabd.ensemble import QuorumHierarchical, QuorumMaj, verifier_from_text
-from zabd.ensemble.javamap import JavaLongHashMap
-from zabd.ensemble.reconfig import ReconfigArgumentError, address_conflict, next_verifier
-from zabd.ensemble.members import parse_member
+from zabd.config.ensemble import QuorumHierarchical, QuorumMaj, verifier_from_text
+from zabd.java.hashmap import JavaLongHashMap
+from zabd.membership.reconfig import ReconfigArgumentError, address_conflict, next_verifier
+from zabd.membership.members import parse_member
 from zabd.jute.errors import Code, KeeperError
 
 S1 = "server.1=127.0.0.1:53131:41213:participant"

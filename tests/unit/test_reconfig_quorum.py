@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from zabd.core.datatree import CONFIG_NODE
-from zabd.ensemble.verifier import QuorumMaj, verifier_from_text
+from zabd.membership.verifier import QuorumMaj, verifier_from_text
 from zabd.jute.errors import Code
 from zabd.quorum.configchange import designated_leader, restamped
 from zabd.quorum.roles import epoch_of, first_zxid_of

@@ -20,7 +20,7 @@ from zabd.metrics.server import ServerMetrics
 from zabd.server.client_port import ClientPortFactory
 from zabd.server.quorum_port import ReactorScheduler
 from zabd.serving.following import FollowerServer
-from zabd.serving.overload import RequestThrottleSettings
+from zabd.config.overload_settings import RequestThrottleSettings
 from zabd.serving.readonly import ReadOnlyServer
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.testing.ensemble import SimEnsemble

@@ -568,7 +568,7 @@ def test_loads_snapshots_written_by_zookeeper_3_8(tmp_path: Path) -> None:
     from kazoo.client import KazooClient
     from kazoo.security import make_digest_acl
 
-    from zabd.testing.processes import start_zookeeper
+    from zabd.harness.processes import start_zookeeper
 
     cfg = {"extendedTypesEnabled": "true"}
     with start_zookeeper(tmp_path / "zk", cfg) as server:

@@ -19,10 +19,10 @@ from twisted.python.failure import Failure
 
 from tests.unit.test_ensemble_service import views
 from tests.unit.test_fourletter import FakeView, as_view
-from zabd.admin.peers import peer_targets
+from zabd.views.admin.peers import peer_targets
 from zabd.admin.peers_query import ask_four_letter_word
 from zabd.admin.status import StatusPage
-from zabd.admin.status_figures import (
+from zabd.views.admin.status_figures import (
     PeerFigures,
     PeerTarget,
     Reach,
@@ -31,10 +31,10 @@ from zabd.admin.status_figures import (
     parse_mntr,
     parse_srvr,
 )
-from zabd.admin.status_html import PageContext, render_status_page
-from zabd.server.config import ZabdConfig, parse_config
-from zabd.server.fourletter import NOT_SERVING, render
-from zabd.server.fourletter_view import ServerView
+from zabd.views.admin.status_html import PageContext, render_status_page
+from zabd.config.zoocfg import ZabdConfig, parse_config
+from zabd.views.fourletter import NOT_SERVING, render
+from zabd.views.fourletter_view import ServerView
 from zabd.testing.ensemble import SimEnsemble
 
 WORDS = frozenset({"srvr", "mntr"})

@@ -16,7 +16,7 @@ from twisted.logger import capturedLogs
 
 from zabd.metrics.tls import TlsCounters
 from zabd.server.tls_ports import ClientCreator, SecureListening, ServerCreator
-from zabd.testing.certs import PASSWORD, Pki
+from zabd.harness.certs import PASSWORD, Pki
 from zabd.testing.tlsmemory import Echo, Recorder, client_contexts, settings_for, tls_pair
 from zabd.tls.contexts import Contexts
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zabd.testing.certs import PASSWORD, Identity, Pki, keytool_stores
+from zabd.harness.certs import PASSWORD, Identity, Pki, keytool_stores
 from zabd.tls.settings import StoreSpec
 from zabd.tls.stores import StoreError, load_key_store, load_trust_store, store_type
 

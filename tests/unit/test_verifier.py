@@ -1,4 +1,4 @@
-"""Tests for zabd.ensemble.verifier: majority quorums and 3.8's config text."""
+"""Tests for zabd.membership.verifier: majority quorums and 3.8's config text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from zabd.ensemble import (
+from zabd.config.ensemble import (
     LearnerType,
     QuorumMaj,
     QuorumServer,
@@ -18,7 +18,7 @@ from zabd.ensemble import (
     verifier_from_text,
     version_hex,
 )
-from zabd.ensemble.verifier import java_hashmap_order
+from zabd.membership.verifier import java_hashmap_order
 
 # Observed on Apache ZooKeeper 3.8.0: /zookeeper/config (read with kazoo) and the
 # notification config of a peer started with this zoo.cfg. Keys that are not
@@ -154,7 +154,7 @@ def test_config_text_with_observer_and_version_as_observed() -> None:
 
 
 def test_config_text_of_mixed_members_matches_real_zookeeper() -> None:
-    from zabd.server.properties import parse_properties
+    from zabd.java.properties import parse_properties
     settings = {key: value for key, value, _ in parse_properties(REAL_ZOO_CFG)}
     servers = [key for key in properties_key_order(settings) if key.startswith("server.")]
     qv = QuorumMaj([parse_member(parse_server_id(key), settings[key]) for key in servers])

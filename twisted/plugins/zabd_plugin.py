@@ -2,7 +2,7 @@ from twisted.application.service import ServiceMaker
 
 zabd = ServiceMaker(
     "zabd",
-    "zabd.server.tap",
+    "zabd.peer.tap",
     "A ZooKeeper-compatible coordination service.",
     "zabd",
 )

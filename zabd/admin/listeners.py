@@ -23,8 +23,8 @@ from twisted.web.server import Site
 
 from zabd.admin.resource import admin_root, metrics_root
 from zabd.metrics.tls import TlsCounters
-from zabd.server.config import ZabdConfig
-from zabd.server.fourletter_view import AdminView
+from zabd.config.zoocfg import ZabdConfig
+from zabd.views.fourletter_view import AdminView
 from zabd.server.tls_ports import SecureListening, ServerCreator
 from zabd.tls.contexts import Contexts
 

@@ -12,8 +12,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from zabd.metrics.prometheus import CONTENT_TYPE, render
-from zabd.server.fourletter import monitor_pairs
-from zabd.server.fourletter_view import ServerView
+from zabd.views.fourletter import monitor_pairs
+from zabd.views.fourletter_view import ServerView
 
 
 def metrics_text(view: ServerView) -> str:

@@ -17,7 +17,7 @@ from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from zabd.admin.status_figures import PeerFigures, PeerTarget, figures_from_answers, unreachable
+from zabd.views.admin.status_figures import PeerFigures, PeerTarget, figures_from_answers, unreachable
 
 #: An answer longer than this is cut off (mntr is a few kilobytes).
 MAX_ANSWER_BYTES = 1 << 20

@@ -17,11 +17,11 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
-from zabd.admin.commands import command_list_html, run_command
+from zabd.views.admin.commands import command_list_html, run_command
 from zabd.admin.metrics_resource import MetricsResource
 from zabd.admin.status import StatusPage
-from zabd.server.config import ZabdConfig
-from zabd.server.fourletter_view import AdminView
+from zabd.config.zoocfg import ZabdConfig
+from zabd.views.fourletter_view import AdminView
 
 log = Logger()
 

@@ -20,13 +20,13 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from zabd.admin.peers import peer_targets
+from zabd.views.admin.peers import peer_targets
 from zabd.admin.peers_query import AskWord, ask_four_letter_word, ask_peer
-from zabd.admin.status_figures import PeerFigures, PeerTarget, Reach, figures_from_answers
-from zabd.admin.status_html import PageContext, render_status_page
-from zabd.server.config import ZabdConfig
-from zabd.server.fourletter import render
-from zabd.server.fourletter_view import ServerView
+from zabd.views.admin.status_figures import PeerFigures, PeerTarget, Reach, figures_from_answers
+from zabd.views.admin.status_html import PageContext, render_status_page
+from zabd.config.zoocfg import ZabdConfig
+from zabd.views.fourletter import render
+from zabd.views.fourletter_view import ServerView
 
 log = Logger()
 

@@ -7,7 +7,7 @@ Only the two providers 3.8 registers by default exist: ``ip`` (IPv4 only:
 ``super`` is an id without a provider. The string handling copies Java's
 behaviour where it shows (``String.split`` dropping trailing empty strings,
 ``Integer.parseInt`` accepting a sign), so that the same ACLs are accepted and
-rejected as on a real server; those Java pieces live in :mod:`zabd.core.javacompat`.
+rejected as on a real server; those Java pieces live in :mod:`zabd.java.compat`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 
-from zabd.core.javacompat import AuthIds as AuthIds  # re-exported: callers import it from here
-from zabd.core.javacompat import ipv4_acl, ipv4_bytes, java_decode, java_split
+from zabd.java.compat import AuthIds as AuthIds  # re-exported: callers import it from here
+from zabd.java.compat import ipv4_acl, ipv4_bytes, java_decode, java_split
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import Perms
 from zabd.jute.records import ACL, Id

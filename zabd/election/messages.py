@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from zabd.core.javacompat import java_decode, java_parse_int, java_split
+from zabd.java.compat import java_decode, java_parse_int, java_split
 
 PROTOCOL_VERSION_V1 = -65536  # 0xffffffffffff0000: what 3.8 sends by default
 PROTOCOL_VERSION_V2 = -65535  # only with multiAddress.enabled=true ("h1:p1|h2:p2")

@@ -26,7 +26,7 @@ from zabd.election.links import ElectionNetwork
 from zabd.election.messages import ElectionWireError, PeerState, parse_notification
 from zabd.election.votes import ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote
 from zabd.ensemble.transport import Cancellable, QuorumNetwork, Scheduler, Stream, StreamLink
-from zabd.ensemble.verifier import QuorumVerifier, verifier_from_text
+from zabd.membership.verifier import QuorumVerifier, verifier_from_text
 from zabd.logs import ELECTION
 from zabd.metrics.peertimes import PeerTimes
 from zabd.metrics.server import ServerMetrics

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from twisted.logger import Logger
 
 from zabd.core.datatree import CONFIG_NODE
-from zabd.ensemble.verifier import QuorumVerifier, version_hex
+from zabd.membership.verifier import QuorumVerifier, version_hex
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import OpCode, Perms
 from zabd.jute.records import ReconfigRequest
@@ -56,7 +56,7 @@ def prepare_reconfig(builder: TxnBuilder, request: ReconfigRequest) -> Prepared:
         log.info("Reconfig from version {wanted} refused: the last version seen is {seen}",
                  wanted=version_hex(request.curConfigId), seen=version_hex(last_seen.version))
         raise KeeperError(Code.BADVERSION)
-    from zabd.ensemble.reconfig import next_verifier  # (built beside this; imported late until it lands)
+    from zabd.membership.reconfig import next_verifier  # (built beside this; imported late until it lands)
     new = next_verifier(last_seen, request.joiningServers, request.leavingServers, request.newMembers,
                         builder.zxid, standalone_enabled=settings.standalone_enabled)
     if not membership.is_quorum_synced(new):

@@ -4,7 +4,7 @@ and what the overload limits count (requests in process and queued, large-reques
 
 Request latency is not kept here: the final stage records it once, into the
 read and update latency summaries of the metrics registry, and srvr's
-min/avg/max are read from those (zabd.server.stats_view).
+min/avg/max are read from those (zabd.views.stats_view).
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Set
 
 from zabd.core.datatree import CONFIG_NODE, DataTree
-from zabd.ensemble.verifier import QuorumVerifier, verifier_from_text, version_hex
+from zabd.membership.verifier import QuorumVerifier, verifier_from_text, version_hex
 from zabd.jute.opcodes import OpCode
 from zabd.jute.txns import SetDataTxn, Txn
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
-from zabd.ensemble.verifier import QuorumVerifier
+from zabd.membership.verifier import QuorumVerifier
 from zabd.quorum.configchange import designated_leader, has_quorums, restamped, verifiers_in_force
 from zabd.jute.records import Id
 from zabd.metrics.server import ServerMetrics

@@ -35,7 +35,7 @@ from zabd.jute.records import Id
 
 from twisted.logger import Logger
 
-from zabd.ensemble.verifier import QuorumVerifier
+from zabd.membership.verifier import QuorumVerifier
 from zabd.metrics.peertimes import SyncTimer
 from zabd.metrics.server import ServerMetrics
 from zabd.metrics.registry import Summary

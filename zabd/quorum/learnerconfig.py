@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from zabd.ensemble.verifier import QuorumVerifier, verifier_from_text
+from zabd.membership.verifier import QuorumVerifier, verifier_from_text
 from zabd.quorum.configchange import txn_config
 from zabd.quorum.snapstream import QuorumWireError
 

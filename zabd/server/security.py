@@ -23,7 +23,7 @@ from twisted.logger import Logger
 
 from zabd.metrics.tls import TlsCounters
 from zabd.server.binding import bind_at_startup
-from zabd.server.config import ConfigError, ZabdConfig
+from zabd.config.zoocfg import ConfigError, ZabdConfig
 from zabd.server.tls_ports import SecureListening, SecureTcp, ServerCreator
 from zabd.tls.contexts import Contexts, TlsSettingError
 from zabd.tls.settings import TlsSettings

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from random import Random
 
-from zabd.serving.overload import ConnectionThrottleSettings
+from zabd.config.overload_settings import ConnectionThrottleSettings
 
 
 class BlueThrottle:

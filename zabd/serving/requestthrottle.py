@@ -35,7 +35,7 @@ from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.request import Client, Request
 from zabd.pipeline.stats import ServerStats
 from zabd.serving.connection import ServerConnection
-from zabd.serving.overload import RequestThrottleSettings
+from zabd.config.overload_settings import RequestThrottleSettings
 
 log = Logger()
 

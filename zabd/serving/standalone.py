@@ -30,9 +30,8 @@ from zabd.pipeline.request import Request
 from zabd.pipeline.sync import MemoryTxnLog, SyncStage, TxnLog
 from zabd.serving.connection import ServerConnection
 from zabd.serving.connthrottle import BlueThrottle
-from zabd.serving.overload import (
-    ConnectionThrottleSettings, LargeRequests, LargeRequestSettings, RequestThrottleSettings,
-)
+from zabd.config.overload_settings import ConnectionThrottleSettings, LargeRequestSettings, RequestThrottleSettings
+from zabd.serving.overload import LargeRequests
 from zabd.serving.requestthrottle import RequestThrottler, Scheduler
 
 log = Logger()

@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from zabd.core.datatree import OPEN_ACL
 from zabd.election.messages import PeerState
-from zabd.ensemble.members import LearnerType, QuorumServer
+from zabd.membership.members import LearnerType, QuorumServer
 from zabd.ensemble.peer import QuorumPeer
 from zabd.ensemble.transport import Cancellable, Stream
-from zabd.ensemble.verifier import QuorumMaj, QuorumVerifier
+from zabd.membership.verifier import QuorumMaj, QuorumVerifier
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, SetDataRequest
 from zabd.jute.schema import encode
@@ -30,7 +30,7 @@ from zabd.testing.simnet import SimNetwork
 from zabd.testing.simreplica import SimReplica
 from zabd.pipeline.context import Settings
 from zabd.serving.standalone import ServerOptions, StandaloneServer
-from zabd.serving.switch import ServingSwitch
+from zabd.peer.switch import ServingSwitch
 from zabd.testing.simulation import Scope, Simulation
 
 QUORUM_PORT = "quorum"

@@ -24,7 +24,7 @@ from zabd.ensemble.transport import StreamLink
 from zabd.jute.codec import JuteError
 from zabd.jute.txns import Txn
 from zabd.quorum import packets as qp
-from zabd.ensemble.verifier import QuorumMaj
+from zabd.membership.verifier import QuorumMaj
 from zabd.quorum.leader import Leader
 from zabd.quorum.learner import Learner
 from zabd.quorum.learnerhandler import LearnerHandler

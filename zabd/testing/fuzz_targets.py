@@ -36,9 +36,9 @@ from zabd.jute.txns import Txn
 from zabd.pipeline.context import Settings
 from zabd.quorum.snapstream import QuorumWireError
 from zabd.server.client_port import ClientPortFactory
-from zabd.server.config import ZabdConfig
-from zabd.server.fourletter import COMMANDS
-from zabd.server.stats_view import FourLetterWords
+from zabd.config.zoocfg import ZabdConfig
+from zabd.views.fourletter import COMMANDS
+from zabd.views.stats_view import FourLetterWords
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.testing import fuzz_seeds as seeds
 

@@ -16,7 +16,7 @@ What :class:`MemoryDisk` models, after POSIX rather than any one file system:
   the same file may still succeed). A crash disarms what did not fire.
 
 :class:`SimTxnLog` is a TxnLog (zabd.pipeline.sync) writing ZooKeeper's log
-format onto a MemoryDisk with group commit, like zabd.server.disklog's
+format onto a MemoryDisk with group commit, like zabd.persist.disklog's
 GroupCommitLog; :class:`MemoryEpochStore` keeps acceptedEpoch/currentEpoch.
 """
 from __future__ import annotations

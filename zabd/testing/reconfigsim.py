@@ -8,7 +8,7 @@ non-voting member, and votes once a reconfig adds it.
 from __future__ import annotations
 
 from zabd.core.acl import SUPER
-from zabd.ensemble.verifier import QuorumMaj
+from zabd.membership.verifier import QuorumMaj
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import ReconfigRequest
 from zabd.jute.schema import encode

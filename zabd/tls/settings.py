@@ -3,7 +3,7 @@ What zoo.cfg asks of TLS, as records: one :class:`TlsSettings` per prefix
 (``ssl.`` for clients, ``ssl.quorum.`` for peers and the admin server) and
 the ports' switches in :class:`SecuritySettings`.
 
-Pure data: :mod:`zabd.server.config_security` fills these from the file and
+Pure data: :mod:`zabd.config.security` fills these from the file and
 :mod:`zabd.tls.contexts` turns them into OpenSSL contexts.
 """
 

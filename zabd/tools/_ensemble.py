@@ -2,7 +2,7 @@
 """Ensembles under the benchmark: each one as a Target, and the leader failover measurement.
 
 Kept apart from :mod:`zabd.tools.bench`, which runs the workloads: here an
-ensemble started by :mod:`zabd.testing.ensembleprocs` becomes a
+ensemble started by :mod:`zabd.harness.ensembleprocs` becomes a
 :class:`~zabd.tools._report.Target` whose load is spread over every peer's
 client port, and ``measure_failover`` kills the leader with SIGKILL and times
 how long until a brand-new session gets a write acknowledged by any peer.
@@ -17,10 +17,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from zabd.testing.ensembleprocs import Ensemble
-from zabd.testing.wiresession import close_session, open_session
+from zabd.harness.ensembleprocs import Ensemble
+from zabd.harness.wiresession import close_session, open_session
 from zabd.tools._report import FailoverOutcome, Target
-from zabd.tools._wire import OP_CREATE, create_body
+from zabd.harness.wire import OP_CREATE, create_body
 
 Address = tuple[str, int]
 #: A failed round over every peer is retried after this pause, so that polling

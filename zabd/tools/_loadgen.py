@@ -2,7 +2,7 @@
 """Pipelined asyncio load connections and the worker processes that run them.
 
 Kept tiny on purpose: the hot path must stay cheap enough that the client is
-not the bottleneck. The frames themselves come from :mod:`zabd.tools._wire`.
+not the bottleneck. The frames themselves come from :mod:`zabd.harness.wire`.
 Over TLS only the transport changes (asyncio's SSL transport, one context
 per process from :mod:`zabd.tools._tls`); the protocol below is the same.
 """
@@ -19,7 +19,7 @@ from multiprocessing.synchronize import Barrier
 from time import perf_counter_ns, process_time
 
 # Some names are re-exported: callers and tests reach them through this module.
-from zabd.tools._wire import (
+from zabd.harness.wire import (
     INT, OP_CLOSE_SESSION, OP_CREATE, OP_GET_DATA, OP_PING, OP_SET_DATA, PING_XID, REPLY_HEADER,
     REQUEST_HEADER, Request, connect_frame, create_body, delete_body, get_data_body, jute_buffer,
     parse_connect_response, request_frame, set_data_body, split_frames,

@@ -6,7 +6,7 @@ The same loader runs over TLS: each connection is an asyncio SSL transport
 once for all its connections); the request and reply handling does not
 change. ``--start`` gives zabd and ZooKeeper the same zoo.cfg lines and the
 same certificates: a JKS key store and trust store from one throwaway CA
-(:mod:`zabd.testing.certs`), ``ssl.clientAuth=need``, and a client
+(:mod:`zabd.harness.certs`), ``ssl.clientAuth=need``, and a client
 certificate for the loader. ZooKeeper's TLS port needs its Netty factory.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zabd.testing.commands import LOCALHOST, NETTY_SERVER_FACTORY
-from zabd.testing.probes import free_port, listens_on, wait_until
+from zabd.harness.commands import LOCALHOST, NETTY_SERVER_FACTORY
+from zabd.harness.probes import free_port, listens_on, wait_until
 
-#: The one password of the throwaway stores (zabd.testing.certs.PASSWORD).
+#: The one password of the throwaway stores (zabd.harness.certs.PASSWORD).
 STORE_PASSWORD = "apassword"
 
 
@@ -68,7 +68,7 @@ class BenchPki:
 
 def make_bench_pki(directory: Path) -> BenchPki:
     """A fresh CA with a server identity (127.0.0.1, localhost) and a client identity for the loader."""
-    from zabd.testing.certs import PASSWORD, make_pki  # pyjks and cryptography only for --tls
+    from zabd.harness.certs import PASSWORD, make_pki  # pyjks and cryptography only for --tls
 
     assert PASSWORD == STORE_PASSWORD
     pki = make_pki(directory)
@@ -80,7 +80,7 @@ def make_bench_pki(directory: Path) -> BenchPki:
 def start_secure_server(kind: str, workdir: Path, extra_cfg: dict[str, str], pki: BenchPki,
                         timeout: float = 60.0) -> tuple[Any, int]:
     """Start zabd or ZooKeeper with a secure client port beside its plaintext one; (server, secure port)."""
-    from zabd.testing.processes import start_zabd, start_zookeeper
+    from zabd.harness.processes import start_zabd, start_zookeeper
 
     port = free_port()
     settings = {**extra_cfg, **secure_server_cfg(port, pki.keystore, pki.truststore)}

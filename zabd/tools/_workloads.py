@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zabd.tools._tls import TlsFiles
-from zabd.tools._wire import INT, OP_CREATE, OP_GET_DATA, OP_SET_DATA, OPEN_ACL, Request
-from zabd.tools._wire import get_data_body, jute_buffer, set_data_body, ustring
+from zabd.harness.wire import INT, OP_CREATE, OP_GET_DATA, OP_SET_DATA, OPEN_ACL, Request
+from zabd.harness.wire import get_data_body, jute_buffer, set_data_body, ustring
 
 NextRequest = Callable[[], Request | None]
 

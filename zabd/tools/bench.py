@@ -26,15 +26,15 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from zabd.testing.ensembleprocs import Ensemble, start_ensemble
-from zabd.testing.processes import four_letter, start_zabd, start_zookeeper
+from zabd.harness.ensembleprocs import Ensemble, start_ensemble
+from zabd.harness.processes import four_letter, start_zabd, start_zookeeper
 from zabd.tools._cpu import listening_pid, machine_ticks, server_seconds
 from zabd.tools._ensemble import ensemble_target, measure_failover
 from zabd.tools._loadgen import WorkerResult, percentile_ms, run_batch, worker_main
 from zabd.tools._options import WORKLOADS, parse_args, parse_target
 from zabd.tools._report import FailoverOutcome, Outcome, Target, report, write_json
 from zabd.tools._tls import BenchPki, TlsFiles, make_bench_pki, start_secure_server, tls_ask
-from zabd.tools._wire import OP_CREATE, OP_DELETE, create_body, delete_body
+from zabd.harness.wire import OP_CREATE, OP_DELETE, create_body, delete_body
 from zabd.tools._workloads import WorkerSpec, created_path
 
 __all__ = ["WORKLOADS", "main", "parse_args", "parse_target", "run_order", "server_settings"]

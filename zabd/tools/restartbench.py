@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from zabd.testing.processes import ServerProcess, start_zabd, start_zookeeper
+from zabd.harness.processes import ServerProcess, start_zabd, start_zookeeper
 from zabd.tools._loadgen import run_batch
-from zabd.tools._wire import OP_CREATE, create_body
+from zabd.harness.wire import OP_CREATE, create_body
 from zabd.tools._cpu import listening_pid
 
 PARENT = "/restart"

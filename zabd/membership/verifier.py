@@ -1,0 +1,269 @@
+# -*- test-case-name: tests.unit.test_verifier -*-
+"""The quorum verifier: which sets of servers form a quorum, and the config text.
+
+:class:`QuorumMaj` is ZooKeeper 3.8's majority verifier. Its
+:meth:`~QuorumMaj.config_text` is byte-exact with what 3.8 sends in election
+notifications and NEWLEADER and stores in ``/zookeeper/config``: 3.8 prints
+its members in ``HashMap<Long, QuorumServer>`` order, and members that share a
+hash bucket in the order they were read out of a ``java.util.Properties``
+(a ConcurrentHashMap keyed by the ``server.N`` strings). Both orders are
+replayed here, so ``server.1`` and ``server.17`` come out as 3.8 prints them.
+Grouped and weighted quorums are in :mod:`zabd.membership.hierarchy`.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Protocol
+
+from zabd.java.compat import java_string_hash, java_table_grown
+from zabd.membership.members import QuorumServer, parse_member
+
+if TYPE_CHECKING:
+    from zabd.membership.hierarchy import QuorumHierarchical
+
+_MASK64 = (1 << 64) - 1
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+_JAVA_HEX_LONG = re.compile(r"[+-]?[0-9a-fA-F]+")
+
+
+class QuorumVerifier(Protocol):
+    """What the election and Zab layers ask of a verifier (3.8's QuorumVerifier)."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def voting_members(self) -> frozenset[int]: ...
+
+    @property
+    def observing_members(self) -> frozenset[int]: ...
+
+    @property
+    def all_members(self) -> Mapping[int, QuorumServer]: ...
+
+    def contains_quorum(self, sids: AbstractSet[int]) -> bool: ...
+
+    def weight(self, sid: int) -> int: ...
+
+    def config_text(self) -> bytes: ...
+
+
+class MemberTable:
+    """
+    What every verifier holds besides its quorum rule: the members and the version.
+
+    :param servers: the members, in the order 3.8 would have read them (see
+        :func:`properties_key_order`); a repeated sid keeps its first place
+        and takes the last value, as ``HashMap.put`` does.
+    :param version: the config version (the zxid of the reconfig that made
+        it); 0 for a static config.
+    :param keep_order: the servers already come in 3.8's iteration order (a
+        map that was copied and edited, :mod:`zabd.java.hashmap`): keep it.
+    """
+
+    __slots__ = ("_members", "_version", "_voting", "_observing")
+
+    def __init__(self, servers: Iterable[QuorumServer], version: int = 0, *,
+                 keep_order: bool = False) -> None:
+        by_sid: dict[int, QuorumServer] = {}
+        for server in servers:
+            by_sid[server.sid] = server
+        order = list(by_sid) if keep_order else java_hashmap_order(list(by_sid))
+        self._members = {sid: by_sid[sid] for sid in order}
+        self._version = version
+        self._voting = frozenset(s.sid for s in by_sid.values() if s.is_participant)
+        self._observing = frozenset(by_sid) - self._voting
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def voting_members(self) -> frozenset[int]:
+        return self._voting
+
+    @property
+    def observing_members(self) -> frozenset[int]:
+        return self._observing
+
+    @property
+    def all_members(self) -> Mapping[int, QuorumServer]:
+        """Every member by sid, in the order 3.8 prints them."""
+        return self._members
+
+
+
+class QuorumMaj(MemberTable):
+    """
+    Majority quorums over the participants; observers never count.
+
+    :param servers: the members, as for :class:`MemberTable`.
+    :param version: the config version.
+    """
+
+    __slots__ = ("_half",)
+
+    def __init__(self, servers: Iterable[QuorumServer], version: int = 0, *,
+                 keep_order: bool = False) -> None:
+        super().__init__(servers, version, keep_order=keep_order)
+        self._half = len(self._voting) // 2
+
+    def with_version(self, version: int) -> QuorumMaj:
+        """The same members, in the same order, under another version (3.8's setVersion)."""
+        return QuorumMaj(self._members.values(), version, keep_order=True)
+
+    @property
+    def half(self) -> int:
+        """Half the voters, rounded down: a quorum is anything larger."""
+        return self._half
+
+    def contains_quorum(self, sids: AbstractSet[int]) -> bool:
+        """
+        Whether ``sids`` hold strictly more than half of the voters.
+
+        3.8 counts the whole set and trusts callers to pass voters only; zabd
+        counts only the voters in it, so a stray observer ack cannot tip it.
+        """
+        return len(self._voting.intersection(sids)) > self._half
+
+    def weight(self, sid: int) -> int:
+        """
+        1 for a voter, 0 otherwise.
+
+        3.8's QuorumMaj answers 1 for any sid; the election uses the weight only
+        to refuse a vote for a server that cannot lead, and 0 says that.
+        """
+        return 1 if sid in self._voting else 0
+
+    def config_text(self) -> bytes:
+        """``server.N=...`` lines, then ``version=<hex>`` with no newline after it."""
+        lines = [f"server.{sid}={server.spec()}\n" for sid, server in self._members.items()]
+        return ("".join(lines) + f"version={version_hex(self._version)}").encode("utf-8")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QuorumMaj):
+            return NotImplemented
+        return self._version == other._version and self._members == other._members
+
+    def __hash__(self) -> int:
+        return hash((self._version, frozenset(self._members.items())))
+
+    def __repr__(self) -> str:
+        return f"QuorumMaj(version={self._version:#x}, members={list(self._members.values())!r})"
+
+
+def version_hex(version: int) -> str:
+    """Java's ``Long.toHexString``: lower case, unsigned two's complement."""
+    return format(version & _MASK64, "x")
+
+
+def parse_version(text: str) -> int:
+    """
+    Java's ``Long.parseLong(text, 16)``, as 3.8 reads ``version=``.
+
+    :raises ValueError: if Java would throw.
+    """
+    if _JAVA_HEX_LONG.fullmatch(text) is None or not _LONG_MIN <= int(text, 16) <= _LONG_MAX:
+        raise ValueError(f"expected a hexadecimal config version, got {text!r}")
+    return int(text, 16)
+
+
+def parse_server_id(key: str) -> int:
+    """
+    N of a ``server.N`` key, as 3.8 reads it (``Long.parseLong``); zabd wants N >= 0.
+
+    :raises ValueError: if N is not a server id.
+    """
+    digits = key[len("server."):]
+    if re.fullmatch(r"[+-]?[0-9]+", digits) is None or not 0 <= int(digits) <= _LONG_MAX:
+        raise ValueError(f"expected server.N with N a server id, got {digits!r}")
+    return int(digits)
+
+
+def verifier_from_text(text: bytes | str) -> QuorumMaj | QuorumHierarchical:
+    """
+    Read config text as 3.8 prints it (notifications, NEWLEADER, ``/zookeeper/config``).
+
+    Only ``key=value`` lines are understood, which is all 3.8 writes there.
+    ``group.``/``weight.`` lines make it hierarchical, as in 3.8's parseDynamicConfig.
+
+    :raises ValueError: on a member, version or group 3.8 would refuse.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    entries: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        key, _, value = line.lstrip(" \t\f").partition("=")
+        if key and key[0] not in "#!":
+            entries.append((key.strip(), value.lstrip(" \t\f")))
+    return verifier_from_entries(entries)
+
+
+def verifier_from_entries(properties: Iterable[tuple[str, str]]) -> QuorumMaj | QuorumHierarchical:
+    """
+    The verifier 3.8 builds from loaded ``Properties`` (``createQuorumVerifier``).
+
+    :param properties: (key, value) in the order they were loaded; a repeated
+        key keeps its first place and its last value, as in ``Properties``.
+        Keys other than ``server.N``, ``group.G``, ``weight.SID`` and
+        ``version`` are ignored, as 3.8's verifiers ignore them.
+    :raises ValueError: on a member, version or group 3.8 would refuse.
+    """
+    entries: dict[str, str] = {}
+    for key, value in properties:
+        entries[key] = value
+    order = properties_key_order(entries)
+    servers = [parse_member(parse_server_id(key), entries[key])
+               for key in order if key.startswith("server.")]
+    version = parse_version(entries["version"]) if "version" in entries else 0
+    hierarchy = [(key, entries[key]) for key in order if key.startswith(("group.", "weight."))]
+    if hierarchy:
+        # Imported here: zabd.membership.hierarchy builds on this module.
+        from zabd.membership.hierarchy import hierarchy_from_properties
+        return hierarchy_from_properties(servers, hierarchy, version)
+    return QuorumMaj(servers, version)
+
+
+def java_hashmap_order(sids: Sequence[int]) -> list[int]:
+    """
+    The order a ``HashMap<Long, ...>`` fed ``sids`` in this order iterates them.
+
+    Buckets first (16 of them, doubling past 3/4 load); inside a bucket,
+    insertion order, which resizing keeps. Exact below eight sids per bucket.
+    """
+    capacity = 16
+    while len(sids) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(sid: int) -> int:
+        h = ((sid & _MASK64) ^ ((sid & _MASK64) >> 32)) & 0xFFFFFFFF  # Long.hashCode
+        return (h ^ (h >> 16)) & (capacity - 1)
+
+    return sorted(sids, key=bucket)  # sorted() is stable: ties keep insertion order
+
+
+def properties_key_order(keys: Iterable[str]) -> list[str]:
+    """
+    The order ``java.util.Properties`` (Java 9+) iterates keys put in this order.
+
+    Properties is a ConcurrentHashMap of 16 bins that doubles when it holds 3/4
+    of its size; a resize moves each bin's longest tail that goes one way as it
+    is and pushes the nodes before it, one by one, onto the front of their new
+    bin. Exact unless eight keys share a bin. A repeated key keeps its place.
+    """
+    bins: list[list[tuple[int, str]]] = [[] for _ in range(16)]
+    count, threshold = 0, 12
+    for key in keys:
+        h = java_string_hash(key)
+        spread = (h ^ (h >> 16)) & 0x7FFFFFFF
+        nodes = bins[spread & (len(bins) - 1)]
+        if any(present == key for _, present in nodes):
+            continue
+        nodes.append((spread, key))
+        count += 1
+        if count >= threshold:
+            bins = java_table_grown(bins)
+            threshold = len(bins) * 3 // 4
+    return [key for nodes in bins for _, key in nodes]
