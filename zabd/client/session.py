@@ -14,15 +14,9 @@ SUSPENDED between connections while the session may still be resumed, and
 LOST when it expired or was closed. After an expiry the client starts a new
 session on its own, as kazoo does.
 
-Timing follows the Java client: the read timeout is 2/3 of the negotiated
-session timeout, a ping goes out after half the read timeout (a third of
-the session timeout) with nothing sent, a connection silent for the read
-timeout is dropped, and a connection attempt (TCP and handshake) may take
-``connect_timeout_ms`` (default: the session timeout over the number of
-hosts). Unlike 3.8's client, which waits for a server to say so, this one
-declares the session LOST by itself once it has heard nothing from any
-server for the whole negotiated timeout: by then the ensemble has expired it
-(or will at any moment), and a lock holder must not keep believing otherwise.
+When to ping, drop a silent connection and give the session up is
+:mod:`zabd.client.liveness`; which host to dial is :mod:`zabd.client.dialing`;
+what the connections carry is :mod:`zabd.client.traffic`.
 """
 from __future__ import annotations
 
@@ -33,29 +27,27 @@ from enum import Enum
 from twisted.logger import Logger
 
 from zabd.client.effects import (
-    ArmTimer, Complete, Dial, Effect, Effects, Fire, Hangup, Outcome, ReplyHandler, Request, StateChanged, Write,
-    connect_frame, parse_connect_response, record_body, request_frame,
+    ArmTimer, Complete, Dial, Effect, Effects, Hangup, Outcome, ReplyHandler, Request, StateChanged, Write,
+    connect_frame, parse_connect_response, request_frame,
 )
-from zabd.client.errors import ConnectionClosedError, ConnectionLoss, SessionExpiredError, error_for
-from zabd.client.auth import AuthReplay
+from zabd.client.errors import ConnectionClosedError, ConnectionLoss, SessionExpiredError
+from zabd.client.dialing import DialPlan
 from zabd.client.hosts import Chroot, HostPort, HostRing
-from zabd.client.inflight import InFlight
+from zabd.client.liveness import Liveness
 from zabd.client.rwsearch import ReadWriteSearch
-from zabd.client.states import EVENT_TYPES, KazooState, KeeperState, WatchedEvent
-from zabd.client.watches import WatchKind, WatchRegistry
+from zabd.client.states import KazooState, KeeperState
+from zabd.client.traffic import SessionTraffic
+from zabd.client.watches import WatchRegistry
 from zabd.jute.codec import JuteError
-from zabd.jute.errors import Code
-from zabd.jute.opcodes import AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID, OpCode
-from zabd.jute.records import AuthPacket, ConnectRequest, WatcherEvent
-from zabd.jute.schema import decode
+from zabd.jute.opcodes import PING_XID, OpCode
+from zabd.jute.records import ConnectRequest
 
 log = Logger()
 
-_REPLY_HEADER = struct.Struct(">iqi")
-MAX_SEND_PING_INTERVAL_MS = 10_000  # ClientCnxn: ping at least every 10 s whatever the timeout
-
 
 class Phase(Enum):
+    """Where the session's current connection (or the wait for the next) is."""
+
     IDLE = "idle"
     BACKOFF = "backoff"
     DIALING = "dialing"
@@ -66,22 +58,23 @@ class Phase(Enum):
 
 
 class ClientSession:
-    """One client's session across connections; see the module docstring."""
+    """One client's session across connections: when to dial, ping, give up and expire; see the module docstring.
+
+    What the connections carry (requests, auth, watches) is :class:`SessionTraffic`'s.
+    """
 
     def __init__(self, hosts: tuple[HostPort, ...], *, session_timeout_ms: int = 10_000,
                  connect_timeout_ms: int | None = None, chroot: Chroot = Chroot(),
                  can_be_read_only: bool = False, randomize_hosts: bool = True,
                  rng: random.Random | None = None, initial_backoff_ms: int = 100,
                  max_backoff_ms: int = 2000) -> None:
-        self._rng = rng or random.Random()
-        self.ring = HostRing(hosts, self._rng, randomize_hosts)
+        rng = rng or random.Random()
+        self.dialing = DialPlan(HostRing(hosts, rng, randomize_hosts), rng, initial_backoff_ms, max_backoff_ms)
         self.requested_timeout_ms = session_timeout_ms
         self.connect_timeout_ms = connect_timeout_ms or max(session_timeout_ms // len(hosts), 1)
         self.chroot = chroot
+        self.traffic = SessionTraffic(chroot)
         self.can_be_read_only = can_be_read_only
-        self._initial_backoff_ms = initial_backoff_ms
-        self._max_backoff_ms = max_backoff_ms
-        self.watches = WatchRegistry()
         self._rw_search = ReadWriteSearch(self.ring.order)
         #: Whether this session ever reached a read-write server: a read-only
         #: server's session is its own, so a client that never saw one starts
@@ -92,40 +85,45 @@ class ClientSession:
         self.read_only = False
         self.session_id = 0
         self.password = bytes(16)
-        self.negotiated_timeout_ms = 0
         self.last_zxid = 0
         self.host: HostPort | None = None
-        self._attempt = 0
-        self._failed_rounds = 0
-        self._failures_this_round = 0
-        self._requests = InFlight()
-        self._auth = AuthReplay()
         self._deadline_ms = 0  # connect deadline, or when the next dial is due
-        self._last_sent_ms = 0
-        self._last_heard_ms = 0  # the last frame from any server of this session
+        self.liveness = Liveness()
         self._timer: int | None = None
         self._fx = Effects()
 
     @property
     def attempt(self) -> int:
         """The current connection attempt; inputs about any other are stale."""
-        return self._attempt
+        return self.dialing.attempt
+
+    @property
+    def ring(self) -> HostRing:
+        return self.dialing.ring
+
+    @property
+    def watches(self) -> WatchRegistry:
+        return self.traffic.watches
+
+    @property
+    def negotiated_timeout_ms(self) -> int:
+        return self.liveness.negotiated_timeout_ms
 
     @property
     def read_timeout_ms(self) -> int:
-        return self.negotiated_timeout_ms * 2 // 3
+        return self.liveness.read_timeout_ms
 
     # -- inputs ---------------------------------------------------------------
 
     def start(self, now_ms: int) -> list[Effect]:
         if self.phase in (Phase.IDLE, Phase.CLOSED):
-            self._last_heard_ms = now_ms
-            self._failed_rounds = self._failures_this_round = 0
+            self.liveness.last_heard_ms = now_ms
+            self.dialing.reset()
             self._dial_next(now_ms)
         return self._done(now_ms)
 
     def dial_succeeded(self, attempt: int, now_ms: int) -> list[Effect]:
-        if attempt == self._attempt and self.phase is Phase.DIALING:
+        if attempt == self.dialing.attempt and self.phase is Phase.DIALING:
             self.phase = Phase.HANDSHAKE
             request = ConnectRequest(0, self.last_zxid, self.requested_timeout_ms, self.session_id, self.password)
             self._write(connect_frame(request, self.can_be_read_only), now_ms)
@@ -135,7 +133,7 @@ class ClientSession:
         return self.connection_lost(attempt, now_ms)
 
     def connection_lost(self, attempt: int, now_ms: int) -> list[Effect]:
-        if attempt == self._attempt:
+        if attempt == self.dialing.attempt:
             if self.phase is Phase.CLOSING:
                 self._closed()
             elif self.phase in (Phase.DIALING, Phase.HANDSHAKE, Phase.CONNECTED):
@@ -143,14 +141,14 @@ class ClientSession:
         return self._done(now_ms)
 
     def frame_received(self, attempt: int, frame: bytes, now_ms: int) -> list[Effect]:
-        if attempt != self._attempt or self.phase not in (Phase.HANDSHAKE, Phase.CONNECTED, Phase.CLOSING):
+        if attempt != self.dialing.attempt or self.phase not in (Phase.HANDSHAKE, Phase.CONNECTED, Phase.CLOSING):
             return self._done(now_ms)
-        self._last_heard_ms = now_ms
+        self.liveness.last_heard_ms = now_ms
         try:
             if self.phase is Phase.HANDSHAKE:
                 self._handshake_done(frame, now_ms)
             else:
-                self._reply(frame)
+                self._reply(frame, now_ms)
         except (JuteError, struct.error) as error:
             log.warn("Bad frame from {host}: {error}; reconnecting", host=str(self.host), error=str(error))
             self._disconnected(now_ms, hang_up=True)
@@ -162,14 +160,14 @@ class ClientSession:
         if phase in (Phase.DIALING, Phase.HANDSHAKE) and now_ms >= self._deadline_ms:
             log.info("Connecting to {host} timed out", host=str(self.host))
             self._disconnected(now_ms, hang_up=True)
-        elif phase in (Phase.CONNECTED, Phase.CLOSING) and now_ms - self._last_heard_ms >= self.read_timeout_ms:
+        elif phase in (Phase.CONNECTED, Phase.CLOSING) and now_ms >= self.liveness.silent_at_ms:
             log.info("No reply from {host} for {ms} ms; reconnecting", host=str(self.host), ms=self.read_timeout_ms)
             if phase is Phase.CLOSING:
                 self._fx.add(Hangup())
                 self._closed()
             else:
                 self._disconnected(now_ms, hang_up=True)
-        elif phase is Phase.CONNECTED and now_ms >= self._ping_due_ms():
+        elif phase is Phase.CONNECTED and now_ms >= self.liveness.ping_due_ms:
             self._write(request_frame(PING_XID, OpCode.ping), now_ms)
         elif phase is Phase.BACKOFF and now_ms >= self._deadline_ms:
             self._dial_next(now_ms)
@@ -198,17 +196,16 @@ class ClientSession:
         elif self.phase is Phase.CONNECTED:
             self._send(request, now_ms)
         else:
-            self._requests.queued.append(request)
+            self.traffic.queue(request)
         return self._done(now_ms)
 
     def add_auth(self, scheme: str, credential: bytes, on_done: ReplyHandler, now_ms: int) -> list[Effect]:
         """Authenticate now (if connected) and again on every later connection of this session."""
-        packet = AuthPacket(0, scheme, credential)
-        self._auth.add(packet, on_done)
+        packet = self.traffic.add_auth(scheme, credential, on_done)
         if self.phase is Phase.CONNECTED:
-            self._send_auth(packet, now_ms)
+            self._write(self.traffic.auth(packet), now_ms)
         elif self.phase in (Phase.IDLE, Phase.CLOSING, Phase.CLOSED):
-            self._fx.items += self._auth.fail(packet, ConnectionClosedError())
+            self._fx.items += self.traffic.fail_auth(packet)
         return self._done(now_ms)
 
     def close(self, on_done: ReplyHandler, now_ms: int) -> list[Effect]:
@@ -228,24 +225,18 @@ class ClientSession:
     # -- connection steps ---------------------------------------------------------
 
     def _dial_next(self, now_ms: int) -> None:
-        self.host, wrapped = self.ring.next()
-        if wrapped and self._failures_this_round:
-            self._failed_rounds += 1
-            self._failures_this_round = 0
-            if self.phase is not Phase.BACKOFF:  # a whole round failed: wait before the next
-                self.phase = Phase.BACKOFF
-                base = min(self._max_backoff_ms, self._initial_backoff_ms * 2 ** (self._failed_rounds - 1))
-                self._deadline_ms = now_ms + int(base * (0.5 + self._rng.random() / 2))
-                self.ring.rewind()
-                return
+        self.host, wait_until_ms = self.dialing.next(now_ms, backing_off=self.phase is Phase.BACKOFF)
+        if wait_until_ms is not None:  # a whole round failed: wait before the next
+            self.phase = Phase.BACKOFF
+            self._deadline_ms = wait_until_ms
+            return
         self._dial(self.host, now_ms)
 
     def _dial(self, host: HostPort, now_ms: int) -> None:
         self.host = host
-        self._attempt += 1
         self.phase = Phase.DIALING
         self._deadline_ms = now_ms + self.connect_timeout_ms
-        self._fx.add(Dial(host, self._attempt, self.connect_timeout_ms))
+        self._fx.add(Dial(host, self.dialing.new_attempt(), self.connect_timeout_ms))
 
     def _handshake_done(self, frame: bytes, now_ms: int) -> None:
         response, read_only = parse_connect_response(frame)
@@ -260,70 +251,32 @@ class ClientSession:
                      host=str(self.host), got=response.sessionId, mine=self.session_id)
         self.session_id = response.sessionId
         self.password = response.passwd or bytes(16)
-        self.negotiated_timeout_ms = response.timeOut
+        self.liveness.negotiated_timeout_ms = response.timeOut
         self.phase = Phase.CONNECTED
-        self._failed_rounds = self._failures_this_round = 0
+        self.dialing.reset()
         self.read_only = read_only
         if read_only:
             self._rw_search.start(now_ms)
         else:
             self._seen_rw = True
         self._set_state(KazooState.CONNECTED)
-        for packet in self._auth.packets:  # auth, then watches, then queued requests, as ClientCnxn orders them
-            self._send_auth(packet, now_ms)
-        for record in self.watches.set_watches(self.last_zxid):
-            self._write(request_frame(SET_WATCHES_XID, OpCode.setWatches2, record_body(record)), now_ms)
-        for request in self._requests.take_queued():
-            self._send(request, now_ms)
+        for frame in self.traffic.on_connected(self.last_zxid):
+            self._write(frame, now_ms)
 
-    def _reply(self, frame: bytes) -> None:
-        xid, zxid, err = _REPLY_HEADER.unpack_from(frame, 0)
-        body = frame[_REPLY_HEADER.size:]
-        if xid == NOTIFICATION_XID:
-            self._notify(decode(WatcherEvent, body))
-        elif xid == PING_XID or xid == SET_WATCHES_XID:
-            pass
-        elif xid == AUTH_XID:
-            self._fx.items += self._auth.replied(err)
-        else:
-            request = self._requests.answered(xid)
-            if zxid > 0:
-                self.last_zxid = zxid
-            self._register_watch(request, err)
-            error = error_for(err) if err else None
-            self._fx.add(Complete(request.on_done, Outcome(zxid, b"" if err else body, error)))
-            if request.opcode == OpCode.closeSession:
-                self._fx.add(Hangup())
-                self._closed()
-
-    def _register_watch(self, request: Request, err: int) -> None:
-        watch = request.watch
-        if watch is None:
-            return
-        if watch.kind is WatchKind.EXIST:
-            if err in (Code.OK, Code.NONODE):
-                kind = WatchKind.DATA if err == Code.OK else WatchKind.EXIST
-                self.watches.add(kind, watch.path, watch.watcher)
-        elif err == Code.OK:
-            self.watches.add(watch.kind, watch.path, watch.watcher)
-
-    def _notify(self, event: WatcherEvent) -> None:
-        path = event.path or "/"
-        client_event = WatchedEvent(EVENT_TYPES.get(event.type, EVENT_TYPES[-1]), KeeperState.CONNECTED,
-                                    self.chroot.to_client(path))
-        for watcher in self.watches.triggered(event.type, path):
-            self._fx.add(Fire(watcher, client_event))
-
-    def _send_auth(self, packet: AuthPacket, now_ms: int) -> None:
-        self._auth.sent(packet)
-        self._write(request_frame(AUTH_XID, OpCode.auth, record_body(packet)), now_ms)
+    def _reply(self, frame: bytes, now_ms: int) -> None:
+        reply = self.traffic.reply(frame)
+        self._fx.items += reply.effects
+        if reply.zxid > 0:
+            self.last_zxid = reply.zxid
+        if reply.closed:
+            self._fx.add(Hangup())
+            self._closed()
 
     def _send(self, request: Request, now_ms: int) -> None:
-        xid = self._requests.sent(request)
-        self._write(request_frame(xid, request.opcode, request.body), now_ms)
+        self._write(self.traffic.request(request), now_ms)
 
     def _write(self, data: bytes, now_ms: int) -> None:
-        self._last_sent_ms = now_ms
+        self.liveness.last_sent_ms = now_ms
         self._fx.add(Write(data))
 
     def _disconnected(self, now_ms: int, hang_up: bool, to: HostPort | None = None) -> None:
@@ -335,22 +288,21 @@ class ClientSession:
         # a lock holder whose write failed must already know why.
         if self.state is KazooState.CONNECTED:
             self._set_state(KazooState.SUSPENDED)
-        self._fx.items += self._requests.fail_sent(ConnectionLoss)
-        self._auth.connection_lost()
+        self._fx.items += self.traffic.connection_lost(ConnectionLoss)
         if to is not None:
             self._dial(to, now_ms)
             return
-        self._failures_this_round += 1
+        self.dialing.failed()
         self._dial_next(now_ms)
 
     def _check_local_expiry(self, now_ms: int) -> None:
         if (self.session_id and self.phase in (Phase.BACKOFF, Phase.DIALING, Phase.HANDSHAKE)
-                and now_ms - self._last_heard_ms >= self.negotiated_timeout_ms):
+                and now_ms >= self.liveness.lost_at_ms):
             log.info("No server for {ms} ms: session 0x{session:x} is lost",
                      ms=self.negotiated_timeout_ms, session=self.session_id)
             if self.phase is Phase.HANDSHAKE:  # its ConnectRequest named the old session
                 self._fx.add(Hangup())
-                self._attempt += 1
+                self.dialing.new_attempt()
                 self.phase = Phase.BACKOFF
                 self._deadline_ms = now_ms
             self._expire(KeeperState.EXPIRED_SESSION)
@@ -358,14 +310,12 @@ class ClientSession:
     def _expire(self, why: KeeperState) -> None:
         self._rw_search.stop()
         self._set_state(KazooState.LOST)  # first, as in _disconnected
-        self._fx.items += self._requests.fail_all(SessionExpiredError)
-        self.watches.clear()
+        self._fx.items += self.traffic.session_over(SessionExpiredError)
         self.session_id, self.password, self.last_zxid = 0, bytes(16), 0
 
     def _closed(self) -> None:
         self._rw_search.stop()
-        self._fx.items += self._requests.fail_all(ConnectionClosedError)
-        self.watches.clear()
+        self._fx.items += self.traffic.session_over(ConnectionClosedError)
         self.phase = Phase.CLOSED
         self.session_id, self.password = 0, bytes(16)
         self._set_state(KazooState.LOST)
@@ -374,9 +324,6 @@ class ClientSession:
         if state is not self.state or state is KazooState.CONNECTED:
             self.state = state
             self._fx.add(StateChanged(state, self.read_only and state is KazooState.CONNECTED))
-
-    def _ping_due_ms(self) -> int:
-        return self._last_sent_ms + min(self.read_timeout_ms // 2, MAX_SEND_PING_INTERVAL_MS)
 
     def _done(self, now_ms: int) -> list[Effect]:
         timer = self._next_deadline(now_ms)
@@ -392,11 +339,11 @@ class ClientSession:
         if phase in (Phase.DIALING, Phase.HANDSHAKE, Phase.BACKOFF):
             deadlines.append(self._deadline_ms)
             if self.session_id:
-                deadlines.append(self._last_heard_ms + self.negotiated_timeout_ms)
+                deadlines.append(self.liveness.lost_at_ms)
         elif phase in (Phase.CONNECTED, Phase.CLOSING):
-            deadlines.append(self._last_heard_ms + self.read_timeout_ms)
+            deadlines.append(self.liveness.silent_at_ms)
             if phase is Phase.CONNECTED:
-                deadlines.append(self._ping_due_ms())
+                deadlines.append(self.liveness.ping_due_ms)
                 if self.read_only and self._rw_search.due_ms is not None:
                     deadlines.append(self._rw_search.due_ms)
         return max(min(deadlines), now_ms) if deadlines else None
