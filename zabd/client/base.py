@@ -12,7 +12,8 @@ from zabd.client.effects import Outcome, Request, WatchRequest, record_body
 from zabd.client.errors import OperationTimeoutError
 from zabd.client.hosts import parse_connect_string
 from zabd.client.protocol import Listener, SessionDriver
-from zabd.client.session import ClientSession, Phase
+from zabd.client.dialing import Phase
+from zabd.client.session import ClientSession
 from zabd.client.states import KazooState, KeeperState, WatchedEvent
 from zabd.client.watches import WatchKind, Watcher
 from zabd.jute.records import ACL

@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.unit.test_client_session -*-
-"""Which server a client session dials next, and how long it backs off (sans-IO).
+"""A client session's connection phases, which server it dials next, and how long it backs off (sans-IO).
 
 Hosts are tried in the ring's order. After a whole round in which some
 attempt failed, the session waits before the next round; the wait doubles
@@ -9,8 +9,21 @@ cut off together do not come back in step.
 from __future__ import annotations
 
 import random
+from enum import Enum
 
 from zabd.client.hosts import HostPort, HostRing
+
+
+class Phase(Enum):
+    """Where the session's current connection (or the wait for the next) is."""
+
+    IDLE = "idle"
+    BACKOFF = "backoff"
+    DIALING = "dialing"
+    HANDSHAKE = "handshake"
+    CONNECTED = "connected"
+    CLOSING = "closing"
+    CLOSED = "closed"
 
 
 class DialPlan:

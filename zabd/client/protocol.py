@@ -22,7 +22,8 @@ from twisted.python.failure import Failure
 from zabd.client.effects import ArmTimer, Complete, Dial, Effect, Fire, Hangup, Probe, StateChanged, Write
 from zabd.client.fourletter import four_letter_word
 from zabd.client.hosts import HostPort
-from zabd.client.session import ClientSession, Phase
+from zabd.client.dialing import Phase
+from zabd.client.session import ClientSession
 from zabd.client.states import KazooState
 
 if TYPE_CHECKING:

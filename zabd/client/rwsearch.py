@@ -18,8 +18,14 @@ MAX_WAIT_MS = 60_000
 
 
 class ReadWriteSearch:
+    """The search for a read-write server of one session; see the module docstring."""
+
     def __init__(self, hosts: tuple[HostPort, ...]) -> None:
         self.hosts = hosts
+        #: Whether the session ever reached a read-write server: a read-only
+        #: server's session is its own, so a client that never saw one starts
+        #: afresh on the first read-write server (3.8's seenRwServerBefore).
+        self.seen_read_write = False
         #: When the next probe is due; None while not searching or while one is out.
         self.due_ms: int | None = None
         self._wait_ms = MIN_WAIT_MS
@@ -31,6 +37,13 @@ class ReadWriteSearch:
     @property
     def searching(self) -> bool:
         return self.due_ms is not None or self._outstanding is not None
+
+    def connected(self, read_only: bool, now_ms: int) -> None:
+        """A connection is made: search from a read-only server, remember a read-write one."""
+        if read_only:
+            self.start(now_ms)
+        else:
+            self.seen_read_write = True
 
     def start(self, now_ms: int) -> None:
         """Connected read-only: the first probe goes out after the shortest wait."""

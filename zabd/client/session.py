@@ -1,9 +1,7 @@
 # -*- test-case-name: tests.unit.test_client_session -*-
 """The client's session and connection state machine, sans-IO (ZooKeeper's ClientCnxn, as effects).
 
-Inputs are calls with the time (``start``, ``dial_succeeded``, ``dial_failed``,
-``frame_received``, ``connection_lost``, ``timer_fired``, ``submit``,
-``add_auth``, ``close``); each returns the effects to carry out
+Each input is a call with the time, which returns the effects to carry out
 (:mod:`zabd.client.effects`). One timer covers every deadline.
 
 Phases: IDLE → DIALING → HANDSHAKE → CONNECTED, and from any connected or
@@ -22,7 +20,6 @@ from __future__ import annotations
 
 import random
 import struct
-from enum import Enum
 
 from twisted.logger import Logger
 
@@ -31,7 +28,7 @@ from zabd.client.effects import (
     connect_frame, parse_connect_response, request_frame,
 )
 from zabd.client.errors import ConnectionClosedError, ConnectionLoss, SessionExpiredError
-from zabd.client.dialing import DialPlan
+from zabd.client.dialing import DialPlan, Phase
 from zabd.client.hosts import Chroot, HostPort, HostRing
 from zabd.client.liveness import Liveness
 from zabd.client.rwsearch import ReadWriteSearch
@@ -43,18 +40,6 @@ from zabd.jute.opcodes import PING_XID, OpCode
 from zabd.jute.records import ConnectRequest
 
 log = Logger()
-
-
-class Phase(Enum):
-    """Where the session's current connection (or the wait for the next) is."""
-
-    IDLE = "idle"
-    BACKOFF = "backoff"
-    DIALING = "dialing"
-    HANDSHAKE = "handshake"
-    CONNECTED = "connected"
-    CLOSING = "closing"
-    CLOSED = "closed"
 
 
 class ClientSession:
@@ -76,10 +61,6 @@ class ClientSession:
         self.traffic = SessionTraffic(chroot)
         self.can_be_read_only = can_be_read_only
         self._rw_search = ReadWriteSearch(self.ring.order)
-        #: Whether this session ever reached a read-write server: a read-only
-        #: server's session is its own, so a client that never saw one starts
-        #: afresh on the first read-write server (3.8's seenRwServerBefore).
-        self._seen_rw = False
         self.phase = Phase.IDLE
         self.state = KazooState.LOST
         self.read_only = False
@@ -184,7 +165,7 @@ class ClientSession:
         if found is not None and self.phase is Phase.CONNECTED and self.read_only:
             log.info("Read-write server {host} found; leaving read-only {current}",
                      host=str(found), current=str(self.host))
-            if not self._seen_rw:
+            if not self._rw_search.seen_read_write:
                 self.session_id, self.password = 0, bytes(16)  # the read-only server's own session
             self._disconnected(now_ms, hang_up=True, to=found)
         return self._done(now_ms)
@@ -255,10 +236,7 @@ class ClientSession:
         self.phase = Phase.CONNECTED
         self.dialing.reset()
         self.read_only = read_only
-        if read_only:
-            self._rw_search.start(now_ms)
-        else:
-            self._seen_rw = True
+        self._rw_search.connected(read_only, now_ms)
         self._set_state(KazooState.CONNECTED)
         for frame in self.traffic.on_connected(self.last_zxid):
             self._write(frame, now_ms)
