@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zabd.core.watches import Watches, WatchesSummary, WatchManager, WatchMode
+from zabd.core.watches import Watches
+from zabd.core.watchmanager import WatchesSummary, WatchManager, WatchMode
 from zabd.jute.opcodes import EVENT_NAMES, AddWatchMode, EventType, WatcherType
 
 Created, Deleted, Changed, Children = (

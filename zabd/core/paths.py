@@ -58,6 +58,12 @@ def is_valid_path(path: str | None) -> bool:
     return True
 
 
+def parent_or_root(path: str) -> str:
+    """The parent of a path, and the root for the root itself (watch triggers walk up to it)."""
+    cut = path.rfind("/")
+    return path[:cut] if cut > 0 else ROOT
+
+
 def parent_of(path: str) -> str:
     """The parent of a valid non-root path: ``/a`` -> ``/``, ``/a/b`` -> ``/a``.
 

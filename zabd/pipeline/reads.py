@@ -12,7 +12,7 @@ from typing import Callable
 
 from zabd.core.acl import check_acl, mask_for_get_acl, who_am_i
 from zabd.core.nodes import DataNode
-from zabd.core.watches import WatchManager
+from zabd.core.watchmanager import WatchManager
 from zabd.jute import multi
 from zabd.jute.codec import Reader
 from zabd.jute.errors import Code, KeeperError
