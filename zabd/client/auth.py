@@ -10,6 +10,8 @@ from zabd.jute.records import AuthPacket
 
 
 class AuthReplay:
+    """The auth packets a session has added: replayed in order on every connection, their callers told once."""
+
     def __init__(self) -> None:
         self.packets: list[AuthPacket] = []  # replayed in this order on every connection
         self._waiters: dict[AuthPacket, list[ReplyHandler]] = {}

@@ -19,6 +19,8 @@ MAX_XID = 2**31 - 1
 
 
 class InFlight:
+    """A session's requests waiting for a connection, and those sent and due a reply, in order."""
+
     def __init__(self) -> None:
         self._xid = 0
         #: Not yet sent: waiting for a connection.

@@ -21,6 +21,8 @@ SET_WATCHES_BATCH_BYTES = 128 * 1024
 
 
 class WatchKind(Enum):
+    """Which of the client's watch tables a watch is in, by the call that set it."""
+
     DATA = "data"  # getData, or exists on a node that exists
     EXIST = "exist"  # exists on a missing node
     CHILD = "child"  # getChildren
@@ -56,6 +58,8 @@ def ancestors_and_self(path: str) -> Iterable[str]:
 
 
 class WatchRegistry:
+    """The client's watches by kind and path: who to call for an event, and what to set again on reconnect."""
+
     def __init__(self) -> None:
         self._table: dict[WatchKind, dict[str, list[Watcher]]] = {kind: {} for kind in WatchKind}
 

@@ -17,6 +17,8 @@ from zabd.metrics.registry import MetricsRegistry
 
 @dataclass(slots=True)
 class TlsCounters:
+    """One listener group's TLS handshake figures (client ports, or the admin port), under 3.8's names."""
+
     outstanding: int = 0
     unsuccessful: int = 0
     exceeded: int = 0
