@@ -16,17 +16,16 @@ message and the ``int len`` frames.
 """
 from __future__ import annotations
 
-import struct
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Protocol, TypeVar, Union
 
 from zabd.election.messages import MAX_FRAME, ElectionWireError, InitialMessage, initial_length, parse_initial
+from zabd.jute.framing import FrameDecoder
+from zabd.jute.framing import frame as length_prefixed
 
 OBSERVER_ID = (1 << 63) - 1  # QuorumPeer.OBSERVER_ID: an observer without a sid of its own
 DEFAULT_CONNECT_TIMEOUT_MS = 5000  # zookeeper.cnxTimeout
-
-_LENGTH = struct.Struct(">i")
 
 #: What the network hands up: (sender sid, payload).
 MessageHandler = Callable[[int, bytes], None]
@@ -63,7 +62,7 @@ def check_frame_length(length: int) -> None:
 def frame(payload: bytes) -> bytes:
     """``int len`` + payload; refuses what the receiver would drop the connection for."""
     check_frame_length(len(payload))
-    return _LENGTH.pack(len(payload)) + payload
+    return length_prefixed(payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,40 +83,34 @@ class FrameReader:
 
     def __init__(self, expect_initial: bool) -> None:
         self._expect_initial = expect_initial
-        self._buffer = b""
+        self._buffer = b""  # an initial message still arriving
+        self._frames = FrameDecoder(min_length=1, max_length=MAX_FRAME)
         self._failed = False
 
     def feed(self, data: bytes) -> Received:
         if self._failed:
             return Received()
-        buffer = self._buffer + data if self._buffer else data
         initial: InitialMessage | None = None
-        frames: list[bytes] = []
-        pos = 0
-        try:
-            if self._expect_initial:
+        if self._expect_initial:
+            buffer = self._buffer + data if self._buffer else data
+            try:
                 size = initial_length(buffer)
                 if size is None or len(buffer) < size:
                     self._buffer = buffer
                     return Received()
                 initial = parse_initial(buffer[:size])
-                self._expect_initial = False
-                pos = size
-            end = len(buffer)
-            while end - pos >= _LENGTH.size:
-                (length,) = _LENGTH.unpack_from(buffer, pos)
-                check_frame_length(length)
-                start = pos + _LENGTH.size
-                if start + length > end:
-                    break
-                frames.append(buffer[start:start + length])
-                pos = start + length
-        except ElectionWireError as error:
-            self._failed = True
+            except ElectionWireError as error:
+                self._failed = True
+                self._buffer = b""
+                return Received(None, (), error)
+            self._expect_initial = False
             self._buffer = b""
-            return Received(initial, tuple(frames), error)
-        self._buffer = buffer[pos:]
-        return Received(initial, tuple(frames))
+            data = buffer[size:]
+        frames = tuple(self._frames.feed(data))
+        if self._frames.error is not None:  # RecvWorker's rule, as check_frame_length words it
+            self._failed = True
+            return Received(initial, frames, ElectionWireError(str(self._frames.error)))
+        return Received(initial, frames)
 
 
 # --------------------------------------------------------------------------- effects

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from zabd.jute.codec import DEFAULT_MAX_BUFFER, JuteError, Writer
+from zabd.jute.framing import StreamBuffer
 from zabd.jute.records import Id
 from zabd.quorum.snapstream import (
     IncompleteItem,
@@ -39,7 +40,6 @@ _TOUCH = struct.Struct(">qi")  # session id, timeout
 _REQUEST_HEAD = struct.Struct(">qii")  # session id, cxid, op type
 _VALIDITY = struct.Struct(">q?")  # session id, valid
 _SID_VERSION = struct.Struct(">qi")  # LearnerInfo's first two fields
-_COMPACT_AT = 1 << 16  # consumed bytes worth dropping from the decoder's buffer
 
 
 class PacketType(IntEnum):
@@ -107,32 +107,29 @@ class PacketStreamDecoder:
     """Splits one quorum connection's bytes into packets and SNAP streams.
 
     ``feed`` returns every item completed by the new bytes; a SnapshotStream
-    item comes right after its SNAP packet. The buffer keeps an offset and is
-    compacted once the consumed part is large, so decoding stays linear.
+    item comes right after its SNAP packet. A StreamBuffer holds the bytes,
+    so decoding stays linear however the stream is split.
     """
 
-    __slots__ = ("max_length", "max_packet", "_buf", "_pos", "_snapshot")
+    __slots__ = ("max_length", "max_packet", "_in", "_snapshot")
 
     def __init__(self, max_length: int = DEFAULT_MAX_BUFFER * 2, max_packet: int | None = None) -> None:
         #: The longest data buffer, string or vector count accepted.
         self.max_length = max_length
         #: The most bytes one unfinished packet may hold back (data plus authinfo).
         self.max_packet = max_length * 2 if max_packet is None else max_packet
-        self._buf = bytearray()
-        self._pos = 0
+        self._in = StreamBuffer()
         self._snapshot: SnapshotStreamDecoder | None = None
 
     def feed(self, data: bytes) -> list[QuorumPacket | SnapshotStream]:
-        buf = self._buf
-        if self._pos >= _COMPACT_AT and self._pos * 2 >= len(buf):
-            del buf[:self._pos]
-            self._pos = 0
-        buf += data
+        stream = self._in
+        stream.append(data)
+        buf = stream.buf
         items: list[QuorumPacket | SnapshotStream] = []
         while True:
             snapshot = self._snapshot
             if snapshot is not None:
-                self._pos = snapshot.feed(buf, self._pos)
+                stream.pos = snapshot.feed(buf, stream.pos)
                 if snapshot.result is None:
                     break
                 items.append(snapshot.result)
@@ -144,16 +141,16 @@ class PacketStreamDecoder:
                 if quick.type == PacketType.SNAP:
                     self._snapshot = SnapshotStreamDecoder(self.max_length)
                 continue
-            reader = StreamReader(buf, self._pos, len(buf), self.max_length)  # type: ignore[arg-type]
+            reader = StreamReader(buf, stream.pos, len(buf), self.max_length)  # type: ignore[arg-type]
             try:
                 packet = _read_packet(reader)
             except IncompleteItem:
-                if len(buf) - self._pos > self.max_packet:
+                if stream.pending() > self.max_packet:
                     raise QuorumWireError(f"a packet longer than {self.max_packet} bytes") from None
                 break
             except JuteError as e:
                 raise QuorumWireError(f"bad quorum packet: {e}") from None
-            self._pos = reader.pos
+            stream.pos = reader.pos
             items.append(packet)
             if packet.type == PacketType.SNAP:
                 self._snapshot = SnapshotStreamDecoder(self.max_length)
@@ -165,7 +162,7 @@ class PacketStreamDecoder:
         One struct call instead of a field-by-field read; anything else (a
         REQUEST, a partial packet, an insane length) goes the careful way.
         """
-        pos = self._pos
+        pos = self._in.pos
         end = len(buf)
         if end - pos < _BARE_PACKET.size:
             return None
@@ -180,12 +177,12 @@ class PacketStreamDecoder:
             return None
         if _INT.unpack_from(buf, at)[0] != -1:
             return None
-        self._pos = at + 4
+        self._in.pos = at + 4
         return QuorumPacket(kind, zxid, data)
 
     def pending(self) -> int:
         """Bytes received but not yet part of a whole item."""
-        return len(self._buf) - self._pos
+        return self._in.pending()
 
 
 # --------------------------------------------------------------------------- payloads
