@@ -14,6 +14,7 @@ import re
 from typing import Callable
 
 from zabd.config.ensemble import parse_server_id
+from zabd.java.limits import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN
 
 #: The four-letter words 3.8 knows, in its order; ``4lw.commands.whitelist`` names some of them.
 FOUR_LETTER_WORDS = (
@@ -24,8 +25,6 @@ FOUR_LETTER_WORDS = (
 #: Every command name, for whitelists (``*``).
 COMMAND_NAMES: frozenset[str] = frozenset(FOUR_LETTER_WORDS)
 
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 
 class BadValue(Exception):
@@ -43,13 +42,13 @@ def _integer(low: int, high: int, what: str | None = None) -> Converter:
     return convert
 
 
-_any_int = _integer(_INT_MIN, _INT_MAX)
-_any_long = _integer(_LONG_MIN, _LONG_MAX)
-_positive = _integer(1, _INT_MAX, "a positive integer")
-_non_negative = _integer(0, _INT_MAX, "a non-negative integer")
+_any_int = _integer(INT_MIN, INT_MAX)
+_any_long = _integer(LONG_MIN, LONG_MAX)
+_positive = _integer(1, INT_MAX, "a positive integer")
+_non_negative = _integer(0, INT_MAX, "a non-negative integer")
 _port = _integer(1, 65535, "a port number from 1 to 65535")
 _port_or_zero = _integer(0, 65535, "a port number from 0 to 65535")
-_timeout = _integer(-1, _INT_MAX, "-1 or a non-negative integer")
+_timeout = _integer(-1, INT_MAX, "-1 or a non-negative integer")
 
 
 def _boolean(value: str) -> bool:
@@ -133,7 +132,7 @@ FIELDS: dict[str, tuple[str, Converter]] = {
     "serverId": ("server_id", _integer(1, 255, "an integer from 1 to 255")),
     "initLimit": ("init_limit", _positive),
     "syncLimit": ("sync_limit", _positive),
-    "snapCount": ("snap_count", _integer(2, _INT_MAX, "an integer of at least 2")),
+    "snapCount": ("snap_count", _integer(2, INT_MAX, "an integer of at least 2")),
     "preAllocSize": ("pre_alloc_size_kb", _positive),
     "forceSync": ("force_sync", _boolean),
     "autopurge.snapRetainCount": ("snap_retain_count", _any_int),

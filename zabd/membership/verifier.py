@@ -18,13 +18,12 @@ from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Protocol
 
 from zabd.java.compat import java_string_hash, java_table_grown
+from zabd.java.limits import LONG_MAX, LONG_MIN, MASK64
 from zabd.membership.members import QuorumServer, parse_member
 
 if TYPE_CHECKING:
     from zabd.membership.hierarchy import QuorumHierarchical
 
-_MASK64 = (1 << 64) - 1
-_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 _JAVA_HEX_LONG = re.compile(r"[+-]?[0-9a-fA-F]+")
 
 
@@ -156,7 +155,7 @@ class QuorumMaj(MemberTable):
 
 def version_hex(version: int) -> str:
     """Java's ``Long.toHexString``: lower case, unsigned two's complement."""
-    return format(version & _MASK64, "x")
+    return format(version & MASK64, "x")
 
 
 def parse_version(text: str) -> int:
@@ -165,7 +164,7 @@ def parse_version(text: str) -> int:
 
     :raises ValueError: if Java would throw.
     """
-    if _JAVA_HEX_LONG.fullmatch(text) is None or not _LONG_MIN <= int(text, 16) <= _LONG_MAX:
+    if _JAVA_HEX_LONG.fullmatch(text) is None or not LONG_MIN <= int(text, 16) <= LONG_MAX:
         raise ValueError(f"expected a hexadecimal config version, got {text!r}")
     return int(text, 16)
 
@@ -177,7 +176,7 @@ def parse_server_id(key: str) -> int:
     :raises ValueError: if N is not a server id.
     """
     digits = key[len("server."):]
-    if re.fullmatch(r"[+-]?[0-9]+", digits) is None or not 0 <= int(digits) <= _LONG_MAX:
+    if re.fullmatch(r"[+-]?[0-9]+", digits) is None or not 0 <= int(digits) <= LONG_MAX:
         raise ValueError(f"expected server.N with N a server id, got {digits!r}")
     return int(digits)
 
@@ -238,7 +237,7 @@ def java_hashmap_order(sids: Sequence[int]) -> list[int]:
         capacity *= 2
 
     def bucket(sid: int) -> int:
-        h = ((sid & _MASK64) ^ ((sid & _MASK64) >> 32)) & 0xFFFFFFFF  # Long.hashCode
+        h = ((sid & MASK64) ^ ((sid & MASK64) >> 32)) & 0xFFFFFFFF  # Long.hashCode
         return (h ^ (h >> 16)) & (capacity - 1)
 
     return sorted(sids, key=bucket)  # sorted() is stable: ties keep insertion order

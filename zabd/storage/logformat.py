@@ -20,6 +20,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from zabd.core.zxid import epoch_of, first_zxid_of
 from zabd.jute.codec import DEFAULT_MAX_BUFFER
 from zabd.storage.layout import LOG_PREFIX, zxid_in_name
 
@@ -210,7 +211,7 @@ class _Scanner:
     def _next_zxids(self, pos: int, last_zxid: int | None) -> set[int]:
         zxids: set[int] = set()
         for base in self._zxid_bases(pos, last_zxid):
-            next_epoch = ((base >> 32) + 1) << 32
+            next_epoch = first_zxid_of(epoch_of(base) + 1)
             for step in range(1, _ZXID_LOOKAHEAD + 1):
                 zxids.update((base + step, next_epoch + step))
         return {zxid for zxid in zxids if 0 < zxid < 1 << 63}
