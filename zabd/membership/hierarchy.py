@@ -20,7 +20,7 @@ from collections.abc import Set as AbstractSet
 
 from zabd.java.limits import LONG_MAX
 from zabd.membership.members import QuorumServer
-from zabd.membership.verifier import MemberTable, java_hashmap_order, version_hex
+from zabd.membership.table import MemberTable, java_hashmap_order, version_hex
 
 _DECIMAL = re.compile(r"\+?[0-9]+")
 
