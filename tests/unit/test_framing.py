@@ -75,3 +75,30 @@ def test_the_stream_buffer_compacts_only_a_large_read_part() -> None:
     stream.pos = 1
     stream.append(b"c")
     assert (stream.pos, stream.unread()) == (1, b"bc")
+
+
+class _RecordingDriver:
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, bytes]] = []
+
+    def dial_succeeded(self, attempt: int, transport: object) -> None:
+        pass
+
+    def frame_received(self, attempt: int, frame: bytes) -> None:
+        self.frames.append((attempt, frame))
+
+
+def test_the_client_connection_frames_replies_and_drops_a_too_long_one() -> None:
+    from twisted.internet.testing import StringTransport
+
+    from zabd.client.protocol import MAX_FRAME, _SessionConnection
+
+    driver = _RecordingDriver()
+    conn = _SessionConnection(driver, 3, ("h", 1))  # type: ignore[arg-type]
+    transport = StringTransport()
+    conn.makeConnection(transport)
+    conn.dataReceived(frame(b"reply")[:6])
+    conn.dataReceived(frame(b"reply")[6:] + struct.pack(">i", MAX_FRAME + 1))
+    assert driver.frames == [(3, b"reply")]
+    assert transport.disconnecting
+
