@@ -24,6 +24,12 @@ def java_trim(text: str) -> str:
     return text.strip(JAVA_TRIM)
 
 
+def long_hash_code(value: int) -> int:
+    """Java's ``Long.hashCode``: the two halves xored, as an unsigned 32-bit int."""
+    unsigned = value & MASK64
+    return (unsigned ^ (unsigned >> 32)) & 0xFFFFFFFF
+
+
 def parse_long(text: str) -> int | None:
     """Java's ``Long.parseLong(text)`` over ASCII digits, or None where Java would throw."""
     if _DECIMAL.fullmatch(text) is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from zabd.java.limits import MASK64
+from zabd.java.formats import java_hex
+from zabd.java.limits import long_hash_code
 from zabd.membership.members import QuorumServer
 
 
@@ -59,7 +60,7 @@ class MemberTable:
 
 def version_hex(version: int) -> str:
     """Java's ``Long.toHexString``: lower case, unsigned two's complement."""
-    return format(version & MASK64, "x")
+    return java_hex(version)
 
 
 def java_hashmap_order(sids: Sequence[int]) -> list[int]:
@@ -74,7 +75,7 @@ def java_hashmap_order(sids: Sequence[int]) -> list[int]:
         capacity *= 2
 
     def bucket(sid: int) -> int:
-        h = ((sid & MASK64) ^ ((sid & MASK64) >> 32)) & 0xFFFFFFFF  # Long.hashCode
+        h = long_hash_code(sid)
         return (h ^ (h >> 16)) & (capacity - 1)
 
     return sorted(sids, key=bucket)  # sorted() is stable: ties keep insertion order
