@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_config -*-
 """
 zoo.cfg value converters: each takes the value as written and returns it typed, or raises BadValue.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_ensemble_config -*-
 """
 3.8's QuorumPeerConfig rules: zoo.cfg's members and settings -> an :class:`EnsembleConfig`, or None.
 

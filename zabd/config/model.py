@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_config -*-
 """
 The configuration zabd runs with: one frozen, typed record of zoo.cfg.
 

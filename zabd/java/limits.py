@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_java_limits -*-
+# -*- test-case-name: tests.unit.test_zxid -*-
 """Java's integer limits and the parsing rules that depend on them.
 
 ZooKeeper reads numbers with ``Integer.parseInt`` and ``Long.parseLong`` and
