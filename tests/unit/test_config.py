@@ -386,3 +386,13 @@ def test_load_config_reads_file_and_names_it(tmp_path: "os.PathLike[str]") -> No
 def test_load_config_missing_file() -> None:
     with pytest.raises(ConfigError, match=r"^/nonexistent/zoo.cfg: cannot read config: "):
         load_config("/nonexistent/zoo.cfg")
+
+
+def test_storage_settings_are_typed_fields() -> None:
+    c = cfg()
+    assert (c.db_autocreate, c.trust_empty_snapshot, c.fsync_warning_threshold_ms) == (True, False, 1000)
+    c = cfg("db.autocreate=false", "zookeeper.snapshot.trust.empty=true", "fsync.warningthresholdms=25")
+    assert (c.db_autocreate, c.trust_empty_snapshot, c.fsync_warning_threshold_ms) == (False, True, 25)
+    # Both spellings are one key; the last written wins.
+    assert cfg("zookeeper.db.autocreate=false", "db.autocreate=TRUE").db_autocreate is True
+    assert "db.autocreate" in str(error_for("db.autocreate=maybe"))

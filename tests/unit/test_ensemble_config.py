@@ -120,7 +120,7 @@ def test_three_participants() -> None:
     c = ensemble_cfg("clientPort=2191", myid="2\n")
     e = c.ensemble
     assert e is not None
-    assert (e.myid, e.init_limit, e.sync_limit, e.is_observer) == (2, 5, 2, False)
+    assert (e.myid, c.init_limit, c.sync_limit, e.is_observer) == (2, 5, 2, False)
     assert e.my_server == QuorumServer(2, ("127.0.0.1", 2882), ("127.0.0.1", 3882), P,
                                        ("0.0.0.0", 2191), client_addr_from_static=True)
     assert e.verifier.voting_members == {1, 2, 3} and e.verifier.version == 0
@@ -132,21 +132,24 @@ def test_three_participants() -> None:
 
 
 def test_quorum_settings_defaults_and_values() -> None:
-    o = ensemble_cfg().ensemble.options  # type: ignore[union-attr]
-    assert (o.tick_time, o.election_alg, o.sync_enabled, o.quorum_listen_on_all_ips) == (
+    # The tick and reconfigEnabled are ZabdConfig's own fields, not repeated in the options.
+    c = ensemble_cfg()
+    o = c.ensemble.options  # type: ignore[union-attr]
+    assert (c.tick_time, o.election_alg, o.sync_enabled, o.quorum_listen_on_all_ips) == (
         3000, 3, True, False)
     assert (o.cnx_timeout_ms, o.election_port_bind_retry, o.tcp_keep_alive) == (5000, 3, False)
     assert (o.leader_serves, o.commit_log_count, o.snapshot_size_factor) == (True, 500, 0.33)
-    assert o.reconfig_enabled is False
-    o = ensemble_cfg(
+    assert c.reconfig_enabled is False
+    c = ensemble_cfg(
         "tickTime=200", "electionAlg=3", "syncEnabled=false", "quorumListenOnAllIPs=true",
         "zookeeper.cnxTimeout=900", "electionPortBindRetry=0", "zookeeper.tcpKeepAlive=true",
         "leaderServes=no", "zookeeper.commitLogCount=800", "zookeeper.snapshotSizeFactor=-1",
-        "reconfigEnabled=true").ensemble.options  # type: ignore[union-attr]
-    assert (o.tick_time, o.sync_enabled, o.quorum_listen_on_all_ips, o.cnx_timeout_ms) == (
+        "reconfigEnabled=true")
+    o = c.ensemble.options  # type: ignore[union-attr]
+    assert (c.tick_time, o.sync_enabled, o.quorum_listen_on_all_ips, o.cnx_timeout_ms) == (
         200, False, True, 900)
     assert (o.election_port_bind_retry, o.tcp_keep_alive, o.leader_serves) == (0, True, False)
-    assert (o.commit_log_count, o.snapshot_size_factor, o.reconfig_enabled) == (800, -1.0, True)
+    assert (o.commit_log_count, o.snapshot_size_factor, c.reconfig_enabled) == (800, -1.0, True)
 
 
 def test_out_of_range_settings_are_replaced_with_warnings() -> None:

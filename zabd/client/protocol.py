@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.interfaces import IConnector, IDelayedCall, IReactorTCP, IReactorTime, ITransport
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 
 from zabd.client.effects import ArmTimer, Complete, Dial, Effect, Fire, Hangup, Probe, StateChanged, Write
@@ -25,6 +24,7 @@ from zabd.client.hosts import HostPort
 from zabd.client.dialing import Phase
 from zabd.client.session import ClientSession
 from zabd.client.states import KazooState
+from zabd.jute.framing import FrameDecoder
 
 if TYPE_CHECKING:
     from zabd.client.tls import ClientTls
@@ -37,13 +37,14 @@ MAX_FRAME = 4 * 1024 * 1024
 Listener = Callable[[KazooState], object]
 
 
-class _SessionConnection(Int32StringReceiver):
-    MAX_LENGTH = MAX_FRAME
+class _SessionConnection(Protocol):
+    """One dialled connection: its bytes cut into reply frames for the driver."""
 
     def __init__(self, driver: SessionDriver, attempt: int, host: HostPort) -> None:
         self.driver = driver
         self.attempt = attempt
         self.host = host
+        self.frames = FrameDecoder(max_length=MAX_FRAME)
 
     def connectionMade(self) -> None:  # noqa: N802 (Twisted's name)
         tcp: Any = self.transport
@@ -52,12 +53,15 @@ class _SessionConnection(Int32StringReceiver):
         assert self.transport is not None
         self.driver.dial_succeeded(self.attempt, self.transport)
 
-    def stringReceived(self, frame: bytes) -> None:  # noqa: N802
-        self.driver.frame_received(self.attempt, frame)
-
-    def lengthLimitExceeded(self, length: int) -> None:  # noqa: N802
-        log.warn("Reply frame of {length} bytes is too large; dropping the connection", length=length)
-        super().lengthLimitExceeded(length)
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        failed_before = self.frames.error is not None
+        for frame in self.frames.feed(data):
+            self.driver.frame_received(self.attempt, frame)
+        error = self.frames.error
+        if error is not None and not failed_before:
+            log.warn("Reply frame of {length} bytes is too large; dropping the connection", length=error.length)
+            assert self.transport is not None
+            self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:  # noqa: N802
         tls = self.driver.tls

@@ -17,6 +17,7 @@ from zabd.config.errors import ConfigError, config_error
 from zabd.config.keys import (
     FIELDS, QUORUM_FIELDS, BadValue, boolean, integer, kept_reason, port_or_zero, text,
 )
+from zabd.java.limits import INT_MAX, INT_MIN
 from zabd.tls.settings import CLIENT_AUTH_MODES, SecuritySettings, StoreSpec, TlsSettings
 
 Latest = Mapping[str, tuple[str, str, int]]  # canonical key -> (as written, value, line)
@@ -179,7 +180,7 @@ def _tls(latest: Latest, prefix: str, read: Callable[[str, Callable[[str], objec
         hostname_verification=bool(read(f"{prefix}.hostnameVerification", boolean, True)),
         client_auth=str(read(f"{prefix}.clientAuth", client_auth, "need")),
         handshake_detection_timeout_ms=int(read(f"{prefix}.handshakeDetectionTimeoutMillis",  # type: ignore[call-overload]
-                                                integer(1, 2**31 - 1, "a positive integer"), 5000)),
+                                                integer(1, INT_MAX, "a positive integer"), 5000)),
     )
 
 
@@ -224,7 +225,7 @@ def security_settings(latest: Latest, source: str, has_client_port: bool, ensemb
         admin_force_https=bool(read("admin.forceHttps", boolean, False)),
         admin_port_unification=bool(read("admin.portUnification", boolean, False)),
         outstanding_handshake_limit=int(read("netty.server.outstandingHandshake.limit",  # type: ignore[call-overload]
-                                             integer(-(2**31), 2**31 - 1), -1)),
+                                             integer(INT_MIN, INT_MAX), -1)),
     )
     if settings.client_tls and settings.client.key_store is None:
         raise ConfigError(f"{source}: ssl.keyStore.location: not set, and "

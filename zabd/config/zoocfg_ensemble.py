@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-from zabd.config.ensemble import (
-    EnsembleError,
-    QuorumOptions,
-    build_ensemble,
-    java_host_string,
-    verifier_from_entries,
-    version_hex,
-)
+from zabd.config.ensemble import EnsembleError, QuorumOptions, java_host_string, verifier_from_entries, version_hex
+from zabd.config.ensemble_build import build_ensemble
 from zabd.config.errors import ConfigError, config_error, read_properties
 from zabd.config.keys import canonical_key
+from zabd.config.model import ZabdConfig
 from zabd.config.dynamic import DynamicFileError, dynamic_file_entries, next_file_path
-
-if TYPE_CHECKING:
-    from zabd.config.zoocfg import ZabdConfig
 
 
 def with_ensemble(config: ZabdConfig, entries: list[tuple[str, str, int]],
@@ -32,9 +23,7 @@ def with_ensemble(config: ZabdConfig, entries: list[tuple[str, str, int]],
                    myid: str | None, source: str, warnings: list[str],
                    dynamic: DynamicMembership | None) -> ZabdConfig:
     """``config`` with its ensemble (3.8's QuorumPeerConfig rules), or as it is if standalone."""
-    options = QuorumOptions(
-        tick_time=config.tick_time, init_limit=config.init_limit, sync_limit=config.sync_limit,
-        reconfig_enabled=config.reconfig_enabled, **quorum_values)  # type: ignore[arg-type]
+    options = QuorumOptions(**quorum_values)  # type: ignore[arg-type]
     static_client = ((java_host_string(config.client_port_address or "0.0.0.0"), config.client_port)
                      if "clientPort" in latest else None)
 

@@ -11,22 +11,26 @@ may have died before the peer read it.
 :class:`LinkTable` decides; it returns effects (:class:`Write`, :class:`Close`,
 :class:`Dial`, :class:`Up`, :class:`Loopback`) for an adapter to carry out,
 and never sees a socket. Connections are opaque hashable handles.
-:class:`FrameReader` cuts one connection's byte stream into the initial
-message and the ``int len`` frames.
+:class:`~zabd.election.frames.FrameReader` cuts one connection's byte
+stream into the initial message and the ``int len`` frames.
 """
 from __future__ import annotations
 
-import struct
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Protocol, TypeVar, Union
 
-from zabd.election.messages import MAX_FRAME, ElectionWireError, InitialMessage, initial_length, parse_initial
+# The framing lives in election.frames; these names stay importable from here.
+from zabd.election.frames import FrameReader, Received, check_frame_length, frame
+from zabd.election.messages import InitialMessage
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_MS", "OBSERVER_ID", "Close", "Dial", "Effect", "ElectionNetwork", "FrameReader",
+    "LinkTable", "Loopback", "MessageHandler", "Received", "Up", "Write", "check_frame_length", "frame",
+]
 
 OBSERVER_ID = (1 << 63) - 1  # QuorumPeer.OBSERVER_ID: an observer without a sid of its own
 DEFAULT_CONNECT_TIMEOUT_MS = 5000  # zookeeper.cnxTimeout
-
-_LENGTH = struct.Struct(">i")
 
 #: What the network hands up: (sender sid, payload).
 MessageHandler = Callable[[int, bytes], None]
@@ -49,75 +53,6 @@ class ElectionNetwork(Protocol):
 
     def connect_all(self) -> None:
         """Dial every known peer that has no link and no dial under way."""
-
-
-# --------------------------------------------------------------------------- framing
-
-
-def check_frame_length(length: int) -> None:
-    """RecvWorker's rule: a frame of 1..MAX_FRAME bytes, anything else ends the connection."""
-    if not 0 < length <= MAX_FRAME:
-        raise ElectionWireError(f"invalid frame length {length} (1..{MAX_FRAME})")
-
-
-def frame(payload: bytes) -> bytes:
-    """``int len`` + payload; refuses what the receiver would drop the connection for."""
-    check_frame_length(len(payload))
-    return _LENGTH.pack(len(payload)) + payload
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """What one chunk of input held, in stream order: initial message first, then frames, then an error."""
-
-    initial: InitialMessage | None = None
-    frames: tuple[bytes, ...] = ()
-    error: ElectionWireError | None = None
-
-
-class FrameReader:
-    """Splits one connection's input; the accepting side expects the initial message first.
-
-    After an error the reader is spent: the connection is to be dropped, and
-    what follows is ignored rather than misread.
-    """
-
-    def __init__(self, expect_initial: bool) -> None:
-        self._expect_initial = expect_initial
-        self._buffer = b""
-        self._failed = False
-
-    def feed(self, data: bytes) -> Received:
-        if self._failed:
-            return Received()
-        buffer = self._buffer + data if self._buffer else data
-        initial: InitialMessage | None = None
-        frames: list[bytes] = []
-        pos = 0
-        try:
-            if self._expect_initial:
-                size = initial_length(buffer)
-                if size is None or len(buffer) < size:
-                    self._buffer = buffer
-                    return Received()
-                initial = parse_initial(buffer[:size])
-                self._expect_initial = False
-                pos = size
-            end = len(buffer)
-            while end - pos >= _LENGTH.size:
-                (length,) = _LENGTH.unpack_from(buffer, pos)
-                check_frame_length(length)
-                start = pos + _LENGTH.size
-                if start + length > end:
-                    break
-                frames.append(buffer[start:start + length])
-                pos = start + length
-        except ElectionWireError as error:
-            self._failed = True
-            self._buffer = b""
-            return Received(initial, tuple(frames), error)
-        self._buffer = buffer[pos:]
-        return Received(initial, tuple(frames))
 
 
 # --------------------------------------------------------------------------- effects

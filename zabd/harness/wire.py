@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import struct
 
+from zabd.jute.framing import cut_frames
+
 OP_CREATE = 1
 OP_DELETE = 2
 OP_GET_DATA = 4
@@ -74,14 +76,12 @@ def parse_connect_response(body: bytes) -> tuple[int, int]:
 
 
 def split_frames(buf: bytearray) -> list[bytes]:
-    """Remove and return every complete length-prefixed frame at the front of buf."""
-    frames: list[bytes] = []
-    offset, end = 0, len(buf)
-    while end - offset >= 4:
-        (length,) = INT.unpack_from(buf, offset)
-        if end - offset - 4 < length:
-            break
-        frames.append(bytes(buf[offset + 4 : offset + 4 + length]))
-        offset += 4 + length
+    """Remove and return every complete length-prefixed frame at the front of buf.
+
+    :raises FrameLengthError: on a negative length, which no server sends.
+    """
+    frames, offset, error = cut_frames(buf)
     del buf[:offset]
+    if error is not None:
+        raise error
     return frames

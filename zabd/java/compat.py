@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar, overload
 
+from zabd.java.limits import INT_MAX, INT_MIN
 from zabd.jute.records import Id
 
 T = TypeVar("T")
@@ -41,7 +42,7 @@ def java_parse_int(text: str) -> int | None:
         value = int(text)
     except ValueError:  # too many digits for int(): far outside Java's int anyway
         return None
-    return value if -(1 << 31) <= value < (1 << 31) else None
+    return value if INT_MIN <= value <= INT_MAX else None
 
 
 def ipv4_bytes(addr: str) -> bytes | None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
+from zabd.java.limits import long_hash_code
+
 V = TypeVar("V")
 
-_MASK64 = (1 << 64) - 1
 _MAX_CAPACITY = 1 << 30
 _LOAD_FACTOR = 0.75
 _TREEIFY_THRESHOLD = 8
@@ -27,8 +28,7 @@ _MIN_TREEIFY_CAPACITY = 64
 
 def _spread_hash(key: int) -> int:
     # Long.hashCode, then HashMap.hash's h ^ (h >>> 16).
-    unsigned = key & _MASK64
-    h = (unsigned ^ (unsigned >> 32)) & 0xFFFFFFFF
+    h = long_hash_code(key)
     return h ^ (h >> 16)
 
 

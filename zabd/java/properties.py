@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 
+from zabd.java.limits import java_trim
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _WHITESPACE = " \t\f"
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
-# Java's String.trim(): every char up to and including space.
-_TRIM = "".join(chr(i) for i in range(33))
 
 
 class PropertiesSyntaxError(Exception):
@@ -98,5 +98,5 @@ def parse_properties(text: str) -> list[tuple[str, str, int]]:
             key, value = _unescape(logical[:end]), _unescape(rest)
         except _MalformedEscape as e:
             raise PropertiesSyntaxError(str(e), number) from None
-        entries.append((key.strip(_TRIM), value.strip(_TRIM), number))
+        entries.append((java_trim(key), java_trim(value), number))
     return entries

@@ -18,10 +18,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
+from zabd.java.limits import LONG_MAX
 from zabd.membership.members import QuorumServer
-from zabd.membership.verifier import MemberTable, java_hashmap_order, version_hex
+from zabd.membership.table import MemberTable, java_hashmap_order, version_hex
 
-_LONG_MAX = (1 << 63) - 1
 _DECIMAL = re.compile(r"\+?[0-9]+")
 
 
@@ -223,6 +223,6 @@ def hierarchy_from_properties(servers: Sequence[QuorumServer], entries: Sequence
 
 def _number(text: str, key: str, what: str) -> int:
     # 3.8 reads these with Long.parseLong; zabd also wants them non-negative.
-    if _DECIMAL.fullmatch(text) is None or int(text) > _LONG_MAX:
+    if _DECIMAL.fullmatch(text) is None or int(text) > LONG_MAX:
         raise HierarchyError(f"expected {what} (a non-negative integer), got {text!r}", key)
     return int(text)

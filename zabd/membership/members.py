@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from zabd.java.compat import java_parse_int, java_split
+from zabd.java.limits import java_trim
 
 Address = tuple[str, int]
 
-# Java's String.trim(): every char up to and including space.
-_JAVA_TRIM = "".join(chr(i) for i in range(33))
 _FORM = ("expected host:quorumPort:electionPort[:participant|:observer]"
          "[;[clientHost:]clientPort]")
 
@@ -181,7 +180,7 @@ def _port(text: str, what: str) -> int:
 
 
 def _learner_type(text: str) -> LearnerType:
-    lowered = text.strip(_JAVA_TRIM).lower()
+    lowered = java_trim(text).lower()
     if lowered == "participant":
         return LearnerType.PARTICIPANT
     if lowered == "observer":

@@ -34,13 +34,11 @@ from zabd.membership.verifier import (
     verifier_from_entries,
 )
 from zabd.jute.errors import Code, KeeperError
+from zabd.java.limits import LONG_MAX, java_trim
 # A pure reader of Java .properties text (it imports nothing but re).
 from zabd.java.properties import PropertiesSyntaxError, parse_properties
 
-_LONG_MAX = (1 << 63) - 1
 _JAVA_LONG = re.compile(r"[+-]?[0-9]+")
-# Java's String.trim(): every char up to and including space.
-_JAVA_TRIM = "".join(chr(i) for i in range(33))
 
 
 class ReconfigArgumentError(KeeperError):
@@ -93,7 +91,7 @@ def _replaced(new_members: str, zxid: int, standalone_enabled: bool) -> QuorumMa
     except PropertiesSyntaxError as e:
         raise ReconfigArgumentError(f"line {e.line}: {e.problem}") from None
     for key, _ in entries:
-        trimmed = key.strip(_JAVA_TRIM)
+        trimmed = java_trim(key)
         # 3.8 takes any group*/weight* key as hierarchical; zabd knows only group.G and weight.SID.
         if not trimmed.startswith(("group.", "weight.", "server.")) and trimmed != "version":
             raise ReconfigArgumentError(f"Unrecognised parameter: {trimmed}")
@@ -151,7 +149,7 @@ def _joiner(sid: int, spec: str) -> QuorumServer:
 
 def _sid(text: str, context: str) -> int:
     # Long.parseLong; zabd also wants a non-negative id.
-    if _JAVA_LONG.fullmatch(text) is None or abs(int(text)) > _LONG_MAX:
+    if _JAVA_LONG.fullmatch(text) is None or abs(int(text)) > LONG_MAX:
         raise ReconfigArgumentError(f"{context!r}: {text!r} is not a server id")
     if int(text) < 0:
         raise ReconfigArgumentError(f"{context!r}: a server id must not be negative")
@@ -162,7 +160,7 @@ def _java_split_list(text: str | None, separator: str = ",") -> list[str]:
     """ZooKeeper's StringUtils.split: split, trim each part, drop the empty ones."""
     if text is None:
         return []
-    return [part.strip(_JAVA_TRIM) for part in text.split(separator) if part.strip(_JAVA_TRIM)]
+    return [java_trim(part) for part in text.split(separator) if java_trim(part)]
 
 
 def address_conflict(joiner: QuorumServer, other: QuorumServer) -> str | None:

@@ -8,23 +8,26 @@ its members in ``HashMap<Long, QuorumServer>`` order, and members that share a
 hash bucket in the order they were read out of a ``java.util.Properties``
 (a ConcurrentHashMap keyed by the ``server.N`` strings). Both orders are
 replayed here, so ``server.1`` and ``server.17`` come out as 3.8 prints them.
-Grouped and weighted quorums are in :mod:`zabd.membership.hierarchy`.
+Grouped and weighted quorums are in :mod:`zabd.membership.hierarchy`; what both hold, in :mod:`zabd.membership.table`.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from zabd.java.compat import java_string_hash, java_table_grown
+from zabd.java.limits import LONG_MAX, LONG_MIN
+from zabd.membership.hierarchy import QuorumHierarchical, hierarchy_from_properties
 from zabd.membership.members import QuorumServer, parse_member
+from zabd.membership.table import MemberTable, java_hashmap_order, version_hex
 
-if TYPE_CHECKING:
-    from zabd.membership.hierarchy import QuorumHierarchical
+__all__ = [
+    "MemberTable", "QuorumMaj", "QuorumVerifier", "java_hashmap_order", "parse_server_id", "parse_version",
+    "properties_key_order", "verifier_from_entries", "verifier_from_text", "version_hex",
+]
 
-_MASK64 = (1 << 64) - 1
-_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 _JAVA_HEX_LONG = re.compile(r"[+-]?[0-9a-fA-F]+")
 
 
@@ -48,51 +51,6 @@ class QuorumVerifier(Protocol):
     def weight(self, sid: int) -> int: ...
 
     def config_text(self) -> bytes: ...
-
-
-class MemberTable:
-    """
-    What every verifier holds besides its quorum rule: the members and the version.
-
-    :param servers: the members, in the order 3.8 would have read them (see
-        :func:`properties_key_order`); a repeated sid keeps its first place
-        and takes the last value, as ``HashMap.put`` does.
-    :param version: the config version (the zxid of the reconfig that made
-        it); 0 for a static config.
-    :param keep_order: the servers already come in 3.8's iteration order (a
-        map that was copied and edited, :mod:`zabd.java.hashmap`): keep it.
-    """
-
-    __slots__ = ("_members", "_version", "_voting", "_observing")
-
-    def __init__(self, servers: Iterable[QuorumServer], version: int = 0, *,
-                 keep_order: bool = False) -> None:
-        by_sid: dict[int, QuorumServer] = {}
-        for server in servers:
-            by_sid[server.sid] = server
-        order = list(by_sid) if keep_order else java_hashmap_order(list(by_sid))
-        self._members = {sid: by_sid[sid] for sid in order}
-        self._version = version
-        self._voting = frozenset(s.sid for s in by_sid.values() if s.is_participant)
-        self._observing = frozenset(by_sid) - self._voting
-
-    @property
-    def version(self) -> int:
-        return self._version
-
-    @property
-    def voting_members(self) -> frozenset[int]:
-        return self._voting
-
-    @property
-    def observing_members(self) -> frozenset[int]:
-        return self._observing
-
-    @property
-    def all_members(self) -> Mapping[int, QuorumServer]:
-        """Every member by sid, in the order 3.8 prints them."""
-        return self._members
-
 
 
 class QuorumMaj(MemberTable):
@@ -154,18 +112,13 @@ class QuorumMaj(MemberTable):
         return f"QuorumMaj(version={self._version:#x}, members={list(self._members.values())!r})"
 
 
-def version_hex(version: int) -> str:
-    """Java's ``Long.toHexString``: lower case, unsigned two's complement."""
-    return format(version & _MASK64, "x")
-
-
 def parse_version(text: str) -> int:
     """
     Java's ``Long.parseLong(text, 16)``, as 3.8 reads ``version=``.
 
     :raises ValueError: if Java would throw.
     """
-    if _JAVA_HEX_LONG.fullmatch(text) is None or not _LONG_MIN <= int(text, 16) <= _LONG_MAX:
+    if _JAVA_HEX_LONG.fullmatch(text) is None or not LONG_MIN <= int(text, 16) <= LONG_MAX:
         raise ValueError(f"expected a hexadecimal config version, got {text!r}")
     return int(text, 16)
 
@@ -177,7 +130,7 @@ def parse_server_id(key: str) -> int:
     :raises ValueError: if N is not a server id.
     """
     digits = key[len("server."):]
-    if re.fullmatch(r"[+-]?[0-9]+", digits) is None or not 0 <= int(digits) <= _LONG_MAX:
+    if re.fullmatch(r"[+-]?[0-9]+", digits) is None or not 0 <= int(digits) <= LONG_MAX:
         raise ValueError(f"expected server.N with N a server id, got {digits!r}")
     return int(digits)
 
@@ -220,28 +173,8 @@ def verifier_from_entries(properties: Iterable[tuple[str, str]]) -> QuorumMaj | 
     version = parse_version(entries["version"]) if "version" in entries else 0
     hierarchy = [(key, entries[key]) for key in order if key.startswith(("group.", "weight."))]
     if hierarchy:
-        # Imported here: zabd.membership.hierarchy builds on this module.
-        from zabd.membership.hierarchy import hierarchy_from_properties
         return hierarchy_from_properties(servers, hierarchy, version)
     return QuorumMaj(servers, version)
-
-
-def java_hashmap_order(sids: Sequence[int]) -> list[int]:
-    """
-    The order a ``HashMap<Long, ...>`` fed ``sids`` in this order iterates them.
-
-    Buckets first (16 of them, doubling past 3/4 load); inside a bucket,
-    insertion order, which resizing keeps. Exact below eight sids per bucket.
-    """
-    capacity = 16
-    while len(sids) > capacity * 3 // 4:
-        capacity *= 2
-
-    def bucket(sid: int) -> int:
-        h = ((sid & _MASK64) ^ ((sid & _MASK64) >> 32)) & 0xFFFFFFFF  # Long.hashCode
-        return (h ^ (h >> 16)) & (capacity - 1)
-
-    return sorted(sids, key=bucket)  # sorted() is stable: ties keep insertion order
 
 
 def properties_key_order(keys: Iterable[str]) -> list[str]:

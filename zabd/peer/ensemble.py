@@ -127,7 +127,7 @@ class EnsembleService(MultiService):
                               commit_log_count=options.commit_log_count)
         replica.before_rewrite = self.storage.snapshotter.abandon
         self.replica = replica
-        timing = Timing(options.tick_time, options.init_limit, options.sync_limit)
+        timing = Timing(config.tick_time, config.init_limit, config.sync_limit)
         scheduler = ReactorScheduler(self.reactor)
         members = ensemble.verifier.all_members
         me = ensemble.my_server

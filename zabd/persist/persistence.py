@@ -54,8 +54,8 @@ def open_database(config: ZabdConfig) -> Recovered:
     remove_temporaries(dirs.snap_dir)
     recovered = recover(
         dirs,
-        autocreate=config.setting("db.autocreate", "true").strip().lower() != "false",
-        trust_empty_snapshot=config.setting("snapshot.trust.empty", "false").strip().lower() == "true",
+        autocreate=config.db_autocreate,
+        trust_empty_snapshot=config.trust_empty_snapshot,
         progress=_log_progress,
     )
     tree = recovered.tree
@@ -103,7 +103,7 @@ class Storage(MultiService):
             force_sync=config.force_sync,
         )
         self.log = GroupCommitLog(self.writer, self.pool, reactor, halt,
-                                  fsync_warning_ms=_int_setting(config, "fsync.warningthresholdms", 1000),
+                                  fsync_warning_ms=config.fsync_warning_threshold_ms,
                                   metrics=self.metrics)
         self.snapshotter = Snapshotter(self.dirs, self.log, state,
                                        SnapshotPolicy(config.snap_count, rng or random.Random()))
@@ -133,9 +133,3 @@ class Storage(MultiService):
         self.writer.close()
         return d
 
-
-def _int_setting(config: ZabdConfig, key: str, default: int) -> int:
-    try:
-        return int(config.setting(key, str(default)).strip())
-    except ValueError:
-        return default

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from zabd.core.datatree import OPEN_ACL, DataTree
-from zabd.core.nodes import DataNode
 from zabd.core.treeload import MalformedTree, TreeLoader
 from zabd.jute.codec import DEFAULT_MAX_BUFFER, JuteError, Reader, decode_lenient
 from zabd.jute.records import ACL
 from zabd.storage.snapformat import DEFAULT_NODES_PER_CHUNK, snapshot_chunks
-from zabd.storage.snapload import HEADER, INT, LONG, NODE_TAIL, SEAL_PATH, SESSION, ZXID_DIGEST
+from zabd.storage.snapload import HEADER, INT, LONG, SEAL_PATH, SESSION, ZXID_DIGEST
+from zabd.storage.snapnode import NodeRecordError, Rule, read_nodes
 
 T = TypeVar("T")
 
@@ -115,6 +115,14 @@ def snapshot_stream_chunks(
 # --------------------------------------------------------------------------- decoding
 
 _SESSION_COUNT, _SESSIONS, _ACL_COUNT, _ACLS, _NODES, _SIGNATURE = range(6)
+# How a broken node record reads in a QuorumWireError (its path decoding never fails).
+_FAULTS = {
+    Rule.PATH_LENGTH: "bad node path length {} in the SNAP stream",
+    Rule.DATA_LENGTH: "bad data length {} in the SNAP stream",
+    Rule.UNKNOWN_ACL: "ACL id {} of a streamed node is not in the ACL map",
+    Rule.PATH_ENCODING: "SNAP stream: node path {!r} is not UTF-8",
+    Rule.TREE: "SNAP stream: {}",
+}
 
 
 class SnapshotStreamDecoder:
@@ -208,56 +216,18 @@ class SnapshotStreamDecoder:
                 gc.enable()
 
     def _read_nodes(self, buf: bytes | bytearray, pos: int) -> int:
-        end, max_length, acls, add = len(buf), self.max_length, self._acls, self._loader.add
-        unpack_int, unpack_tail, tail_size = INT.unpack_from, NODE_TAIL.unpack_from, NODE_TAIL.size
-        while True:
-            start = pos
-            if pos + 4 > end:
-                return start
-            (n,) = unpack_int(buf, pos)
-            pos += 4
-            if n < 0 or n > max_length:
-                raise QuorumWireError(f"bad node path length {n} in the SNAP stream")
-            if pos + n > end:
-                return start
-            raw = bytes(buf[pos:pos + n])
-            pos += n
-            if raw == b"/":
-                try:
-                    self._tree = self._loader.finish()
-                except MalformedTree as e:
-                    raise QuorumWireError(f"SNAP stream: {e}") from None
-                self._stage += 1
-                return pos
-            if pos + 4 > end:
-                return start
-            (n,) = unpack_int(buf, pos)
-            pos += 4
-            if n == -1:
-                data = None
-            elif 0 <= n <= max_length:
-                if pos + n > end:
-                    return start
-                data = bytes(buf[pos:pos + n])
-                pos += n
-            else:
-                raise QuorumWireError(f"bad data length {n} in the SNAP stream")
-            if pos + tail_size > end:
-                return start
-            acl_id, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid = unpack_tail(buf, pos)
-            pos += tail_size
-            acl = acls.get(acl_id)
-            if acl is None:
-                raise QuorumWireError(f"ACL id {acl_id} of a streamed node is not in the ACL map")
-            node = DataNode(data, acl)
-            node.czxid, node.mzxid, node.pzxid = czxid, mzxid, pzxid
-            node.ctime, node.mtime = ctime, mtime
-            node.version, node.cversion, node.aversion = version, cversion, aversion
-            node.ephemeral_owner = owner
-            try:
-                add(_decode_path(raw), node)
-            except MalformedTree as e:
-                raise QuorumWireError(f"SNAP stream: {e}") from None
+        try:
+            walk = read_nodes(buf, pos, len(buf), self.max_length, self._acls, self._loader.add, _decode_path)
+        except NodeRecordError as e:
+            raise QuorumWireError(_FAULTS[e.rule].format(e.value)) from None
+        if not walk.done:  # the rest of the record is still on its way
+            return walk.pos
+        try:
+            self._tree = self._loader.finish()
+        except MalformedTree as e:
+            raise QuorumWireError(f"SNAP stream: {e}") from None
+        self._stage += 1
+        return walk.pos
 
     def _signature(self, buf: bytes | bytearray, pos: int) -> int:
         if pos + 4 > len(buf):

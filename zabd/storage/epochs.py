@@ -15,15 +15,17 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
+from zabd.core.zxid import epoch_of
+from zabd.java.limits import parse_long
 from zabd.storage.layout import fsync_directory
+
+__all__ = ["Epochs", "EpochFileError", "epoch_of", "read_epochs"]
 
 ACCEPTED_EPOCH = "acceptedEpoch"
 CURRENT_EPOCH = "currentEpoch"
 #: Present while a learner moves to a new epoch (3.8's name): from NEWLEADER until currentEpoch is written.
 UPDATING_EPOCH = "updatingEpoch"
 TEMP_SUFFIX = ".tmp"  # AtomicFileOutputStream's: the same name plus .tmp
-_JAVA_LONG = re.compile(r"[+-]?[0-9]+")  # what Long.parseLong takes (ASCII digits)
-_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 
 log = Logger()
 
@@ -41,11 +43,6 @@ class EpochFileError(Exception):
 class Epochs:
     accepted: int
     current: int
-
-
-def epoch_of(zxid: int) -> int:
-    """The high 32 bits of a zxid (ZxidUtils.getEpochFromZxid)."""
-    return zxid >> 32
 
 
 def read_epochs(snap_dir: str, last_logged_zxid: int) -> Epochs:
@@ -142,6 +139,7 @@ def _read_long(path: str) -> int:
         raise EpochFileError(path, f"cannot read: {e.strerror or e}") from e
     line = re.split(rb"\r\n|\r|\n", raw, maxsplit=1)[0]
     text = line.decode("ascii", "replace")
-    if not raw or not _JAVA_LONG.fullmatch(text) or not _LONG_MIN <= int(text) <= _LONG_MAX:
+    epoch = parse_long(text) if raw else None
+    if epoch is None:
         raise EpochFileError(path, f"not an epoch: {text!r}")
-    return int(text)
+    return epoch

@@ -13,15 +13,16 @@ Everything else is a CorruptLogError naming the file and the offset.
 """
 from __future__ import annotations
 
-import errno
 import mmap
 import os
 import struct
 import zlib
 from dataclasses import dataclass
 
+from zabd.core.zxid import epoch_of, first_zxid_of
 from zabd.jute.codec import DEFAULT_MAX_BUFFER
 from zabd.storage.layout import LOG_PREFIX, zxid_in_name
+from zabd.storage.sparse import nonzero_end
 
 LOG_MAGIC = 0x5A4B4C47  # "ZKLG"
 FILE_VERSION = 2
@@ -44,7 +45,6 @@ _ADLER_MOD = 65521
 _ZXID_LOOKAHEAD = 8
 #: The end of one record and the start of the next: an Adler32 fits in the low half of its long.
 _RECORD_BOUNDARY = b"B\0\0\0\0"
-_CHUNK = 1 << 20
 
 
 class CorruptLogError(Exception):
@@ -107,7 +107,7 @@ def scan_log(path: str, skip_through: int = -1) -> LogScan:
         if size < HEADER_SIZE:
             return LogScan(path, [], 0, False, False)
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            data_end = _nonzero_end(f.fileno(), mm, 0, size)
+            data_end = nonzero_end(f.fileno(), mm, 0, size)
             if data_end == 0:
                 # Only zeros: the file was created and grown, but its header never reached the disk.
                 return LogScan(path, [], 0, False, False)
@@ -210,7 +210,7 @@ class _Scanner:
     def _next_zxids(self, pos: int, last_zxid: int | None) -> set[int]:
         zxids: set[int] = set()
         for base in self._zxid_bases(pos, last_zxid):
-            next_epoch = ((base >> 32) + 1) << 32
+            next_epoch = first_zxid_of(epoch_of(base) + 1)
             for step in range(1, _ZXID_LOOKAHEAD + 1):
                 zxids.update((base + step, next_epoch + step))
         return {zxid for zxid in zxids if 0 < zxid < 1 << 63}
@@ -270,36 +270,3 @@ def _prefix_with_adler32(data: bytes, checksum: int, shortest: int, longest: int
         if a == want_a and b == want_b and data[length]:
             return length
     return None
-
-
-def _nonzero_end(fd: int, mm: mmap.mmap, start: int, size: int) -> int:
-    """One past the last nonzero byte at or after start (start if none), skipping holes."""
-    for region_start, region_end in reversed(_data_regions(fd, start, size)):
-        hi = region_end
-        while hi > region_start:
-            lo = max(region_start, hi - _CHUNK)
-            stripped = len(mm[lo:hi].rstrip(b"\0"))
-            if stripped:
-                return lo + stripped
-            hi = lo
-    return start
-
-
-def _data_regions(fd: int, start: int, size: int) -> list[tuple[int, int]]:
-    """The [start, end) ranges of the file that may hold data; preallocated logs are sparse."""
-    regions: list[tuple[int, int]] = []
-    pos = start
-    try:
-        while pos < size:
-            try:
-                data = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:  # only a hole from pos to EOF
-                    break
-                raise
-            hole = min(os.lseek(fd, data, os.SEEK_HOLE), size)
-            regions.append((data, hole))
-            pos = hole
-    except (OSError, AttributeError):  # no SEEK_DATA here: treat the whole file as data
-        return [(start, size)]
-    return regions

@@ -20,6 +20,7 @@ from typing import Callable
 from twisted.logger import Logger
 
 from zabd.core.datatree import DataTree
+from zabd.core.zxid import counter_of, epoch_of
 from zabd.jute.codec import JuteError
 from zabd.jute.opcodes import OpCode
 from zabd.jute.txns import CloseSessionTxn, CreateSessionTxn, Txn, TxnHeader
@@ -171,7 +172,7 @@ class Replay:
         if zxid == last + 1:
             return
         # A new epoch restarts the counter; its first txn has counter 1.
-        if zxid >> 32 > last >> 32 and zxid & 0xFFFFFFFF == 1:
+        if epoch_of(zxid) > epoch_of(last) and counter_of(zxid) == 1:
             return
         raise CorruptLogError(path, offset, f"txn 0x{zxid:x} follows 0x{last:x}: the txns between are missing")
 

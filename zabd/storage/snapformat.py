@@ -47,13 +47,8 @@ from zabd.storage.snapload import (
 )
 
 __all__ = [
-    "SNAP_MAGIC",
-    "CorruptSnapshotError",
-    "LoadedSnapshot",
-    "load_snapshot",
-    "looks_like_snapshot",
-    "snapshot_chunks",
-    "snapshot_zxid",
+    "SNAP_MAGIC", "CorruptSnapshotError", "LoadedSnapshot", "load_snapshot", "looks_like_snapshot",
+    "snapshot_chunks", "snapshot_zxid",
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -3,7 +3,7 @@
 
 Every structural rule and both Adler32 seals are checked; any failure is a
 ``CorruptSnapshotError`` naming the file and the byte offset. Nodes are
-decoded with one ``struct`` call for the ACL id and StatPersisted; when the
+read by :mod:`zabd.storage.snapnode`, as SNAP streams' are; when the
 bytes are a mapped file, the pages already checksummed are dropped from the
 mapping as the load moves on, so resident memory is the tree, not the file.
 The file-level entry points (names, compression) are in ``snapformat``.
@@ -18,10 +18,16 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from zabd.core.datatree import OPEN_ACL, DataTree
-from zabd.core.nodes import DataNode
 from zabd.core.treeload import MalformedTree, TreeLoader
 from zabd.jute.codec import JuteError, Reader
 from zabd.jute.records import ACL
+from zabd.storage.snapnode import NODE_TAIL, NodeRecordError, Rule, read_nodes
+
+__all__ = [
+    "DIGEST_VERSION", "HEADER", "INT", "LONG", "NODE_TAIL", "PROGRESS_EVERY", "SEAL_PATH", "SESSION", "SNAP_DBID",
+    "SNAP_MAGIC", "SNAP_VERSION", "ZXID_DIGEST", "Buffer", "CorruptSnapshotError", "LoadedSnapshot", "Progress",
+    "parse_snapshot",
+]
 
 SNAP_MAGIC = 0x5A4B534E  # "ZKSN"
 SNAP_VERSION = 2
@@ -36,13 +42,21 @@ HEADER = struct.Struct(">iiq")  # magic, version, dbid
 INT = struct.Struct(">i")
 LONG = struct.Struct(">q")
 SESSION = struct.Struct(">qi")  # id, timeout
-#: A DataNode after its data: the ACL id, then StatPersisted (czxid, mzxid,
-#: ctime, mtime, version, cversion, aversion, ephemeralOwner, pzxid).
-NODE_TAIL = struct.Struct(">qqqqqiiiqq")
 ZXID_DIGEST = struct.Struct(">qi")  # zxid, digestVersion (then the digest)
 
 Buffer = Union[bytes, mmap.mmap]
 Progress = Callable[[int, int, int], None]
+
+# How a broken node record reads in a CorruptSnapshotError, by rule, then by where the file ran out.
+_FAULTS = {
+    Rule.PATH_LENGTH: "bad path length {}", Rule.DATA_LENGTH: "bad data length {}",
+    Rule.UNKNOWN_ACL: "ACL id {} is not in the ACL map", Rule.PATH_ENCODING: "node path is not UTF-8",
+    Rule.TREE: "{}",
+}
+_SHORTFALLS = {
+    "path length": "truncated node path", "path": "bad path length {}", "data length": "truncated node data",
+    "data": "bad data length {}", "stat": "truncated node stat",
+}
 
 
 class CorruptSnapshotError(Exception):
@@ -163,74 +177,30 @@ class _Parser:
                 gc.enable()
 
     def _read_nodes(self, acls: dict[int, list[ACL]]) -> DataTree:
-        buf, size, max_length, progress = self.buf, self.size, self.max_length, self.progress
-        unpack_int, unpack_tail, tail_size = INT.unpack_from, NODE_TAIL.unpack_from, NODE_TAIL.size
         loader = TreeLoader()
-        add = loader.add
-        pos = self.pos
         count = 0
-        next_report = PROGRESS_EVERY
         while True:
-            start = pos
-            if pos + 4 > size:
-                raise self.corrupt(pos, "truncated node path")
-            (n,) = unpack_int(buf, pos)
-            pos += 4
-            if n < 0 or n > max_length or pos + n > size:
-                raise self.corrupt(start, f"bad path length {n}")
-            raw = buf[pos : pos + n]
-            pos += n
-            if raw == b"/":
-                break
-            if pos + 4 > size:
-                raise self.corrupt(pos, "truncated node data")
-            (n,) = unpack_int(buf, pos)
-            pos += 4
-            if n == -1:
-                data = None
-            elif 0 <= n <= max_length and pos + n <= size:
-                data = buf[pos : pos + n]
-                pos += n
-            else:
-                raise self.corrupt(pos - 4, f"bad data length {n}")
-            if pos + tail_size > size:
-                raise self.corrupt(pos, "truncated node stat")
-            acl_id, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid = unpack_tail(buf, pos)
-            pos += tail_size
-            acl = acls.get(acl_id)
-            if acl is None:
-                raise self.corrupt(pos - tail_size, f"ACL id {acl_id} is not in the ACL map")
-            node = DataNode(data, acl)
-            # Equal zxids and times share one int object: 1M nodes, ~100 MB.
-            node.czxid = czxid
-            node.mzxid = czxid if mzxid == czxid else mzxid
-            node.pzxid = czxid if pzxid == czxid else pzxid
-            node.ctime = ctime
-            node.mtime = ctime if mtime == ctime else mtime
-            node.version = version
-            node.cversion = cversion
-            node.aversion = aversion
-            node.ephemeral_owner = owner
             try:
-                add(_decode_path(raw), node)
-            except UnicodeDecodeError:
-                raise self.corrupt(start, "node path is not UTF-8") from None
-            except MalformedTree as e:
-                raise self.corrupt(start, str(e)) from None
-            count += 1
-            if count == next_report:
-                next_report += PROGRESS_EVERY
-                self.pos = pos
-                self.release_checked()
-                if progress is not None:
-                    progress(count, pos, size)
-        self.pos = pos
+                walk = read_nodes(self.buf, self.pos, self.size, self.max_length, acls, loader.add, _decode_path,
+                                  PROGRESS_EVERY)
+            except NodeRecordError as e:
+                raise self.corrupt(e.offset, _FAULTS[e.rule].format(e.value)) from None
+            if walk.short is not None:
+                short = walk.short
+                raise self.corrupt(short.offset, _SHORTFALLS[short.field].format(short.length))
+            count += walk.count
+            self.pos = walk.pos
+            if walk.done:
+                break
+            self.release_checked()
+            if self.progress is not None:
+                self.progress(count, self.pos, self.size)
         try:
             tree = loader.finish()
         except MalformedTree as e:
-            raise self.corrupt(start, str(e)) from None
-        if progress is not None:
-            progress(count, pos, size)
+            raise self.corrupt(walk.start, str(e)) from None
+        if self.progress is not None:
+            self.progress(count, self.pos, self.size)
         return tree
 
     def release_checked(self) -> None:
