@@ -1,13 +1,9 @@
 # -*- test-case-name: tests.unit.test_server_connection -*-
-"""One client connection's protocol, sans-IO: bytes in, effects out (zabd.serving.effects).
+"""One client connection's protocol, sans-IO: bytes (or whole frames) in, effects (zabd.serving.effects) out.
 
-Input is ``bytes_received`` (any cut of the stream) or ``frame_received``
-(one whole frame, for drivers that frame themselves). The first frame is a
-ConnectRequest; once the server settles the session, every later frame is
-RequestHeader + record. Frames that arrive while the session is being
-settled wait, as ZooKeeper stops reading until then. Output is ``Write``,
-``Close``, ``PauseReading`` and ``ResumeReading`` records handed to ``emit``;
-the connection knows its server only through ``ConnectionServer``.
+The first frame is a ConnectRequest; once the server settles the session,
+every later frame is RequestHeader + record. Frames that arrive while the
+session is being settled wait, as ZooKeeper stops reading until then.
 """
 from __future__ import annotations
 
@@ -42,13 +38,8 @@ VALID_OPS = frozenset(op for op in OP_NAMES if op not in (
 
 
 class ConnectionServer(Protocol):
-    """What a connection needs of the server it serves (zabd.serving.server.ClientServer).
-
-    ``connect`` settles a session and answers with ``session_established`` or
-    ``close``; ``collect`` is True while replies are released together (the
-    connection is told ``end_batch`` when that ends); ``hold`` calls the
-    connection's ``resume`` once the server is below the limit it stopped at.
-    """
+    """What a connection needs of its server (zabd.serving.server.ClientServer). ``collect``: replies are
+    released together, ``end_batch`` comes when that ends; ``hold``: ``resume`` comes once below the limit."""
 
     @property
     def stats(self) -> ServerStats: ...
@@ -78,8 +69,8 @@ class State(Enum):
 class ServerConnection:
     """The server side of one client connection: frames the input, decodes requests, encodes replies.
 
-    :param server: the server it serves (narrowly: ``ConnectionServer``).
-    :param emit: where its effects go.
+    :param server: the server it serves, seen only through ``ConnectionServer``.
+    :param emit: where its effects go (Write, Close, PauseReading, ResumeReading).
     :param limits: jute.maxbuffer and globalOutstandingLimit, for ``bytes_received``.
     """
 
@@ -92,8 +83,7 @@ class ServerConnection:
         self.state = State.NEW
         self.session_id = 0
         self.timeout = 0
-        # ZooKeeper keeps a connection's ids in a Java HashSet; AuthIds keeps
-        # its iteration order, which whoAmI and "auth" ACLs expose.
+        # AuthIds iterates as the Java HashSet of ZooKeeper does: whoAmI and "auth" ACLs show it.
         self._auth_set = AuthIds([Id("ip", remote_ip)])
         self.auth_ids: tuple[Id, ...] = tuple(self._auth_set)
         self.read_only_byte: bool | None = None
@@ -102,8 +92,7 @@ class ServerConnection:
         self.closing = False
         self._held: deque[bytes] = deque()
         self._framer = RequestFramer(limits, server.stats, server.large_requests, self.peer)
-        #: While one chunk of input is read, output collects here
-        #: and leaves in one write (one syscall for many pipelined replies).
+        #: Output collected while a chunk is read leaves in one write (one syscall for many replies).
         self._batch: list[bytes] | None = None
         self._arrived_ms: float | None = None
         self._touched_ms = -1.0
@@ -112,8 +101,6 @@ class ServerConnection:
         self._large = server.large_requests
         #: Every request goes through the server's enqueue: looked up once.
         self._enqueue = server.enqueue
-
-    # -- input: bytes ---------------------------------------------------------
 
     def bytes_received(self, data: bytes) -> None:
         """Take bytes from the client; whole frames go on, the rest waits for more."""
@@ -143,8 +130,6 @@ class ServerConnection:
     def _deliver(self, frame: bytes) -> bool:
         self.frame_received(frame)
         return self.state is not State.CLOSED
-
-    # -- input: frames ----------------------------------------------------------
 
     def frame_received(self, frame: bytes) -> None:
         """Take one whole frame (its length prefix already stripped)."""

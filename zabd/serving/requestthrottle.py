@@ -43,6 +43,8 @@ _NOT_THROTTLABLE = frozenset({OpCode.ping, OpCode.closeSession, OpCode.createSes
 
 
 class Cancellable(Protocol):
+    """A scheduled call that can be called off."""
+
     def cancel(self) -> None: ...
 
 
