@@ -23,6 +23,7 @@ from zabd.jute.records import ACL, ConnectRequest, ConnectResponse, Id, WatcherE
 from zabd.jute.schema import Record, decode, encode
 from zabd.jute.txns import Txn
 from zabd.serving.connection import ServerConnection
+from zabd.serving.effects import TransportEffects
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 
 R = TypeVar("R", bound=Record)
@@ -176,7 +177,7 @@ class FakeClient:
         self.server = server
         self.transport = FakeTransport()
         _next_port[0] += 1
-        self.conn = ServerConnection(server, self.transport, ip, _next_port[0])
+        self.conn = ServerConnection(server, TransportEffects(self.transport), ip, _next_port[0])
         server.connection_made(self.conn)
         self._read = 0
         self._rest = b""

@@ -42,6 +42,7 @@ from zabd.server.security import (
 from zabd.peer.standalone import client_ports_text, exit_now, load_database, server_options
 from zabd.views.stats_view import FourLetterWords
 from zabd.serving.readonly import read_only_grace_ms
+from zabd.serving.server import ClientServer
 from zabd.serving.standalone import StandaloneServer
 from zabd.peer.switch import ServingSwitch
 
@@ -218,7 +219,7 @@ def quorum_security(config: ZabdConfig) -> str:
     return f"{tls}, port unification {'enabled' if settings.quorum_port_unification else 'disabled'}"
 
 
-def client_server(switch: ServingSwitch, peer: QuorumPeer, leader_serves: bool) -> StandaloneServer | None:
+def client_server(switch: ServingSwitch, peer: QuorumPeer, leader_serves: bool) -> ClientServer | None:
     """Who answers client sessions: with leaderServes=no, a leader answers none (it still
     runs its server for the learners' requests), so clients go to the followers."""
     if peer.leader is not None and not leader_serves:

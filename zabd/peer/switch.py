@@ -25,7 +25,7 @@ from zabd.ensemble.peer import QuorumPeer
 from zabd.serving.following import FollowerServer
 from zabd.serving.leading import LeaderServer
 from zabd.serving.readonly import ReadOnlyServer
-from zabd.serving.standalone import ServerOptions, StandaloneServer
+from zabd.serving.server import ClientServer, ServerOptions
 
 log = Logger()
 
@@ -35,7 +35,7 @@ class ServingSwitch:
                  read_only_after_ms: int | None = None) -> None:
         self.options = options
         self.clock = clock
-        self.server: StandaloneServer | None = None
+        self.server: ClientServer | None = None
         #: None: read-only mode is off.
         self.read_only_after_ms = read_only_after_ms
         self._looking_since_ms: float | None = None

@@ -16,6 +16,8 @@ from zabd.jute.records import ACL
 
 @dataclass(slots=True)
 class ChangeRecord:
+    """One node as it will be once the prepared txns before it apply (ZooKeeper's ChangeRecord)."""
+
     zxid: int
     path: str
     exists: bool
@@ -42,6 +44,8 @@ class ChangeRecord:
 
 
 class PendingChanges:
+    """The outstanding changes, newest last, over the tree: what prep validates a write against."""
+
     def __init__(self, tree: DataTree) -> None:
         self.tree = tree
         self.queue: deque[ChangeRecord] = deque()

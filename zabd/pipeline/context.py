@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 from zabd.core.acl import AuthProviders
 from zabd.core.datatree import DataTree
 from zabd.core.sessions import SessionTracker
 from zabd.core.watches import Watches
 from zabd.jute.codec import DEFAULT_MAX_BUFFER
+from zabd.membership.verifier import QuorumVerifier
 from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.changes import PendingChanges
-from zabd.pipeline.reconfig import Membership
 from zabd.pipeline.stats import ServerStats
+
+
+class Membership(Protocol):
+    """What a reconfig needs from the leader: its two configs and who is synced."""
+
+    @property
+    def verifier(self) -> QuorumVerifier: ...
+
+    @property
+    def last_seen(self) -> QuorumVerifier: ...
+
+    def is_quorum_synced(self, verifier: QuorumVerifier) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,8 @@ class Settings:
 
 @dataclass(eq=False)
 class ServerContext:
+    """What the stages of one server share: its tree, sessions, watches, counters and zxid."""
+
     tree: DataTree
     sessions: SessionTracker
     providers: AuthProviders

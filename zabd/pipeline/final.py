@@ -31,6 +31,8 @@ _CREATE2_TYPES = (OpCode.create2, OpCode.createContainer, OpCode.createTTL)
 
 
 class FinalStage:
+    """The last stage: applies a request's txn, fires its watches and answers its client."""
+
     def __init__(self, ctx: ServerContext, session_closed: Callable[[int], None]) -> None:
         self.ctx = ctx
         self.reads = Reads(ctx)

@@ -57,6 +57,8 @@ assert all(_SINGLE_WRITES[kind][0] is record for kind, record in multi.WRITE_OPS
 
 
 class PrepStage:
+    """The first stage: gives each write its zxid and txn (an error txn if it fails), then passes it on."""
+
     def __init__(self, ctx: ServerContext, next_stage: Stage) -> None:
         self.ctx = ctx
         self.next = next_stage

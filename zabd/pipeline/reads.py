@@ -43,6 +43,8 @@ _NULL_BUFFER = _LENGTH.pack(-1)
 
 
 class Reads:
+    """Answers the requests that need no txn, from the tree, registering watches as ZooKeeper does."""
+
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.tree = ctx.tree

@@ -9,43 +9,48 @@ The txn is a SetDataTxn of the new config text on /zookeeper/config, version
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from twisted.logger import Logger
 
 from zabd.core.datatree import CONFIG_NODE
-from zabd.membership.verifier import QuorumVerifier, version_hex
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import OpCode, Perms
-from zabd.jute.records import ReconfigRequest
+from zabd.jute.records import ACL, ReconfigRequest
 from zabd.jute.txns import SetDataTxn
-
-if TYPE_CHECKING:
-    from zabd.pipeline.writes import Prepared, TxnBuilder
+from zabd.membership.reconfig import next_verifier
+from zabd.membership.verifier import version_hex
+from zabd.pipeline.changes import PendingChanges
+from zabd.pipeline.context import ServerContext
 
 log = Logger()
 
 
-class Membership(Protocol):
-    """What a reconfig needs from the leader: its two configs and who is synced."""
+class ReconfigBuilder(Protocol):
+    """What a reconfig needs of the write being built (zabd.pipeline.writes.TxnBuilder)."""
 
     @property
-    def verifier(self) -> QuorumVerifier: ...
+    def ctx(self) -> ServerContext: ...
 
     @property
-    def last_seen(self) -> QuorumVerifier: ...
+    def pending(self) -> PendingChanges: ...
 
-    def is_quorum_synced(self, verifier: QuorumVerifier) -> bool: ...
+    @property
+    def zxid(self) -> int: ...
+
+    def check_session(self) -> None: ...
+
+    def check_acl(self, acl: list[ACL], perm: int, path: str) -> None: ...
 
 
-def prepare_reconfig(builder: TxnBuilder, request: ReconfigRequest) -> Prepared:
+def prepare_reconfig(builder: ReconfigBuilder, request: ReconfigRequest) -> tuple[int, SetDataTxn]:
     ctx = builder.ctx
     settings = ctx.settings
     if not settings.reconfig_enabled:
         raise KeeperError(Code.RECONFIGDISABLED)
     if settings.skip_acl:
         log.warn("skipACL is set: reconfig skips the ACL check of /zookeeper/config")
-    builder._check_session()
+    builder.check_session()
     membership = ctx.membership
     if membership is None:  # a standalone server cannot change its membership
         raise KeeperError(Code.UNIMPLEMENTED)
@@ -56,13 +61,12 @@ def prepare_reconfig(builder: TxnBuilder, request: ReconfigRequest) -> Prepared:
         log.info("Reconfig from version {wanted} refused: the last version seen is {seen}",
                  wanted=version_hex(request.curConfigId), seen=version_hex(last_seen.version))
         raise KeeperError(Code.BADVERSION)
-    from zabd.membership.reconfig import next_verifier  # (built beside this; imported late until it lands)
     new = next_verifier(last_seen, request.joiningServers, request.leavingServers, request.newMembers,
                         builder.zxid, standalone_enabled=settings.standalone_enabled)
     if not membership.is_quorum_synced(new):
         log.warn("Reconfig refused: no connected and synced quorum in the new config")
         raise KeeperError(Code.NEWCONFIGNOQUORUM)
     node = builder.pending.require(CONFIG_NODE)
-    builder._check_acl(node.acl, Perms.WRITE, CONFIG_NODE)
+    builder.check_acl(node.acl, Perms.WRITE, CONFIG_NODE)
     builder.pending.with_version(node, builder.zxid, -1)
     return OpCode.reconfig, SetDataTxn(CONFIG_NODE, new.config_text(), -1)

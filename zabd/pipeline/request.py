@@ -39,6 +39,8 @@ class Client(Protocol):
 
 
 class Stage(Protocol):
+    """One processor of the chain: takes a request and passes it on when it may."""
+
     def process(self, request: Request) -> None: ...
 
 

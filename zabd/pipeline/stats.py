@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 
 class ServerStats:
+    """One server's request counters, and the overload limits' figures (outstanding, in process, queued)."""
+
     __slots__ = ("packets_received", "packets_sent", "outstanding", "auth_failed", "throttle_at", "on_drained",
                  "in_process", "queued", "large_request_bytes", "on_in_process_fell")
 

@@ -40,6 +40,8 @@ class MemoryTxnLog:
 
 
 class SyncStage:
+    """Holds requests in arrival order until the txns before them are durable; see the module docstring."""
+
     def __init__(self, txn_log: TxnLog, next_stage: Stage) -> None:
         self.log = txn_log
         self.next = next_stage

@@ -74,11 +74,11 @@ class TxnBuilder:
         self.zxid = zxid
         self.time = time
 
-    def _check_session(self) -> None:
+    def check_session(self) -> None:
         if not self.ctx.sessions.is_alive(self.session_id):
             raise KeeperError(Code.SESSIONEXPIRED)
 
-    def _check_acl(self, acl: list[ACL], perm: int, path: str) -> None:
+    def check_acl(self, acl: list[ACL], perm: int, path: str) -> None:
         check_acl(acl, perm, self.auth_ids, self.ctx.providers, self.ctx.settings.skip_acl)
 
     def _normalize(self, acl: list[ACL] | None, path: str) -> list[ACL]:
@@ -101,14 +101,14 @@ class TxnBuilder:
             raise KeeperError(Code.UNIMPLEMENTED, request.path)
         if (is_ttl and not 0 < ttl <= MAX_TTL) or (not is_ttl and ttl >= 0):
             raise KeeperError(Code.BADARGUMENTS, request.path)
-        self._check_session()
+        self.check_session()
         path = request.path or ""
         # As ZooKeeper: only the last slash is checked before the parent is
         # looked up, so "/missing//x" is NONODE; the full check comes after.
         parent_path = _parent_for_write(path)
         acl = self._normalize(request.acl, path)
         parent = self.pending.require(parent_path)
-        self._check_acl(parent.acl, Perms.CREATE, path)
+        self.check_acl(parent.acl, Perms.CREATE, path)
         if mode.is_sequential:
             path += _sequence_suffix(parent.cversion)
         validate_path(path)
@@ -157,12 +157,12 @@ class TxnBuilder:
                 raise KeeperError(Code.QUOTAEXCEEDED, breach.quota_path)
 
     def delete(self, op: int, request: DeleteRequest) -> Prepared:
-        self._check_session()
+        self.check_session()
         path = request.path or ""
         if path in SPECIAL_PATHS:
             raise KeeperError(Code.BADARGUMENTS, path)
         parent = self.pending.require(_parent_for_write(path))
-        self._check_acl(parent.acl, Perms.DELETE, path)
+        self.check_acl(parent.acl, Perms.DELETE, path)
         node = self.pending.require(path)
         _check_version(request.version, node.version, path)
         if node.child_count > 0:
@@ -188,10 +188,10 @@ class TxnBuilder:
         self.pending.add(node.next(z, exists=False, child_count=-1))
 
     def set_data(self, op: int, request: SetDataRequest) -> Prepared:
-        self._check_session()
+        self.check_session()
         path = validate_path(request.path)
         node = self.pending.require(path)
-        self._check_acl(node.acl, Perms.WRITE, path)
+        self.check_acl(node.acl, Perms.WRITE, path)
         tree = self.ctx.tree
         if tree.quota_trie.root.children:
             # The size it replaces is the applied node's: 3.8 takes it from the
@@ -204,20 +204,20 @@ class TxnBuilder:
         return OpCode.setData, SetDataTxn(path, request.data, version)
 
     def set_acl(self, op: int, request: SetACLRequest) -> Prepared:
-        self._check_session()
+        self.check_session()
         path = validate_path(request.path)
         acl = self._normalize(request.acl, path)
         node = self.pending.require(path)
-        self._check_acl(node.acl, Perms.ADMIN, path)
+        self.check_acl(node.acl, Perms.ADMIN, path)
         aversion = _check_version(request.version, node.aversion, path)
         self.pending.add(node.next(self.zxid, aversion=aversion, acl=acl))
         return OpCode.setACL, SetACLTxn(path, acl, aversion)
 
     def check(self, op: int, request: CheckVersionRequest) -> Prepared:
-        self._check_session()
+        self.check_session()
         path = validate_path(request.path)
         node = self.pending.require(path)
-        self._check_acl(node.acl, Perms.READ, path)
+        self.check_acl(node.acl, Perms.READ, path)
         return OpCode.check, CheckVersionTxn(path, _check_version(request.version, node.version, path))
 
     def reconfig(self, request: ReconfigRequest) -> Prepared:

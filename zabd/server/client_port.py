@@ -1,10 +1,10 @@
 # -*- test-case-name: tests.unit.test_client_port -*-
-"""The client port: frames bytes for ServerConnection, and answers four-letter words.
+"""The client port: moves bytes to a ServerConnection and carries out its effects; answers four-letter words.
 
-All protocol logic lives in zabd.serving; this adapter only frames (4-byte
-big-endian length, at most jute.maxbuffer) and moves bytes.  The framing loop
-is its own rather than Int32StringReceiver's: it runs for every request, and
-every pipelined frame of a read goes through it.
+All protocol logic lives in zabd.serving, framing and the port's limits
+included (the ServerConnection is sans-IO); this adapter sniffs the
+four-letter words that may come before a handshake, and otherwise only
+writes, closes, and pauses and resumes reading as the connection asks.
 """
 from __future__ import annotations
 
@@ -16,40 +16,31 @@ from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
-from zabd.jute.opcodes import OpCode
 from zabd.metrics.server import ServerMetrics
-from zabd.pipeline.stats import ServerStats
 from zabd.server.tcpoptions import set_no_delay
 from zabd.serving.connection import ServerConnection
-from zabd.serving.standalone import StandaloneServer
+from zabd.serving.effects import Close, ConnectionLimits, Effect, PauseReading, ResumeReading, Write
+from zabd.serving.server import ClientServer
 
 log = Logger()
-
-_LENGTH = struct.Struct(">i")
-_TYPE_OFFSET = 4  # a request frame: xid, then the op type
-
-
-def _is_ping(data: bytes, start: int, length: int) -> bool:
-    return length >= _TYPE_OFFSET + 4 and _LENGTH.unpack_from(data, start + _TYPE_OFFSET)[0] == OpCode.ping
 
 #: Renders a four-letter word (name, optional 8-byte argument) to its text answer.
 FourLetterHandler = Callable[[str, bytes], str]
 
 
 class ClientPortProtocol(Protocol):
+    """One client connection on a reactor: four-letter words before the handshake, then a
+    ServerConnection fed the bytes, whose effects this carries out on the transport."""
+
     def __init__(self, factory: ClientPortFactory, conn_maker: Callable[[ClientPortProtocol], ServerConnection],
                  host: str = "?"):
         self.factory = factory
         self.host = host
-        self.max_length = factory.max_buffer
-        self._unprocessed = b""
         self._conn_maker = conn_maker
         self.conn: ServerConnection | None = None
         self._first = True
         self._head = b""
         self._pending_4lw: str | None = None
-        #: The length of the frame held back in ``_unprocessed`` passed the large-request check.
-        self._length_checked = False
         self._lost = False
 
     def connectionMade(self) -> None:
@@ -72,69 +63,28 @@ class ClientPortProtocol(Protocol):
             assert self.transport is not None
             self.transport.loseConnection()
             return
-        conn.begin_batch()
-        try:
-            held = self._frames(conn, self._unprocessed + data if self._unprocessed else data)
-        finally:
-            conn.end_batch()
-        if held:
-            self.factory.throttle(self, conn.server.ctx.stats)
+        conn.bytes_received(data)
 
-    def _frames(self, conn: ServerConnection, data: bytes) -> bool:
-        """Hand the whole frames in ``data`` to the connection; keep the rest.
+    def effect(self, effect: Effect) -> None:
+        """Carry out what the connection asks of its transport."""
+        transport = self.transport
+        assert transport is not None
+        if isinstance(effect, Write):
+            transport.write(effect.data)
+        elif isinstance(effect, Close):
+            transport.loseConnection()
+        elif isinstance(effect, PauseReading):
+            transport.pauseProducing()  # type: ignore[attr-defined]
+            self.factory.throttled.add(self)
+        elif isinstance(effect, ResumeReading):
+            transport.resumeProducing()  # type: ignore[attr-defined]
+            self.factory.throttled.discard(self)
+            if effect.read_held:
+                self.factory.call_soon(self._read_held)
 
-        At globalOutstandingLimit a whole request waits with the unread bytes,
-        and True says to stop reading this connection until the server is
-        below the limit; a ping still goes on (it holds no memory, and a
-        session must not expire behind a flood). 3.8 hands on what it has read
-        before it looks, so every connection that sends at the limit adds
-        requests: 1,000 flooding connections took a limit of 100 to over 1,000
-        requests in flight, and memory with it.
-        """
-        end = len(data)
-        pos = 0
-        limit = self.max_length
-        stats = conn.server.ctx.stats
-        outstanding_limit = self.factory.outstanding_limit
-        large = conn.server.large_requests
-        checked = self._length_checked
-        self._length_checked = False
-        held = False
-        while end - pos >= 4:
-            (length,) = _LENGTH.unpack_from(data, pos)
-            if not 0 <= length <= limit:
-                self._length_out_of_range(length)
-                return False
-            # 3.8 looks at a large request's length once, as it arrives.
-            if length > large.above and not checked and not large.receiving(length):
-                self._large_request(length)
-                return False
-            start = pos + 4
-            if start + length > end:
-                self._length_checked = True
-                break
-            if (stats.outstanding >= outstanding_limit or stats.queued >= outstanding_limit) \
-                    and not _is_ping(data, start, length):
-                self._length_checked = True
-                held = True
-                break
-            checked = False
-            pos = start + length
-            conn.frame_received(data[start:pos])
-        self._unprocessed = data[pos:] if pos < end else b""
-        return held
-
-    def resume(self) -> None:
-        """The server is below globalOutstandingLimit again: read on, the frames held back first."""
-        assert self.transport is not None
-        self.transport.resumeProducing()  # type: ignore[attr-defined]
-        if self._unprocessed:
-            # The client may send nothing more until those are answered: no read would come.
-            self.factory.call_soon(self._held_frames)
-
-    def _held_frames(self) -> None:
-        if not self._lost and self._unprocessed and self.conn is not None:
-            self.dataReceived(b"")
+    def _read_held(self) -> None:
+        if not self._lost and self.conn is not None:
+            self.conn.read_held()
 
     def _sniff(self, data: bytes) -> bytes:
         """Before the handshake, the first 4 bytes may be a four-letter word."""
@@ -169,20 +119,6 @@ class ClientPortProtocol(Protocol):
         self.transport.write(text.encode("utf-8"))
         self.transport.loseConnection()
 
-    def _length_out_of_range(self, length: int) -> None:
-        log.info("Closing {peer}: frame length {length} out of range (jute.maxbuffer {limit})",
-                 peer=self.conn.peer if self.conn else "?", length=length, limit=self.max_length)
-        self._unprocessed = b""
-        assert self.transport is not None
-        self.transport.loseConnection()
-
-    def _large_request(self, length: int) -> None:
-        log.warn("Closing {peer}: rejecting a large request of {length} bytes (largeRequestMaxBytes)",
-                 peer=self.conn.peer if self.conn else "?", length=length)
-        self._unprocessed = b""
-        assert self.transport is not None
-        self.transport.loseConnection()
-
     def connectionLost(self, reason: object = None) -> None:
         self._lost = True
         if self.conn is not None:
@@ -206,7 +142,7 @@ class ClientPortFactory(Factory):
         (default: the global reactor).
     """
 
-    def __init__(self, server: StandaloneServer | None, four_letter: FourLetterHandler,
+    def __init__(self, server: ClientServer | None, four_letter: FourLetterHandler,
                  four_letter_words: dict[int, str], max_buffer: int, max_per_ip: int,
                  max_cnxns: int = 0, outstanding_limit: int = 1000, metrics: ServerMetrics | None = None,
                  clock: IReactorTime | None = None) -> None:
@@ -218,6 +154,7 @@ class ClientPortFactory(Factory):
         self.max_per_ip = max_per_ip
         self.max_cnxns = max_cnxns
         self.outstanding_limit = outstanding_limit
+        self.limits = ConnectionLimits(max_buffer, outstanding_limit)
         self.metrics = metrics
         self.clock = clock
         self.per_ip: Counter[str] = Counter()
@@ -240,8 +177,8 @@ class ClientPortFactory(Factory):
         self.connections += 1
 
         def make(proto: ClientPortProtocol) -> ServerConnection:
-            assert proto.transport is not None and self.server is not None
-            return ServerConnection(self.server, proto.transport, host, port)
+            assert self.server is not None
+            return ServerConnection(self.server, proto.effect, host, port, self.limits)
 
         return ClientPortProtocol(self, make, host)
 
@@ -256,19 +193,6 @@ class ClientPortFactory(Factory):
         self.per_ip[host] -= 1
         if self.per_ip[host] <= 0:
             del self.per_ip[host]
-
-    def throttle(self, protocol: ClientPortProtocol, stats: ServerStats) -> None:
-        """Stop reading ``protocol`` until ``stats`` says the server is below the limit."""
-        assert protocol.transport is not None
-        protocol.transport.pauseProducing()  # type: ignore[attr-defined]
-        self.throttled.add(protocol)
-        stats.throttle_at = self.outstanding_limit
-        stats.on_drained = self._drained
-
-    def _drained(self) -> None:
-        throttled, self.throttled = self.throttled, set()
-        for protocol in throttled:
-            protocol.resume()
 
     def call_soon(self, work: Callable[[], None]) -> None:
         """On the next turn, not inside the final stage that just answered a request."""

@@ -1,18 +1,15 @@
 # -*- test-case-name: tests.unit.test_ensemble_clients -*-
 """The client side of a leading peer: prep → proposal → commit → final.
 
-It is the standalone chain with the txn log swapped for the quorum: the
-sync stage "logs" a txn by proposing it (``QuorumTxnLog``), and a txn is
+It is a ClientServer on the standalone chain, the txn log swapped for the
+quorum: the sync stage "logs" a txn by proposing it (``QuorumTxnLog``), and a txn is
 released to the final stage once a quorum has committed it, in zxid order
 as the sync stage already guarantees. Requests that learners forward enter
 the same prep stage with no client to answer; a forwarded ``sync`` gets its
 SYNC packet from the final stage once everything before it has committed.
 
-With local sessions on (zabd.serving.localsessions), the leader's own
-clients get local sessions whose createSession and closeSession skip prep
-and wait in the sync stage's queue with no txn; an ephemeral create of one
-of them is preceded by the createSession that upgrades it, as 3.8's
-LeaderRequestProcessor does. Requests learners forward go straight to prep,
+With local sessions on, the leader's own clients get local sessions
+(zabd.serving.leader_requests). Requests learners forward go straight to prep,
 as in 3.8, where a session the leader does not know may be a learner's
 local one (``LeaderSessions.is_alive``) unless it creates an ephemeral.
 """
@@ -23,26 +20,22 @@ from collections.abc import Callable
 from twisted.logger import Logger
 
 from zabd.core.localsessions import LeaderSessions
-from zabd.core.sessions import SessionTracker
 from zabd.jute.errors import Code, KeeperError
 from zabd.jute.opcodes import OpCode
-from zabd.jute.records import ConnectRequest, Id
+from zabd.jute.records import Id
 from zabd.jute.txns import Txn
-from zabd.pipeline.prep import TXN_TYPES
 from zabd.pipeline.request import Reply, Request
 from zabd.quorum.configchange import txn_config
 from zabd.quorum.leader import Leader
 from zabd.quorum.learnerhandler import LearnerHandler
 from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
 from zabd.quorum.roles import first_zxid_of
-from zabd.serving.connection import ServerConnection, State
-from zabd.serving.localsessions import (
-    LocalSessionFinal,
-    is_local_session_op,
-    needs_global_session,
-    upgrade_request,
-)
-from zabd.serving.standalone import ServerOptions, StandaloneServer
+from zabd.serving.chain import Chain
+from zabd.serving.clients import ClientTable
+from zabd.serving.leader_requests import LeaderDoor, LeaderRequests, SessionOwners
+from zabd.serving.localsessions import LocalSessionFinal, needs_global_session
+from zabd.serving.server import ClientServer, ServerOptions, request_throttler, server_context
+from zabd.serving.sessions import Housekeeper, SessionSettler
 
 log = Logger()
 
@@ -94,18 +87,36 @@ class LearnerSync:
         pass
 
 
-class LeaderServer(StandaloneServer):
-    final_stage = LocalSessionFinal
-    sessions: LeaderSessions
+class LeaderServer(ClientServer):
+    """The server of a leading peer: a ClientServer given the leader's parts, and the leader's callbacks.
+
+    Besides its own clients it takes the requests learners forward
+    (``_forwarded``), answers their clients' REVALIDATEs (``_revalidate``)
+    and the session touches their PINGs carry (``_touched``).
+    """
 
     def __init__(self, options: ServerOptions, clock: Callable[[], float], leader: Leader) -> None:
         self.quorum_log = QuorumTxnLog(leader)
         replica = leader.replica
-        super().__init__(options, clock, self.quorum_log, replica.tree, replica.sessions())
+        self.sessions = sessions = LeaderSessions(options.tick_ms, options.server_id, int(clock() * 1000),
+                                                  local_enabled=options.settings.local_sessions)
+        ctx = server_context(options, clock, replica.tree, sessions, replica.sessions())
+        clients = ClientTable(ctx.stats, ctx.watches)
+        #: Which peer each session's client is on (3.8's session owner).
+        self.owners = SessionOwners(leader.myid, sessions)
+
+        def session_closed(session_id: int) -> None:
+            self.owners.of.pop(session_id, None)
+            clients.session_closed(session_id)
+
+        chain = Chain(ctx, LocalSessionFinal(ctx, session_closed), clients, self.quorum_log)
+        requests = LeaderRequests(ctx, chain, sessions, self.owners)
+        throttler = request_throttler(options, ctx, requests)
+        door = LeaderDoor(SessionSettler(ctx, options, clients, throttler.submit), self.owners)
+        super().__init__(options, ctx, clients, requests, throttler, door,
+                         Housekeeper(ctx, options, sessions.expire, throttler.submit, requests.submit))
         self.leader = leader
         self.ctx.membership = leader
-        #: Which peer each session's client is on (3.8's session owner).
-        self.owners: dict[int, int] = {}
         # Committed txns reach the final stage through the sync stage's queue.
         replica.on_commit = self.quorum_log.committed
         # The new epoch's first txn is epoch << 32 | 1.
@@ -113,12 +124,6 @@ class LeaderServer(StandaloneServer):
         leader.on_request = self._forwarded
         leader.on_revalidate = self._revalidate
         leader.touched = self._touched
-
-    def _new_sessions(self, options: ServerOptions, now_ms: int) -> SessionTracker:
-        # Kept typed as well as in ctx.sessions (this runs inside StandaloneServer.__init__).
-        self.sessions = LeaderSessions(options.tick_ms, options.server_id, now_ms,
-                                       local_enabled=options.settings.local_sessions)
-        return self.sessions
 
     def _forwarded(self, handler: LearnerHandler, forward: RequestForward, auth: list[Id]) -> None:
         client = LearnerSync(handler, forward.session_id) if forward.op_type == OpCode.sync else None
@@ -134,51 +139,8 @@ class LeaderServer(StandaloneServer):
                 # 3.8's checkGlobalSession: a learner's local session with
                 # upgrading off (the learner answers its own error code).
                 request.error = KeeperError(Code.SESSIONEXPIRED)
-        self._check_owner(request, handler.sid)
+        self.owners.check(request, handler.sid)
         self.submit(request)
-
-    def submit(self, request: Request) -> None:
-        sessions = self.sessions
-        if sessions.local_enabled and is_local_session_op(request, sessions):
-            self._local_session_op(request)
-            return
-        if isinstance(request.client, ServerConnection):
-            if sessions.local_enabled:
-                upgrade = upgrade_request(request, sessions, self.ctx.settings.local_sessions_upgrading,
-                                          self.ctx.now_ms())
-                if upgrade is not None:
-                    super().submit(upgrade)
-            self._check_owner(request, self.leader.myid)
-        super().submit(request)
-
-    def _local_session_op(self, request: Request) -> None:
-        """A local session's createSession or closeSession: no zxid, no proposal, answered in order."""
-        self.ctx.stats.outstanding += 1
-        if request.type == OpCode.closeSession:
-            log.info("Closing local session 0x{session:x}", session=request.session_id)
-            self.ctx.sessions.set_closing(request.session_id)
-        self.sync.process(request)
-
-    def _check_owner(self, request: Request, owner: int | None) -> None:
-        """SESSIONMOVED for a write from a peer the session has left (3.8's checkSession)."""
-        session_id = request.session_id
-        if owner is None:
-            return
-        sessions = self.sessions
-        if sessions.local_enabled and request.type != OpCode.createSession and not sessions.is_global(session_id):
-            return  # a local session cannot move: it is known to one peer only
-        if request.type == OpCode.createSession:
-            self.owners[session_id] = owner
-        elif request.type in TXN_TYPES and request.type != OpCode.closeSession:
-            # (3.8 lets closeSession through: it is the session's last word.)
-            current = self.owners.setdefault(session_id, owner)  # the first word after an election
-            if current != owner:
-                request.error = KeeperError(Code.SESSIONMOVED)
-
-    def connect(self, conn: ServerConnection, request: ConnectRequest) -> None:
-        super().connect(conn, request)
-        if request.sessionId != 0 and conn.state is not State.CLOSED:
-            self.owners[request.sessionId] = self.leader.myid
 
     def _revalidate(self, handler: LearnerHandler, session_id: int, timeout_ms: int) -> bool:
         # 3.8's checkIfValidGlobalSession: a local session is unknown to other
@@ -189,15 +151,11 @@ class LeaderServer(StandaloneServer):
         valid = sessions.touch(session_id, int(self.ctx.now_ms()), timeout_ms)
         # The session now belongs to that learner: a client of ours with it goes.
         if valid and handler.sid is not None:
-            self.owners[session_id] = handler.sid
+            self.owners.of[session_id] = handler.sid
             conn = self.by_session.pop(session_id, None)
             if conn is not None:
                 conn.close()
         return valid
-
-    def _session_closed(self, session_id: int) -> None:
-        self.owners.pop(session_id, None)
-        super()._session_closed(session_id)
 
     def _touched(self, touches: list[tuple[int, int]]) -> None:
         now = int(self.ctx.now_ms())

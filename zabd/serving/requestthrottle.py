@@ -34,7 +34,6 @@ from zabd.jute.opcodes import OpCode
 from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.request import Client, Request
 from zabd.pipeline.stats import ServerStats
-from zabd.serving.connection import ServerConnection
 from zabd.config.overload_settings import RequestThrottleSettings
 
 log = Logger()
@@ -44,6 +43,8 @@ _NOT_THROTTLABLE = frozenset({OpCode.ping, OpCode.closeSession, OpCode.createSes
 
 
 class Cancellable(Protocol):
+    """A scheduled call that can be called off."""
+
     def cancel(self) -> None: ...
 
 
@@ -135,9 +136,9 @@ class RequestThrottler:
         settings = self.settings
         if settings.stale_connection_check and (not client.connected or client in self._invalid):
             return True
-        if settings.stale_latency_check and isinstance(client, ServerConnection):
-            return now_ms - request.received_ms > client.timeout
-        return False
+        # Only a client connection has a session timeout (a sync a learner forwarded has none).
+        timeout = getattr(client, "timeout", None) if settings.stale_latency_check else None
+        return timeout is not None and now_ms - request.received_ms > timeout
 
     # -- the loop ---------------------------------------------------------------
 

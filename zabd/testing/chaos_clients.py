@@ -26,7 +26,8 @@ from zabd.jute.opcodes import NOTIFICATION_XID, PING_XID, OpCode
 from zabd.jute.records import ConnectRequest
 from zabd.jute.schema import Record, encode
 from zabd.serving.connection import ServerConnection
-from zabd.serving.standalone import StandaloneServer
+from zabd.serving.effects import TransportEffects
+from zabd.serving.server import ClientServer
 
 if TYPE_CHECKING:
     from zabd.testing.chaos_workload import Workload
@@ -53,7 +54,7 @@ class Op:
 class ClientLink:
     """One client connection: the server's Transport on one side, the client's socket on the other."""
 
-    def __init__(self, client: Client, sid: int, server: StandaloneServer, port: int) -> None:
+    def __init__(self, client: Client, sid: int, server: ClientServer, port: int) -> None:
         self.client = client
         self.sid = sid
         self.sim = client.workload.sim
@@ -62,7 +63,7 @@ class ClientLink:
         self.broken = False  # nothing more crosses either way
         self.closing = False  # the server closed: what it wrote still arrives, then the close
         self._to_client = self._to_server = 0
-        self.conn = ServerConnection(server, self, f"10.0.0.{client.index}", port)
+        self.conn = ServerConnection(server, TransportEffects(self), f"10.0.0.{client.index}", port)
         server.connection_made(self.conn)
 
     def _stamp(self, last: int) -> int:

@@ -29,7 +29,7 @@ from zabd.testing.memdisk import MemoryDisk
 from zabd.testing.simnet import SimNetwork
 from zabd.testing.simreplica import SimReplica
 from zabd.pipeline.context import Settings
-from zabd.serving.standalone import ServerOptions, StandaloneServer
+from zabd.serving.server import ClientServer, ServerOptions
 from zabd.peer.switch import ServingSwitch
 from zabd.testing.simulation import Scope, Simulation
 
@@ -165,7 +165,7 @@ class SimEnsemble:
 
         scope.call_later(self.timing.tick_ms, tick)
 
-    def server(self, sid: int) -> StandaloneServer | None:
+    def server(self, sid: int) -> ClientServer | None:
         """The server answering clients on ``sid`` (None while it does not serve)."""
         return self.switches[sid].server if sid not in self.down else None
 
@@ -233,7 +233,7 @@ class SimEnsemble:
             zxids.append(request.txn.header.zxid)
         return zxids
 
-    def _writer_session(self, server: StandaloneServer) -> int:
+    def _writer_session(self, server: ClientServer) -> int:
         """A session for ``write`` (created again if it expired while nobody wrote)."""
         now = int(server.ctx.now_ms())
         if self._session is not None and server.ctx.sessions.touch(self._session, now):

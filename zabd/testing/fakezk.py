@@ -35,6 +35,7 @@ from zabd.jute.opcodes import NOTIFICATION_XID, KeeperState
 from zabd.jute.records import ConnectRequest, ConnectResponse, WatcherEvent
 from zabd.jute.schema import Record, encode
 from zabd.serving.connection import ServerConnection
+from zabd.serving.effects import TransportEffects
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 
 _LENGTH = struct.Struct(">i")
@@ -187,7 +188,7 @@ class RealServer(FakeServer):
     def connected(self, conn: FakeConnection) -> None:
         super().connected(conn)
         self._ports += 1
-        conn.handler = ServerConnection(self.server, conn, "127.0.0.1", self._ports)
+        conn.handler = ServerConnection(self.server, TransportEffects(conn), "127.0.0.1", self._ports)
         self.server.connection_made(conn.handler)
 
     def frames_arrived(self, conn: FakeConnection, frames: list[bytes]) -> None:

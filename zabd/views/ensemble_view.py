@@ -19,7 +19,7 @@ from zabd.membership.members import QuorumServer
 from zabd.views.fourletter_view import LearnerInfo, MemberInfo, MetricValue, QuorumRole
 from zabd.views.stats_view import StandaloneView
 from zabd.serving.readonly import ReadOnlyServer
-from zabd.serving.standalone import StandaloneServer
+from zabd.serving.server import ClientServer
 
 _MODES = {PeerState.LEADING: "leader", PeerState.FOLLOWING: "follower", PeerState.OBSERVING: "observer"}
 #: Zab phases as 3.8's zabstate names them, from the leader's or learner's phase.
@@ -30,13 +30,13 @@ _PEER_STATES = {PeerState.LOOKING: "looking", PeerState.LEADING: "leading",
 
 
 class EnsembleView(StandaloneView):
-    def __init__(self, peer: QuorumPeer, idle: StandaloneServer, config: ZabdConfig) -> None:
+    def __init__(self, peer: QuorumPeer, idle: ClientServer, config: ZabdConfig) -> None:
         super().__init__(idle, config)
         self.peer = peer
         #: The server answering clients now, if any.
-        self.current: StandaloneServer | None = None
+        self.current: ClientServer | None = None
 
-    def follow(self, server: StandaloneServer | None) -> None:
+    def follow(self, server: ClientServer | None) -> None:
         """Report on ``server`` from now on (None: keep the last figures; not serving)."""
         self.current = server
         if server is not None:

@@ -27,7 +27,7 @@ from zabd.views.fourletter import (
 )
 from zabd.views.fourletter_view import LearnerInfo, QuorumRole
 from zabd.serving.connection import ServerConnection
-from zabd.serving.standalone import StandaloneServer
+from zabd.serving.server import ClientServer
 from zabd.storage.layout import DataDirs
 
 #: The short operation names ZooKeeper's cons and stat print.
@@ -70,9 +70,9 @@ def _user_name() -> str:
 
 
 class StandaloneView:
-    """Reads a StandaloneServer for fourletter.render."""
+    """Reads a ClientServer for fourletter.render."""
 
-    def __init__(self, server: StandaloneServer, config: ZabdConfig) -> None:
+    def __init__(self, server: ClientServer, config: ZabdConfig) -> None:
         self.server = server
         self.config = config
         self.ctx = server.ctx
@@ -290,7 +290,7 @@ class StandaloneView:
 class FourLetterWords:
     """Answers a four-letter word read off the client port."""
 
-    def __init__(self, server: StandaloneServer, config: ZabdConfig, view: StandaloneView | None = None) -> None:
+    def __init__(self, server: ClientServer, config: ZabdConfig, view: StandaloneView | None = None) -> None:
         self.view = view or StandaloneView(server, config)
         self.whitelist = config.four_letter_words
 
