@@ -10,8 +10,8 @@ that records.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from zabd.quorum.packets import QuorumPacket
 from zabd.quorum.roles import PacketLink
@@ -43,10 +43,8 @@ class Close:
 LinkEffect = Send | SendBytes | Close
 
 
-class EffectSink(Protocol):
-    """Takes the leader's effects, in the order they are decided."""
-
-    def __call__(self, effect: LinkEffect) -> None: ...
+#: Takes the leader's effects, in the order they are decided.
+EffectSink = Callable[[LinkEffect], None]
 
 
 def perform(effect: LinkEffect) -> None:
