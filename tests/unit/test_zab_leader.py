@@ -6,6 +6,7 @@ scripted learners, checking what it sends each of them (tests.unit.zab_leader_sc
 from __future__ import annotations
 
 from zabd.membership.verifier import QuorumMaj
+from zabd.quorum import leader_discovery
 from zabd.quorum.leader import Phase
 from zabd.quorum.leader_effects import Close
 from zabd.quorum.learnerhandler import Stage
@@ -22,6 +23,12 @@ def _packets(items: list[QuorumPacket | SnapshotStream]) -> list[tuple[str, int]
 
 
 # -- discovery -----------------------------------------------------------------
+
+
+def test_every_phase_answers_every_learner_report() -> None:
+    for table in (leader_discovery._ON_LEARNER_INFO, leader_discovery._ON_ACKEPOCH,
+                  leader_discovery._ON_NEWLEADER_ACK):
+        assert set(table) == set(Phase)
 
 
 def test_the_epoch_is_chosen_once_a_quorum_of_voters_connected() -> None:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.logger import Logger
@@ -54,7 +55,11 @@ class DiscoveryCore(SyncSource, Protocol):
 
 
 class Discovery:
-    """The quorums of discovery and sync: voters connected, ACKEPOCHs, NEWLEADER acks."""
+    """The quorums of discovery and sync: voters connected, ACKEPOCHs, NEWLEADER acks.
+
+    What a learner's report does depends on the leader's phase; the tables at the
+    end of the module say which method answers it.
+    """
 
     def __init__(self, core: DiscoveryCore) -> None:
         self.core = core
@@ -64,23 +69,36 @@ class Discovery:
         self.newleader_acks: set[int] = {core.myid}
         self.epoch_acks_done = False
 
+    # -- events, dispatched on the leader's phase by the tables below ----------
+
     def learner_info(self, handler: LearnerHandler) -> None:
-        core = self.core
-        if handler.sid == core.myid:
+        if handler.sid == self.core.myid:
             handler.close("a learner with my own id")
             return
-        if core.phase is not Phase.DISCOVERY:
-            if handler.accepted_epoch > core.epoch:
-                self._newer_promise(handler)
-                return
-            handler.send_leader_info(core.epoch)
-            return
+        _ON_LEARNER_INFO[self.core.phase](self, handler)
+
+    def epoch_acked(self, handler: LearnerHandler, current_epoch: int | None, last_zxid: int) -> None:
+        _ON_ACKEPOCH[self.core.phase](self, handler, current_epoch, last_zxid)
+
+    def newleader_acked(self, handler: LearnerHandler) -> None:
+        _ON_NEWLEADER_ACK[self.core.phase](self, handler)
+
+    # -- learner info ------------------------------------------------------------
+
+    def _count_for_epoch(self, handler: LearnerHandler) -> None:
         self.epoch_candidate = max(self.epoch_candidate, handler.accepted_epoch + 1)
         if handler.is_voter:
             assert handler.sid is not None
             self.connected.add(handler.sid)
-        if core.verifier.contains_quorum(self.connected):
+        if self.core.verifier.contains_quorum(self.connected):
             self._choose_epoch()
+
+    def _join_late(self, handler: LearnerHandler) -> None:
+        """The epoch is chosen: LEADERINFO at once, unless the learner promised a newer one."""
+        if handler.accepted_epoch > self.core.epoch:
+            self._newer_promise(handler)
+            return
+        handler.send_leader_info(self.core.epoch)
 
     def _newer_promise(self, handler: LearnerHandler) -> None:
         """A learner accepted a newer epoch (its leader died before any LEADERINFO went out).
@@ -111,14 +129,19 @@ class Discovery:
             if handler.stage is Stage.EPOCH:
                 handler.send_leader_info(core.epoch)
 
-    def epoch_acked(self, handler: LearnerHandler, current_epoch: int | None, last_zxid: int) -> None:
+    # -- ACKEPOCH -------------------------------------------------------------------
+
+    def _ackepoch_too_early(self, handler: LearnerHandler, current_epoch: int | None, last_zxid: int) -> None:
+        handler.close("ACKEPOCH before LEADERINFO")
+
+    def _sync_at_once(self, handler: LearnerHandler, current_epoch: int | None, last_zxid: int) -> None:
+        synchronize(self.core, handler)
+
+    def _count_epoch_ack(self, handler: LearnerHandler, current_epoch: int | None, last_zxid: int) -> None:
+        if self.epoch_acks_done:
+            synchronize(self.core, handler)
+            return
         core = self.core
-        if core.phase is Phase.DISCOVERY:
-            handler.close("ACKEPOCH before LEADERINFO")
-            return
-        if core.phase is Phase.BROADCAST or self.epoch_acks_done:
-            synchronize(core, handler)
-            return
         replica = core.replica
         if current_epoch is not None:
             mine = (replica.current_epoch, replica.last_logged_zxid)
@@ -136,12 +159,36 @@ class Discovery:
                 if waiting.stage is Stage.ACKED_EPOCH:
                     synchronize(core, waiting)
 
-    def newleader_acked(self, handler: LearnerHandler) -> None:
+    # -- the ACK of NEWLEADER ----------------------------------------------------------
+
+    def _count_newleader_ack(self, handler: LearnerHandler) -> None:
         core = self.core
-        if core.phase is Phase.BROADCAST:
-            handler.send_uptodate()
-            return
         if not handler.observer and handler.sid is not None:
             self.newleader_acks.add(handler.sid)
         if has_quorums(verifiers_in_force(core.verifier, core.last_seen), self.newleader_acks):
             core.start_broadcast()
+
+    def _uptodate_at_once(self, handler: LearnerHandler) -> None:
+        handler.send_uptodate()
+
+
+# What each event does in each phase. DONE is unreachable in practice (a leader
+# that stepped down closed its handlers) and keeps the answer it always had.
+_ON_LEARNER_INFO: dict[Phase, Callable[[Discovery, LearnerHandler], None]] = {
+    Phase.DISCOVERY: Discovery._count_for_epoch,
+    Phase.SYNC: Discovery._join_late,
+    Phase.BROADCAST: Discovery._join_late,
+    Phase.DONE: Discovery._join_late,
+}
+_ON_ACKEPOCH: dict[Phase, Callable[[Discovery, LearnerHandler, int | None, int], None]] = {
+    Phase.DISCOVERY: Discovery._ackepoch_too_early,
+    Phase.SYNC: Discovery._count_epoch_ack,
+    Phase.BROADCAST: Discovery._sync_at_once,
+    Phase.DONE: Discovery._count_epoch_ack,
+}
+_ON_NEWLEADER_ACK: dict[Phase, Callable[[Discovery, LearnerHandler], None]] = {
+    Phase.DISCOVERY: Discovery._count_newleader_ack,
+    Phase.SYNC: Discovery._count_newleader_ack,
+    Phase.BROADCAST: Discovery._uptodate_at_once,
+    Phase.DONE: Discovery._count_newleader_ack,
+}
