@@ -16,7 +16,7 @@ from zabd.jute.records import ACL, Id
 from zabd.jute.txns import CreateTxn, Txn, TxnDigest, TxnHeader
 from zabd.membership.verifier import QuorumMaj
 from zabd.quorum.leader import Leader
-from zabd.quorum.leader_effects import Close, LinkEffect, Send, SendBytes
+from zabd.quorum.leader_effects import LinkEffect, Send, SendBytes
 from zabd.quorum.leader_hooks import LeaderHooks, ServingHooks
 from zabd.quorum.learnerhandler import LearnerHandler
 from zabd.quorum.packets import (
@@ -191,6 +191,3 @@ class LeaderScene:
                                        touched=touches.append))
         return forwarded, touches
 
-
-def closes(effects: list[LinkEffect]) -> int:
-    return sum(isinstance(e, Close) for e in effects)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_zab_leader -*-
+# -*- test-case-name: tests.unit.test_zab_leader,tests.unit.test_zab_leader_broadcast -*-
 """The leader's side of Zab (protocol doc 4.4, 4.7, 4.8): one leadership, from election to step-down.
 
 ``Leader`` holds what its phases share (the replica, the configs, the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_zab_leader -*-
+# -*- test-case-name: tests.unit.test_zab_leader_broadcast -*-
 """The leader's broadcast (protocol doc 4.7): proposals, their ACKs, commits in zxid order.
 
 ``propose`` sends PROPOSAL to the forwarding followers and logs the txn

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_zab_leader -*-
+# -*- test-case-name: tests.unit.test_zab_learnerhandler -*-
 """What a leader's learners ask of the server that answers clients (3.8's LeaderZooKeeperServer).
 
 Learners forward their clients' write requests (REQUEST), ask whether a
