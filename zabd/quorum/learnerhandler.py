@@ -40,6 +40,8 @@ log = Logger()
 
 
 class Stage(enum.Enum):
+    """Where one learner is on its way from connecting to broadcast."""
+
     INFO = "info"  # waiting for FOLLOWERINFO / OBSERVERINFO
     EPOCH = "epoch"  # waiting for the new epoch, then for ACKEPOCH
     ACKED_EPOCH = "acked-epoch"  # waiting for a quorum of ACKEPOCH
