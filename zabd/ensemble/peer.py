@@ -32,6 +32,7 @@ from zabd.metrics.peertimes import PeerTimes
 from zabd.metrics.server import ServerMetrics
 from zabd.quorum.configchange import install_config_node
 from zabd.quorum.leader import Leader
+from zabd.quorum.leader_hooks import ServingHooks
 from zabd.quorum.learner import Learner
 from zabd.quorum.learnerhandler import LearnerHandler
 from zabd.quorum.roles import Replica, Timing
@@ -204,6 +205,7 @@ class QuorumPeer:
             self.myid, self.replica, self.verifier, self.clock, self.timing,
             on_exit=lambda reason: self._role_ended(serial, reason),
             on_serving=self._leader_serving,
+            clients=ServingHooks(),
             on_disk_history=self.replica.on_disk_history(),
             last_seen=self.last_seen,
             on_config_seen=self._seen,

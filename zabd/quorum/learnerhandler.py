@@ -1,25 +1,30 @@
-# -*- test-case-name: tests.unit.test_zab -*-
+# -*- test-case-name: tests.unit.test_zab_learnerhandler -*-
 """The leader's side of one learner connection (ZooKeeper's LearnerHandler).
 
 It walks one learner through discovery and synchronization, then forwards
 broadcast traffic to it. Decisions that need every learner (the new epoch,
 the quorums of ACKEPOCH and of NEWLEADER acks, commits) belong to the
-``Leader``; the handler reports to it and carries out what it decides.
+leader; the handler reports to it (``LeaderSide``) and carries out what it
+decides. The handler is sans-IO: what it sends or closes goes out as
+effects (zabd.quorum.leader_effects), and which packet a stage accepts is a
+table, ``TRANSITIONS``; any other packet closes the connection.
 """
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from twisted.logger import Logger
 
+from zabd.membership.verifier import QuorumVerifier
 from zabd.metrics.peertimes import SyncTimer
-
+from zabd.jute.records import Id
+from zabd.quorum.leader_effects import Close, EffectSink, LinkEffect, Send, SendBytes
 from zabd.quorum.packets import (
     PacketType,
     QuorumPacket,
-    encode_activation,
-    encode_packet,
+    RequestForward,
     encode_leader_info,
     encode_revalidate_reply,
     parse_ack_epoch,
@@ -30,15 +35,13 @@ from zabd.quorum.packets import (
 )
 from zabd.quorum.roles import COUNTER_MASK, PacketLink, epoch_of, first_zxid_of
 from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
-from zabd.quorum.syncplan import plan_sync
-
-if TYPE_CHECKING:
-    from zabd.quorum.leader import Leader
 
 log = Logger()
 
 
 class Stage(enum.Enum):
+    """Where one learner is on its way from connecting to broadcast."""
+
     INFO = "info"  # waiting for FOLLOWERINFO / OBSERVERINFO
     EPOCH = "epoch"  # waiting for the new epoch, then for ACKEPOCH
     ACKED_EPOCH = "acked-epoch"  # waiting for a quorum of ACKEPOCH
@@ -53,9 +56,37 @@ _FORWARDING = frozenset({Stage.NEWLEADER, Stage.UPTODATE, Stage.BROADCAST})
 _LAST_EPOCH = 0x7FFFFFFF
 
 
+class LeaderSide(Protocol):
+    """What a learner handler needs of its leader (zabd.quorum.leader.Leader is one)."""
+
+    #: The epoch proposed, -1 before one is chosen.
+    epoch: int
+    verifier: QuorumVerifier
+    emit: EffectSink
+
+    def learner_info(self, handler: LearnerHandler) -> None: ...
+
+    def epoch_acked(self, handler: LearnerHandler, current_epoch: int | None, last_zxid: int) -> None: ...
+
+    def newleader_acked(self, handler: LearnerHandler) -> None: ...
+
+    def acked(self, handler: LearnerHandler, zxid: int) -> None: ...
+
+    def handler_closed(self, handler: LearnerHandler) -> None: ...
+
+    def forwarded(self, handler: LearnerHandler, forward: RequestForward, auth: list[Id]) -> None: ...
+
+    def revalidate(self, handler: LearnerHandler, session_id: int, timeout_ms: int) -> bool: ...
+
+    def touched(self, touches: list[tuple[int, int]]) -> None: ...
+
+
 class LearnerHandler:
-    def __init__(self, leader: Leader, link: PacketLink, now_ms: int) -> None:
+    """One learner as the leader sees it: its stage, identity, and what it was last heard saying."""
+
+    def __init__(self, leader: LeaderSide, link: PacketLink, now_ms: int) -> None:
         self.leader = leader
+        #: Where this handler's effects go (the handler never calls it).
         self.link = link
         self.stage = Stage.INFO
         #: Synced far enough that new proposals and commits go to it.
@@ -68,9 +99,9 @@ class LearnerHandler:
         self.last_zxid = -1
         self.last_heard_ms = now_ms
         #: The sync under way, until the learner acknowledges NEWLEADER.
-        self._sync: SyncTimer | None = None
+        self.sync_timer: SyncTimer | None = None
 
-    def _enter(self, stage: Stage) -> None:
+    def enter(self, stage: Stage) -> None:
         self.stage = stage
         self.forwarding = stage in _FORWARDING
 
@@ -83,35 +114,14 @@ class LearnerHandler:
         try:
             if isinstance(item, SnapshotStream):
                 raise QuorumWireError("a learner sent a snapshot stream")
-            self._packet(item)
+            transition = TRANSITIONS.get((self.stage, item.type))
+            if transition is None:
+                raise QuorumWireError(_unexpected(self.stage, item.type))
+            transition(self, item, now_ms)
         except QuorumWireError as e:
             self.close(f"bad packet: {e}")
 
-    def _packet(self, p: QuorumPacket) -> None:
-        kind = p.type
-        if self.stage is Stage.INFO:
-            if kind not in (PacketType.FOLLOWERINFO, PacketType.OBSERVERINFO):
-                raise QuorumWireError(f"expected FOLLOWERINFO or OBSERVERINFO, got type {kind}")
-            self._info(p)
-        elif kind == PacketType.ACKEPOCH and self.stage is Stage.EPOCH:
-            self.last_zxid = p.zxid
-            self._enter(Stage.ACKED_EPOCH)
-            self.leader.epoch_acked(self, parse_ack_epoch(p.data), p.zxid)
-        elif kind == PacketType.ACK:
-            self._ack(p.zxid)
-        elif kind == PacketType.PING:
-            self.leader.touched(parse_touches(p.data))
-        elif kind == PacketType.REQUEST and self.stage is Stage.BROADCAST:
-            self.leader.on_request(self, parse_request_forward(p.data), p.authinfo or [])
-        elif kind == PacketType.REVALIDATE:
-            self.leader.metrics.revalidate_count.add()
-            session_id, timeout = parse_revalidate_request(p.data)
-            valid = self.leader.on_revalidate(self, session_id, timeout)
-            self.link.send(QuorumPacket(PacketType.REVALIDATE, -1, encode_revalidate_reply(session_id, valid)))
-        else:
-            raise QuorumWireError(f"unexpected packet type {kind} in stage {self.stage.value}")
-
-    def _info(self, p: QuorumPacket) -> None:
+    def _info(self, p: QuorumPacket, now_ms: int) -> None:
         info = parse_learner_info(p.data)
         if info is None:
             raise QuorumWireError("learner info without data")
@@ -123,100 +133,89 @@ class LearnerHandler:
         self.observer = p.type == PacketType.OBSERVERINFO
         self.is_voter = not self.observer and info.sid in self.leader.verifier.voting_members
         self.accepted_epoch = epoch_of(p.zxid)
-        self._enter(Stage.EPOCH)
+        self.enter(Stage.EPOCH)
         log.info("Learner {sid} connected ({kind}), accepted epoch {epoch}",
                  sid=self.sid, kind="observer" if self.observer else "follower", epoch=self.accepted_epoch)
         self.leader.learner_info(self)
 
-    def _ack(self, zxid: int) -> None:
+    def _ack_epoch(self, p: QuorumPacket, now_ms: int) -> None:
+        self.last_zxid = p.zxid
+        self.enter(Stage.ACKED_EPOCH)
+        self.leader.epoch_acked(self, parse_ack_epoch(p.data), p.zxid)
+
+    def _ack(self, p: QuorumPacket, now_ms: int) -> None:
+        zxid = p.zxid
         if zxid & COUNTER_MASK == 0:
             # The ACK of NEWLEADER, or the one after UPTODATE (ignored, as 3.8 does).
             if self.stage is Stage.NEWLEADER and epoch_of(zxid) == self.leader.epoch:
-                self._synced()
-                self._enter(Stage.UPTODATE)
+                if self.sync_timer is not None:  # the learner acknowledged NEWLEADER: its sync is complete
+                    self.sync_timer.done(now_ms, self.sid)
+                    self.sync_timer = None
+                self.enter(Stage.UPTODATE)
                 self.leader.newleader_acked(self)
             return
         if not self.observer:
             self.leader.acked(self, zxid)
 
+    def _ping(self, p: QuorumPacket, now_ms: int) -> None:
+        self.leader.touched(parse_touches(p.data))
+
+    def _request(self, p: QuorumPacket, now_ms: int) -> None:
+        self.leader.forwarded(self, parse_request_forward(p.data), p.authinfo or [])
+
+    def _revalidate(self, p: QuorumPacket, now_ms: int) -> None:
+        session_id, timeout = parse_revalidate_request(p.data)
+        valid = self.leader.revalidate(self, session_id, timeout)
+        self._emit(Send(self.link, QuorumPacket(PacketType.REVALIDATE, -1,
+                                                encode_revalidate_reply(session_id, valid))))
+
     # -- outbound, as the leader decides -----------------------------------
 
+    def _emit(self, effect: LinkEffect) -> None:
+        self.leader.emit(effect)
+
     def send_leader_info(self, epoch: int) -> None:
-        self.link.send(QuorumPacket(PacketType.LEADERINFO, first_zxid_of(epoch), encode_leader_info()))
-
-    def synchronize(self) -> None:
-        """DIFF, TRUNC or SNAP plus history, outstanding proposals, then NEWLEADER."""
-        leader = self.leader
-        replica = leader.replica
-        plan = plan_sync(self.last_zxid, replica.last_processed_zxid, replica.committed,
-                         on_disk=leader.on_disk_history)
-        log.info("Synchronizing learner {sid} (at 0x{peer:x}) by {mode} 0x{zxid:x} with {n} proposals ({why})",
-                 sid=self.sid, peer=self.last_zxid, mode=plan.mode, zxid=plan.zxid, n=len(plan.history),
-                 why=plan.reason)
-        metrics = leader.metrics
-        # As 3.8 counts them: a TRUNC is a DIFF.
-        (metrics.snap_count if plan.mode == "SNAP" else metrics.diff_count).add()
-        sync = self._sync = SyncTimer("leader", leader.clock(), self.last_zxid)
-        sync.chosen(plan.mode, plan.zxid)
-        if plan.mode == "SNAP":
-            zxid, chunks = replica.snapshot_stream()
-            sync.chosen(plan.mode, zxid)
-            self.link.send(QuorumPacket(PacketType.SNAP, zxid))
-            for chunk in chunks:
-                self.link.send_raw(chunk)
-        else:
-            for packet in plan.packets():
-                self.link.send(packet)
-        if not self.observer:
-            # startForwarding: what is proposed but not yet committed follows.
-            for zxid, txn in leader.outstanding_proposals():
-                self.link.send(QuorumPacket(PacketType.PROPOSAL, zxid, txn))
-        self._enter(Stage.NEWLEADER)
-        self.link.send(QuorumPacket(PacketType.NEWLEADER, first_zxid_of(leader.epoch), leader.last_seen.config_text()))
-
-    def _synced(self) -> None:
-        """The learner acknowledged NEWLEADER: its sync is complete."""
-        if self._sync is not None:
-            self._sync.done(self.leader.clock(), self.sid)
-            self._sync = None
+        self._emit(Send(self.link, QuorumPacket(PacketType.LEADERINFO, first_zxid_of(epoch), encode_leader_info())))
 
     def send_uptodate(self) -> None:
-        self._enter(Stage.BROADCAST)
-        self.link.send(QuorumPacket(PacketType.UPTODATE, -1))
+        self.enter(Stage.BROADCAST)
+        self._emit(Send(self.link, QuorumPacket(PacketType.UPTODATE, -1)))
 
     def send(self, packet: QuorumPacket) -> None:
         if self.stage is not Stage.CLOSED:
-            self.link.send(packet)
+            self._emit(Send(self.link, packet))
 
     def send_encoded(self, packet: bytes) -> None:
-        """A packet already encoded (one PROPOSAL or COMMIT goes to many learners)."""
+        """A packet already encoded (one PROPOSAL or COMMIT goes to many learners), or SNAP stream bytes."""
         if self.stage is not Stage.CLOSED:
-            self.link.send_raw(packet)
+            self._emit(SendBytes(self.link, packet))
 
     def close(self, reason: str) -> None:
         if self.stage is Stage.CLOSED:
             return
-        self._enter(Stage.CLOSED)
+        self.enter(Stage.CLOSED)
         log.info("Dropping learner {sid}: {reason}", sid=self.sid, reason=reason)
-        self.link.close()
+        self._emit(Close(self.link))
         self.leader.handler_closed(self)
 
 
-def send_commit(handlers: list[LearnerHandler], zxid: int, txn: bytes, leader: int | None) -> None:
-    """COMMIT to followers and INFORM to observers, or their ACTIVATE forms for a reconfig."""
-    if leader is None:
-        commit = encode_packet(QuorumPacket(PacketType.COMMIT, zxid))
-    else:
-        commit = encode_packet(QuorumPacket(PacketType.COMMITANDACTIVATE, zxid, encode_activation(leader)))
-    inform: bytes | None = None
-    for handler in handlers:
-        if not handler.forwarding:
-            continue
-        if handler.observer:
-            if inform is None:
-                inform = encode_packet(
-                    QuorumPacket(PacketType.INFORM, zxid, txn) if leader is None else
-                    QuorumPacket(PacketType.INFORMANDACTIVATE, zxid, encode_activation(leader, txn)))
-            handler.send_encoded(inform)
-        else:
-            handler.send_encoded(commit)
+def _unexpected(stage: Stage, kind: int) -> str:
+    if stage is Stage.INFO:
+        return f"expected FOLLOWERINFO or OBSERVERINFO, got type {kind}"
+    return f"unexpected packet type {kind} in stage {stage.value}"
+
+
+Transition = Callable[[LearnerHandler, QuorumPacket, int], None]
+_CONNECTED = (Stage.EPOCH, Stage.ACKED_EPOCH, Stage.NEWLEADER, Stage.UPTODATE, Stage.BROADCAST)
+
+#: (stage, packet type) -> what the handler does; a pair not here closes the connection.
+#: Once a learner has said who it is, it may ACK, PING and REVALIDATE in any stage, as 3.8 allows.
+TRANSITIONS: dict[tuple[Stage, int], Transition] = {
+    (Stage.INFO, PacketType.FOLLOWERINFO): LearnerHandler._info,
+    (Stage.INFO, PacketType.OBSERVERINFO): LearnerHandler._info,
+    (Stage.EPOCH, PacketType.ACKEPOCH): LearnerHandler._ack_epoch,
+    (Stage.BROADCAST, PacketType.REQUEST): LearnerHandler._request,
+    **{(stage, PacketType.ACK): LearnerHandler._ack for stage in _CONNECTED},
+    **{(stage, PacketType.PING): LearnerHandler._ping for stage in _CONNECTED},
+    **{(stage, PacketType.REVALIDATE): LearnerHandler._revalidate for stage in _CONNECTED},
+}

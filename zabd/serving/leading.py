@@ -27,6 +27,7 @@ from zabd.jute.txns import Txn
 from zabd.pipeline.request import Reply, Request
 from zabd.quorum.configchange import txn_config
 from zabd.quorum.leader import Leader
+from zabd.quorum.leader_hooks import LeaderHooks
 from zabd.quorum.learnerhandler import LearnerHandler
 from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
 from zabd.quorum.roles import first_zxid_of
@@ -121,9 +122,9 @@ class LeaderServer(ClientServer):
         replica.on_commit = self.quorum_log.committed
         # The new epoch's first txn is epoch << 32 | 1.
         self.ctx.last_zxid = first_zxid_of(leader.epoch)
-        leader.on_request = self._forwarded
-        leader.on_revalidate = self._revalidate
-        leader.touched = self._touched
+        # The leader outlives its server: it answers learners as a leader with no server until now.
+        leader.clients.serve(LeaderHooks(forwarded=self._forwarded, revalidate=self._revalidate,
+                                         touched=self._touched))
 
     def _forwarded(self, handler: LearnerHandler, forward: RequestForward, auth: list[Id]) -> None:
         client = LearnerSync(handler, forward.session_id) if forward.op_type == OpCode.sync else None

@@ -84,7 +84,7 @@ class Monitor:
         if leader.epoch < 0:
             return
         serving = leader.phase is LeaderPhase.BROADCAST
-        if not serving and not getattr(leader, "_epoch_acks_done", False):
+        if not serving and not leader.discovery.epoch_acks_done:
             return
         histories, report = self.histories, self.report
         head: int = self.ensemble.peers[sid].replica.head  # type: ignore[attr-defined]

@@ -233,7 +233,7 @@ class PacketChecks:
         if kind in (PacketType.DIFF, PacketType.TRUNC, PacketType.SNAP):
             if "ACKEPOCH" not in conn.sent or conn.mode is not None:
                 return "out of turn"
-            if not (serving or getattr(leader, "_epoch_acks_done", False)):
+            if not (serving or leader.discovery.epoch_acks_done):
                 return "before a quorum acknowledged the epoch"
             conn.mode, conn.snap_zxid = _name(kind), p.zxid
             conn.committed_zxid = self.histories.zxid[self.histories.committed_head]
