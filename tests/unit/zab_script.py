@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from zabd.core.datatree import DataTree
 from zabd.jute.opcodes import OpCode
 from zabd.jute.records import ACL, Id
-from zabd.jute.txns import CreateTxn, Txn, TxnDigest, TxnHeader
+from zabd.jute.txns import CreateTxn, SetDataTxn, Txn, TxnDigest, TxnHeader
+from zabd.membership.verifier import QuorumVerifier
 from zabd.quorum.learner_effects import Close, Effect, Exit, Phase, Send
 from zabd.quorum.learner_machine import LearnerMachine
 from zabd.quorum.learner_state import LearnerState
@@ -45,6 +46,19 @@ def txn(at: int, path: str | None = None) -> bytes:
                CreateTxn(path or f"/n{at:x}", b"v", OPEN, False, 1), TxnDigest(2, 1)).to_bytes()
 
 
+def config_text(version: int, observers: tuple[int, ...] = ()) -> bytes:
+    """A three-server dynamic config (server 3 an observer if listed) of this version."""
+    lines = [f"server.{sid}=10.0.0.{sid}:2888:3888:{'observer' if sid in observers else 'participant'};2181"
+             for sid in (1, 2, 3)]
+    return "\n".join([*lines, f"version={version:x}"]).encode()
+
+
+def reconfig_txn(at: int, observers: tuple[int, ...] = ()) -> bytes:
+    """A reconfig as zxid ``at``: it proposes the config of version ``at``."""
+    return Txn(TxnHeader(0x99, 2, at, TXN_TIME_MS, OpCode.reconfig),
+               SetDataTxn("/zookeeper/config", config_text(at, observers), -1), TxnDigest(2, 1)).to_bytes()
+
+
 def tree_with(*zxids: int) -> SnapshotStream:
     """A SNAP stream's content: a tree holding the nodes of these txns."""
     tree = DataTree()
@@ -66,7 +80,7 @@ class ScriptedLeader:
 
     def __init__(self, *, observer: bool = False, observer_logs: bool = True, seed: int = 1,
                  history: tuple[int, ...] = (), replica_type: type[SimReplica] = SimReplica,
-                 touches: list[tuple[int, int]] | None = None) -> None:
+                 touches: list[tuple[int, int]] | None = None, config_version: int = 0) -> None:
         self.sim = Simulation(seed)
         self.sim.run_for(TXN_TIME_MS * 2)
         self.disk = MemoryDisk(self.sim.rng)
@@ -78,8 +92,16 @@ class ScriptedLeader:
         if history:
             self.replica.set_accepted_epoch(history[-1] >> 32)
             self.replica.set_current_epoch(history[-1] >> 32)
-        self.machine = LearnerMachine(MYID, self.replica, lambda: self.sim.now_ms, TIMING, observer=observer,
-                                      observer_logs=observer_logs, touches=lambda: list(touches or []))
+        #: Configs the learner reported seen (their versions), and put in force (version, leader).
+        self.seen: list[int] = []
+        self.in_force: list[tuple[int, int | None]] = []
+        #: What the peer answers to a config put in force: must the learner leave?
+        self.leave_on_config = False
+        self.machine = LearnerMachine(
+            MYID, self.replica, lambda: self.sim.now_ms, TIMING, observer=observer, observer_logs=observer_logs,
+            config_version=config_version, touches=lambda: list(touches or []),
+            on_config_seen=lambda config: self.seen.append(config.version), on_config=self._in_force,
+        )
         self.replica.set_durable_callback(lambda at: self._record(self.machine.durable(at)))
         self.recorded: list[Recorded] = []
 
@@ -146,6 +168,10 @@ class ScriptedLeader:
                     kind, at):
                 return r.durable_current_epoch
         raise AssertionError(f"{kind} 0x{at:x} was never sent: {self.sent()}")
+
+    def _in_force(self, config: QuorumVerifier, leader: int | None) -> bool:
+        self.in_force.append((config.version, leader))
+        return self.leave_on_config
 
     def _record(self, effects: list[Effect]) -> list[Effect]:
         epoch = durable_epoch(self.disk, CURRENT_EPOCH)

@@ -51,6 +51,7 @@ class Learner:
         config_version: int = 0,
         on_exit: Callable[[str], None],
         on_serving: Callable[[], None] = lambda: None,
+        on_sync: Callable[[], None] = lambda: None,
         touches: Touches = list,
         on_config_seen: Callable[[QuorumVerifier], None] = lambda verifier: None,
         on_config: Callable[[QuorumVerifier, int | None], bool] = lambda verifier, leader: False,
@@ -65,7 +66,7 @@ class Learner:
         self.on_exit = on_exit
         self.on_serving = on_serving
         #: SYNC packets complete the forwarded syncs in the order they were sent.
-        self.on_sync: Callable[[], None] = lambda: None
+        self.on_sync = on_sync
 
     # -- what the peer and its server read -------------------------------------------
 

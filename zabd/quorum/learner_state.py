@@ -75,7 +75,7 @@ class LearnerState:
         self.pending: deque[tuple[int, bytes]] = deque()
         #: Commits received during a DIFF sync or after NEWLEADER, applied at UPTODATE.
         self.commits_at_uptodate: list[int] = []
-        #: Proposals go to the log as they arrive (a DIFF's history, and everything after NEWLEADER).
+        #: The history goes to the log, not the tree (DIFF, and anything after NEWLEADER): commits wait for UPTODATE.
         self.logging = False
         #: The tree in memory differs from the files until the NEWLEADER snapshot (SNAP, TRUNC).
         self.unsaved = False
