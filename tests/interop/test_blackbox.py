@@ -67,12 +67,12 @@ if "volatile-disk" in BUGS:
 
 if "ack-before-fsync" in BUGS:
     from zabd.quorum.leader import Leader
-    from zabd.quorum.learner import Learner
+    from zabd.quorum.learner_state import LearnerState
     from zabd.quorum.packets import PacketType, QuorumPacket
 
     def _log_and_ack(self, zxid, txn):
         self.replica.log(zxid, txn)
-        self.link.send(QuorumPacket(PacketType.ACK, zxid))
+        self.send(QuorumPacket(PacketType.ACK, zxid))
 
     _propose = Leader.propose
 
@@ -80,7 +80,7 @@ if "ack-before-fsync" in BUGS:
         _propose(self, zxid, txn, new_config)
         self.durable(zxid)
 
-    Learner._log_and_ack = _log_and_ack
+    LearnerState.log_and_ack = _log_and_ack
     Leader.propose = propose
 
 if "deposed-leader" in BUGS:

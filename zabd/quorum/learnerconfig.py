@@ -19,6 +19,8 @@ from zabd.quorum.snapstream import QuorumWireError
 
 
 class LearnerConfigs:
+    """The configs one learner has seen and put in force, and when each takes effect."""
+
     def __init__(self, version: int, on_seen: Callable[[QuorumVerifier], None],
                  on_config: Callable[[QuorumVerifier, int | None], bool]) -> None:
         #: The version of the config in force here.

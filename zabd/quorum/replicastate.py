@@ -20,6 +20,8 @@ from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH
 
 
 class ReplicaState:
+    """The disk-independent half of a Replica: tree, sessions, committed log, epochs, unapplied txns."""
+
     def __init__(self, commit_log_count: int) -> None:
         self.committed = CommittedLog(commit_log_count)
         self.tree = DataTree()
