@@ -37,6 +37,9 @@ from zabd.jute.txns import CreateTxn, Txn, TxnHeader
 from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.roles import Timing
 from zabd.quorum.snapstream import SnapshotStream, SnapshotStreamDecoder, snapshot_stream_chunks
+from zabd.election.links import MessageHandler
+from zabd.metrics.server import ServerMetrics
+from zabd.peer.assembly import PeerParts, PeerSpec, Unowned, assemble_peer
 from zabd.server.election_port import ElectionPortFactory
 from zabd.server.quorum_port import QuorumPortFactory, QuorumReactor, ReactorQuorumNetwork, ReactorScheduler
 
@@ -177,19 +180,17 @@ class LoopbackEnsemble:
                     late: tuple[_LateFactory, _LateFactory]) -> LoopbackPeer:
         scheduler = ReactorScheduler(self.reactor)
         replica = MemoryReplica(scheduler)
-        box: list[QuorumPeer] = []
 
-        def on_message(src: int, payload: bytes) -> None:
-            box[0].election_message(src, payload)
+        def election_links(deliver: MessageHandler) -> ElectionPortFactory:
+            return ElectionPortFactory(sid, f"{HOST}:{election_addrs[sid][1]}", election_addrs, deliver, self.reactor)
 
-        election = ElectionPortFactory(sid, f"{HOST}:{election_addrs[sid][1]}", election_addrs, on_message,
-                                       self.reactor)
         network = ReactorQuorumNetwork(self.reactor, quorum_addrs, self.timing.init_ms)
-        peer = QuorumPeer(sid, self.verifier, replica, scheduler, scheduler.now_ms, self.timing, election, network)
-        box.append(peer)
-        quorum_port = QuorumPortFactory(peer.quorum_connection, self.reactor)
+        parts = PeerParts(replica, scheduler, scheduler.now_ms, election_links, network,
+                          lambda accept: QuorumPortFactory(accept, self.reactor), ServerMetrics())
+        assembled = assemble_peer(PeerSpec(sid, self.verifier, self.timing), parts, Unowned())
+        election, quorum_port = assembled.election, assembled.quorum_listener
         late[0].build, late[1].build = quorum_port.buildProtocol, election.buildProtocol
-        return LoopbackPeer(peer, replica, election, quorum_port, network, list(listening))
+        return LoopbackPeer(assembled.peer, replica, election, quorum_port, network, list(listening))
 
     def live(self) -> dict[int, LoopbackPeer]:
         return {sid: p for sid, p in self.peers.items() if sid not in self.down}

@@ -43,7 +43,10 @@ from zabd.peer.standalone import client_ports_text, exit_now, load_database, ser
 from zabd.views.stats_view import FourLetterWords
 from zabd.serving.readonly import read_only_grace_ms
 from zabd.serving.standalone import StandaloneServer
+from zabd.peer.assembly import AcceptLearner, PeerParts, PeerSpec, assemble_peer
+from zabd.peer.servers import standalone_server
 from zabd.peer.switch import ServingSwitch
+from zabd.election.links import MessageHandler
 
 log = Logger()
 
@@ -52,6 +55,12 @@ READ_ONLY_POLL_MS = 100
 
 
 class EnsembleService(MultiService):
+    """twistd's ensemble peer: its storage, ports, timers and the QuorumPeer of zabd.peer.assembly.
+
+    It owns the peer (a PeerOwner): clients follow the peer's role, and
+    addresses and the dynamic config files follow its configs.
+    """
+
     def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = exit_now,
                  security: Security | None = None) -> None:
         super().__init__()
@@ -131,32 +140,37 @@ class EnsembleService(MultiService):
         scheduler = ReactorScheduler(self.reactor)
         members = ensemble.verifier.all_members
         me = ensemble.my_server
-        self.election = ElectionPortFactory(
-            ensemble.myid, f"{me.election_addr[0]}:{me.election_addr[1]}",
-            {sid: m.election_addr for sid, m in members.items() if sid != ensemble.myid},
-            lambda sid, payload: self._peer().election_message(sid, payload),
-            quorum_reactor(config, self.security, self.reactor, self.quorum_tls, "election"),
-            connect_timeout_ms=options.cnx_timeout_ms, handshake_timeout_ms=timing.sync_ms,
-        )
         quorum_tcp = quorum_reactor(config, self.security, self.reactor, self.quorum_tls, "quorum")
         self.quorum_network = ReactorQuorumNetwork(
             quorum_tcp, {sid: m.quorum_addr for sid, m in members.items()},
             connect_timeout_ms=timing.init_ms, keep_alive=options.tcp_keep_alive,
         )
-        self.quorum_port = QuorumPortFactory(lambda stream: self._peer().quorum_connection(stream), quorum_tcp,
-                                             keep_alive=options.tcp_keep_alive)
-        peer = QuorumPeer(ensemble.myid, ensemble.verifier, replica, scheduler, scheduler.now_ms, timing,
-                          self.election, self.quorum_network, observer=ensemble.is_observer,
-                          observer_logs=options.sync_enabled, last_seen=ensemble.last_seen, metrics=self.metrics)
-        self.peer = peer
-        self.config_files = ConfigFiles(config, self.reactor, self.storage.pool)
-        peer.on_config_changed = self._config_changed
         read_only_after = read_only_grace_ms(config.tick_time) if config.read_only_mode_enabled else None
-        self.switch = ServingSwitch(dataclasses.replace(server_options(config, self.metrics, scheduler),
-                                                        server_id=ensemble.myid),
-                                    self.reactor.seconds, read_only_after_ms=read_only_after)
-        self.view = EnsembleView(peer, StandaloneServer(self.switch.options, self.reactor.seconds,
-                                                        tree=replica.tree), config)
+        switch = ServingSwitch(dataclasses.replace(server_options(config, self.metrics, scheduler),
+                                                   server_id=ensemble.myid),
+                               self.reactor.seconds, read_only_after_ms=read_only_after)
+
+        def election_links(deliver: MessageHandler) -> ElectionPortFactory:
+            return ElectionPortFactory(
+                ensemble.myid, f"{me.election_addr[0]}:{me.election_addr[1]}",
+                {sid: m.election_addr for sid, m in members.items() if sid != ensemble.myid}, deliver,
+                quorum_reactor(config, self.security, self.reactor, self.quorum_tls, "election"),
+                connect_timeout_ms=options.cnx_timeout_ms, handshake_timeout_ms=timing.sync_ms,
+            )
+
+        def learners_port(accept: AcceptLearner) -> QuorumPortFactory:
+            return QuorumPortFactory(accept, quorum_tcp, keep_alive=options.tcp_keep_alive)
+
+        spec = PeerSpec(ensemble.myid, ensemble.verifier, timing, observer=ensemble.is_observer,
+                        observer_logs=options.sync_enabled, last_seen=ensemble.last_seen)
+        parts = PeerParts(replica, scheduler, scheduler.now_ms, election_links, self.quorum_network, learners_port,
+                          self.metrics, switch)
+        assembled = assemble_peer(spec, parts, self)
+        self.election, self.quorum_port, self.switch = assembled.election, assembled.quorum_listener, switch
+        peer = self.peer = assembled.peer
+        self.config_files = ConfigFiles(config, self.reactor, self.storage.pool)
+        self.view = EnsembleView(peer, standalone_server(switch.options, self.reactor.seconds, tree=replica.tree),
+                                 config)
         words = FourLetterWords(self.view.server, config, self.view)
         for listener in admin_services(self.view, config, self.reactor, self.security.admin,
                                        self.metrics.admin_tls):
@@ -165,7 +179,6 @@ class EnsembleService(MultiService):
                                          config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit,
                                          metrics=self.metrics, clock=self.reactor)
         self.client_ports.serve(self.clients)
-        peer.on_serving_changed = self._serving_changed
         log.info("zabd peer {myid} of {n} ({kind}): clients on {ports}, quorum on {quorum}, election on {election}"
                  " ({quorum_security})", myid=ensemble.myid, n=len(members),
                  kind="observer" if ensemble.is_observer else "participant", ports=client_ports_text(config),
@@ -177,8 +190,8 @@ class EnsembleService(MultiService):
 
     # -- roles ---------------------------------------------------------------
 
-    def _serving_changed(self, peer: QuorumPeer) -> None:
-        self.switch.changed(peer)
+    def serving_changed(self, peer: QuorumPeer) -> None:
+        """The switch has followed the peer: clients and the views follow the switch."""
         self._switched(peer)
 
     def _poll_read_only(self) -> None:
@@ -190,7 +203,8 @@ class EnsembleService(MultiService):
         self.clients.server = client_server(self.switch, peer, self.ensemble.options.leader_serves)
         self.view.follow(self.switch.server)
 
-    def _config_changed(self, verifier: QuorumVerifier, in_force: bool) -> None:
+    def config_changed(self, verifier: QuorumVerifier, in_force: bool) -> None:
+        """Peers' addresses follow the config in force; the dynamic config files record each one."""
         if in_force:
             members = verifier.all_members
             self.election.set_peers({sid: m.election_addr for sid, m in members.items()})

@@ -22,6 +22,7 @@ from zabd.persist.persistence import Storage, open_database
 from zabd.server.quorum_port import ReactorScheduler
 from zabd.server.security import ClientListeners, Security, load_security
 from zabd.serving.requestthrottle import Scheduler
+from zabd.peer.servers import standalone_server
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.views.stats_view import FourLetterWords
 from zabd.storage.logformat import CorruptLogError
@@ -126,8 +127,8 @@ class ZabdService(MultiService):
         config = self.config
         recovered = load_database(config)
         self.storage.loaded(recovered)
-        server = StandaloneServer(server_options(config, self.metrics, ReactorScheduler(self.reactor)),
-                                  self.reactor.seconds, self.storage.log, recovered.tree, recovered.sessions)
+        server = standalone_server(server_options(config, self.metrics, ReactorScheduler(self.reactor)),
+                                   self.reactor.seconds, self.storage.log, recovered.tree, recovered.sessions)
         self.server = server
         words = FourLetterWords(server, config)
         # The HTTP admin endpoint reads the same view as the four-letter words.

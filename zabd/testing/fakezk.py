@@ -35,6 +35,7 @@ from zabd.jute.opcodes import NOTIFICATION_XID, KeeperState
 from zabd.jute.records import ConnectRequest, ConnectResponse, WatcherEvent
 from zabd.jute.schema import Record, encode
 from zabd.serving.connection import ServerConnection
+from zabd.peer.servers import standalone_server
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 
 _LENGTH = struct.Struct(">i")
@@ -181,7 +182,7 @@ class RealServer(FakeServer):
     def __init__(self, clock: Clock, options: ServerOptions | None = None,
                  server: StandaloneServer | None = None) -> None:
         super().__init__()
-        self.server = server or StandaloneServer(options or ServerOptions(), clock.seconds)
+        self.server = server or standalone_server(options or ServerOptions(), clock.seconds)
         self._ports = 50000
 
     def connected(self, conn: FakeConnection) -> None:

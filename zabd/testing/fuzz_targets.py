@@ -39,6 +39,7 @@ from zabd.server.client_port import ClientPortFactory
 from zabd.config.zoocfg import ZabdConfig
 from zabd.views.fourletter import COMMANDS
 from zabd.views.stats_view import FourLetterWords
+from zabd.peer.servers import standalone_server
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.testing import fuzz_seeds as seeds
 
@@ -133,7 +134,7 @@ class ClientTarget:
         self.clock.advance(1_700_000_000)
         odd = self.count // REBUILD % 2 == 1  # every other server has TTL nodes and quotas on
         options = ServerOptions(settings=Settings(extended_types=odd, enforce_quota=odd), super_digest=SUPER)
-        self.server = StandaloneServer(options, self.clock.seconds)
+        self.server = standalone_server(options, self.clock.seconds)
         config = ZabdConfig(four_letter_words=frozenset(COMMANDS.values()), data_dir=self.data_dir, tick_time=2000)
         words = FourLetterWords(self.server, config)
         self.factory = ClientPortFactory(self.server, words.answer, COMMANDS, 0xFFFFF, 0)
