@@ -18,7 +18,7 @@ import random
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from zabd.core.sessions import session_password
 from zabd.jute.codec import Writer
@@ -27,9 +27,7 @@ from zabd.jute.records import ConnectRequest
 from zabd.jute.schema import Record, encode
 from zabd.serving.connection import ServerConnection
 from zabd.serving.standalone import StandaloneServer
-
-if TYPE_CHECKING:
-    from zabd.testing.chaos_workload import Workload
+from zabd.testing.simulation import Simulation
 
 _REPLY = struct.Struct(">iqi")
 #: Session timeouts asked for (the simulated peers allow 400..4000 ms).
@@ -48,6 +46,43 @@ class Op:
     sid: int = 0
     err: int | None = None
     zxid: int = -1
+
+
+class ServingPeers(Protocol):
+    """The ensemble as a client sees it (zabd.testing.ensemble.SimEnsemble)."""
+
+    @property
+    def sids(self) -> list[int]: ...
+
+    def server(self, sid: int) -> StandaloneServer | None: ...
+
+
+class Workload(Protocol):
+    """What clients share (zabd.testing.chaos_workload.Workload): the world, the records, what to do next."""
+
+    sim: Simulation
+    rng: random.Random
+    think_ms: int
+    issuing: bool
+    stopped: bool
+    #: The last fake client port handed out.
+    port: int
+    ops: list[Op]
+    links: list[ClientLink]
+    expired: list[tuple[int, int]]
+    closed: list[tuple[int, int]]
+
+    @property
+    def ensemble(self) -> ServingPeers: ...
+
+    def issue(self, client: Client) -> None:
+        """Send the client's next request."""
+
+    def answered(self, client: Client, op: Op, body: bytes) -> None:
+        """A reply arrived for ``op``."""
+
+    def report(self, kind: str, message: str) -> None:
+        """An invariant broke."""
 
 
 class ClientLink:
@@ -110,6 +145,8 @@ class ClientLink:
 
 
 class Client:
+    """One simulated ZooKeeper client: a session, its requests in order, and the checks it makes alone."""
+
     def __init__(self, workload: Workload, index: int) -> None:
         self.workload = workload
         self.index = index

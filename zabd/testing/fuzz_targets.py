@@ -40,7 +40,7 @@ from zabd.config.zoocfg import ZabdConfig
 from zabd.views.fourletter import COMMANDS
 from zabd.views.stats_view import FourLetterWords
 from zabd.peer.servers import standalone_server
-from zabd.serving.standalone import ServerOptions, StandaloneServer
+from zabd.serving.standalone import ServerOptions
 from zabd.testing import fuzz_seeds as seeds
 
 try:  # the unit tests' full tree check, when run from a source tree
@@ -210,18 +210,6 @@ def _check_replies(out: bytes) -> list[bytes]:
         err = struct.unpack_from(">iqi", body)[2]
         assert err in _CODES, f"error code {err} is not ZooKeeper's"
     return frames
-
-
-def make_target(name: str, data_dir: str) -> Target:
-    if name == "jute":
-        return JuteTarget()
-    if name == "client":
-        return ClientTarget(data_dir)
-    if name in ("quorum", "election"):
-        from zabd.testing.fuzz_peers import ElectionTarget, QuorumTarget
-
-        return QuorumTarget() if name == "quorum" else ElectionTarget()
-    raise ValueError(f"unknown target {name!r}")
 
 
 TARGETS = ("jute", "client", "quorum", "election")
