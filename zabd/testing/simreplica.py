@@ -23,7 +23,8 @@ from zabd.storage.epochs import (
 )
 from zabd.storage.layout import SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name
 from zabd.storage.truncate import TruncateError
-from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore, SimTxnLog
+from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore
+from zabd.testing.memlog import SimTxnLog
 from zabd.testing.simulation import Scope
 
 
