@@ -92,11 +92,16 @@ def twistd_argv(args: list[str]) -> list[str]:
     return [*twistd_args, "--nodaemon", TAPNAME, *plugin_args]
 
 
+def run_twistd() -> None:
+    """twistd on ``sys.argv``, as the ``twistd`` script runs it, with zabd as its one subcommand."""
+    app.run(twistd.runApp, ZabdServerOptions)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run twistd with the zabd plugin in this process; twistd exits when the server stops."""
     args = sys.argv[1:] if argv is None else argv
     sys.argv = ["zabd", *twistd_argv(args)]
-    app.run(twistd.runApp, ZabdServerOptions)
+    run_twistd()
 
 
 if __name__ == "__main__":
