@@ -15,6 +15,8 @@ ERRORS_OBSERVED = frozenset({"NoNode", "NodeExists", "BadVersion"})  # errors th
 
 
 class Outcome(enum.Enum):
+    """How an operation ended: acknowledged, refused by the server, or not known."""
+
     OK = "ok"
     FAILED = "failed"
     UNKNOWN = "unknown"

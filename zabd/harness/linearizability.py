@@ -45,6 +45,8 @@ DEFAULT_MAX_STATES = 200_000
 
 
 class Verdict(enum.Enum):
+    """The checker's answer for a key or a whole history."""
+
     LINEARIZABLE = "linearizable"
     NOT_LINEARIZABLE = "not linearizable"
     INCONCLUSIVE = "inconclusive"
@@ -80,6 +82,8 @@ class KeyResult:
 
 @dataclass(frozen=True, slots=True)
 class HistoryResult:
+    """The verdict of every key of a history, and the anomalies the scans found."""
+
     keys: tuple[KeyResult, ...]
     anomalies: tuple[Anomaly, ...]
 

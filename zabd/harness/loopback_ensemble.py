@@ -67,6 +67,8 @@ def _stop_listening(port: IListeningPort) -> Deferred[None]:
 
 @dataclass(slots=True)
 class LoopbackPeer:
+    """One peer of a loopback ensemble, with the ports and dialler that stop with it."""
+
     peer: QuorumPeer
     replica: MemoryReplica
     election: ElectionPortFactory
@@ -84,6 +86,8 @@ class LoopbackPeer:
 
 
 class LoopbackEnsemble:
+    """Real QuorumPeers on loopback TCP in this process, with memory replicas, to elect, write and fail over."""
+
     def __init__(self, reactor: QuorumReactor, count: int, timing: Timing = LOOPBACK_TIMING) -> None:
         self.reactor = reactor
         self.timing = timing

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_service -*-
+# -*- test-case-name: tests.interop.test_processes,tests.unit.test_config_overload -*-
 """Wire a standalone zabd from a ZabdConfig: storage, the client port and the timers."""
 from __future__ import annotations
 

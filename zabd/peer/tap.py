@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_cli -*-
 """``twistd zabd``: command-line options and the service they make."""
 from __future__ import annotations
 

@@ -36,6 +36,8 @@ TIMEOUTS_MS = (1200, 2000, 4000)
 
 @dataclass(eq=False)
 class Op:
+    """One client request of a chaos run, and once answered its error and zxid."""
+
     client: int
     session: int
     xid: int

@@ -76,6 +76,8 @@ class _Dial:
 
 
 class FakeConnector:
+    """The IConnector a client gets from FakeNetwork.connectTCP."""
+
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.state = "connecting"

@@ -30,6 +30,8 @@ _PAGE_KB = resource.getpagesize() // 1024
 
 @dataclass
 class Finding:
+    """Something a fuzz input made go wrong (a crash, a hang, memory), with the input to replay it."""
+
     target: str
     kind: str  # "crash", "hang" or "memory"
     data: bytes
@@ -55,6 +57,8 @@ class Finding:
 
 @dataclass
 class Report:
+    """What one fuzz run did: inputs, time, the slowest input, memory, and the findings."""
+
     target: str
     inputs: int = 0
     seconds: float = 0.0

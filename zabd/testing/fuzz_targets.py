@@ -63,6 +63,8 @@ _CODES = frozenset(int(code) for code in Code)
 
 
 class Target(Protocol):
+    """What the fuzzer drives: its seed corpus, one input at a time, and a check that it still works."""
+
     name: str
 
     def seeds(self) -> list[bytes]: ...

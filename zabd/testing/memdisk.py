@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.unit.test_simulation -*-
-"""An in-memory disk that loses what was not synced when its node crashes, and a txn log on it.
+"""An in-memory disk that loses what was not synced when its node crashes, and an epoch store on it.
 
 What :class:`MemoryDisk` models, after POSIX rather than any one file system:
 

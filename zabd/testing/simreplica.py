@@ -29,6 +29,9 @@ from zabd.testing.simulation import Scope
 
 
 class SimReplica(ReplicaState):
+    """A Replica (zabd.quorum.roles) on a MemoryDisk: its txn log, epochs and snapshots survive crashes as a disk's
+    would."""
+
     def __init__(self, scope: Scope, disk: MemoryDisk, *, commit_log_count: int = 500,
                  fsync_ms: tuple[int, int] = (1, 10)) -> None:
         super().__init__(commit_log_count)
