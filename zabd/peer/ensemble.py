@@ -15,25 +15,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
-from zabd.admin.listeners import admin_services
 from zabd.config.ensemble import EnsembleConfig
 from zabd.ensemble.peer import QuorumPeer
 from zabd.membership.verifier import QuorumVerifier
 from zabd.metrics.server import ServerMetrics
 from zabd.metrics.tls import TlsCounters
 from zabd.quorum.roles import Timing
-from zabd.server.client_port import ClientPortFactory
 from zabd.config.zoocfg import ZabdConfig
 from zabd.server.binding import PortBinder, bind_or_exit
 from zabd.persist.configfiles import ConfigFiles
 from zabd.persist.diskreplica import DiskReplica
 from zabd.server.election_port import ElectionPortFactory
 from zabd.views.ensemble_view import EnsembleView
-from zabd.views.fourletter import COMMANDS
 from zabd.persist.persistence import Storage, data_dirs
 from zabd.server.quorum_port import QuorumPortFactory, ReactorQuorumNetwork, ReactorScheduler
 from zabd.server.security import (
@@ -44,6 +40,7 @@ from zabd.views.stats_view import FourLetterWords
 from zabd.serving.readonly import read_only_grace_ms
 from zabd.serving.standalone import StandaloneServer
 from zabd.peer.assembly import AcceptLearner, PeerParts, PeerSpec, assemble_peer
+from zabd.peer.clientside import every, serve_clients
 from zabd.peer.servers import standalone_server
 from zabd.peer.switch import ServingSwitch
 from zabd.election.links import MessageHandler
@@ -81,19 +78,13 @@ class EnsembleService(MultiService):
         self.client_ports.setServiceParent(self)
         #: The quorum and election ports' handshakes (3.8 shows no figures for them).
         self.quorum_tls = TlsCounters()
-        if self.security.quorum is not None and config.security.reload_quorum_certs:
-            reloader = TimerService(RELOAD_INTERVAL_S, reload_stores, self.security.quorum, "quorum")
-            reloader.clock = reactor
-            reloader.setServiceParent(self)
-        for interval_ms, work in ((config.tick_time, self._expire_sessions),
-                                  (config.container_check_interval_ms, self._collect_containers)):
-            timer = TimerService(interval_ms / 1000.0, work)
-            timer.clock = reactor
-            timer.setServiceParent(self)
+        quorum_stores = self.security.quorum
+        if quorum_stores is not None and config.security.reload_quorum_certs:
+            every(self, reactor, int(RELOAD_INTERVAL_S * 1000), lambda: reload_stores(quorum_stores, "quorum"))
+        every(self, reactor, config.tick_time, self._expire_sessions)
+        every(self, reactor, config.container_check_interval_ms, self._collect_containers)
         if config.read_only_mode_enabled:
-            poller = TimerService(READ_ONLY_POLL_MS / 1000.0, self._poll_read_only)
-            poller.clock = reactor
-            poller.setServiceParent(self)
+            every(self, reactor, READ_ONLY_POLL_MS, self._poll_read_only)
 
     # -- startup -------------------------------------------------------------
 
@@ -172,13 +163,8 @@ class EnsembleService(MultiService):
         self.view = EnsembleView(peer, standalone_server(switch.options, self.reactor.seconds, tree=replica.tree),
                                  config)
         words = FourLetterWords(self.view.server, config, self.view)
-        for listener in admin_services(self.view, config, self.reactor, self.security.admin,
-                                       self.metrics.admin_tls):
-            listener.setServiceParent(self)
-        self.clients = ClientPortFactory(None, words.answer, COMMANDS, config.jute_max_buffer,
-                                         config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit,
-                                         metrics=self.metrics, clock=self.reactor)
-        self.client_ports.serve(self.clients)
+        self.clients = serve_clients(self, config, self.reactor, self.security, self.metrics, self.client_ports,
+                                     None, words, self.view)
         log.info("zabd peer {myid} of {n} ({kind}): clients on {ports}, quorum on {quorum}, election on {election}"
                  " ({quorum_security})", myid=ensemble.myid, n=len(members),
                  kind="observer" if ensemble.is_observer else "participant", ports=client_ports_text(config),
