@@ -33,6 +33,8 @@ setup(
             "mypy-zope",
             # The layer and no-cycle contracts in pyproject.toml (tests/unit/test_layers.py).
             "import-linter",
+            # Builds the editable install of tests/interop/test_editable_install.py without a download.
+            "wheel",
         ],
     },
     entry_points={"console_scripts": ["zabd = zabd.peer.cli:main", "zabd-bench = zabd.tools.bench:main"]},
