@@ -8,6 +8,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
+    # The project root as the one package root: an editable install then puts the root itself on
+    # sys.path (a static .pth, where setuptools would otherwise install an import hook that knows
+    # zabd alone), and Twisted finds twisted/plugins/zabd_plugin.py there, as it looks for
+    # twisted/plugins in every sys.path entry (twisted.plugin.pluginPackagePaths).
+    package_dir={"": "."},
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
     package_data={"zabd": ["py.typed"]},
     # TLS: Twisted's (pyOpenSSL); key stores: cryptography (PKCS12, PEM) and pyjks (JKS).
@@ -28,9 +33,11 @@ setup(
             "mypy-zope",
             # The layer and no-cycle contracts in pyproject.toml (tests/unit/test_layers.py).
             "import-linter",
+            # Builds the editable install of tests/interop/test_editable_install.py without a download.
+            "wheel",
         ],
     },
-    entry_points={"console_scripts": ["zabd-bench = zabd.tools.bench:main"]},
+    entry_points={"console_scripts": ["zabd = zabd.peer.cli:main", "zabd-bench = zabd.tools.bench:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",

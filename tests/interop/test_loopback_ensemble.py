@@ -18,7 +18,7 @@ from zabd.jute.txns import CreateTxn, Txn, TxnHeader
 from zabd.quorum.snapstream import SnapshotStreamDecoder
 from zabd.server.quorum_port import ReactorScheduler
 from zabd.storage.epochs import epoch_of
-from zabd.harness.loopback_ensemble import MemoryReplica
+from zabd.harness.memreplica import MemoryReplica
 
 DEADLINE_S = 60
 WRITES = 200

@@ -14,7 +14,8 @@ from zabd.jute.txns import CreateSessionTxn, Txn, TxnHeader
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH
 from zabd.storage.logformat import encode_record, file_header, scan_log
-from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore, SimTxnLog, parse_log
+from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore
+from zabd.testing.memlog import SimTxnLog, parse_log
 from zabd.testing.simelection import SimElectionNetwork
 from zabd.testing.simnet import SimNetwork, StreamEnd
 from zabd.testing.simulation import Simulation, SimulationStuck

@@ -57,6 +57,8 @@ PAUSE_MAX_S = 2.5
 
 @dataclass
 class Options:
+    """How a black-box run goes: the server, how many fault cycles, which faults, and the timings."""
+
     target: str = "zabd"
     cycles: int = 6
     seconds: float = 120.0

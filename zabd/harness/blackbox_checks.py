@@ -51,6 +51,8 @@ SYNC_NAMES = {"diff": "DIFF", "truncating": "TRUNC", "snapshot": "SNAP"}
 
 @dataclass
 class Report:
+    """What a black-box run did and what the checks found."""
+
     target: str
     seed: int
     cycles: int = 0

@@ -52,7 +52,13 @@ ZOOKEEPER_SYSTEM_PROPERTIES: Mapping[str, str] = {
     "readonlymode.enabled": "readonlymode.enabled",
 }
 
-_TWISTD_BOOTSTRAP = "from twisted.scripts.twistd import run; run()"
+# twistd as the twistd script runs it, but with this checkout's zabd as its one subcommand: a
+# twisted/plugins/zabd_plugin.py of another zabd installed on the path (found first) cannot stand in.
+# An interpreter whose zabd predates zabd.peer.cli (ZABD_PYTHON) runs plain twistd.
+_TWISTD_BOOTSTRAP = (
+    "try:\n    from zabd.peer.cli import run_twistd as run\n"
+    "except ImportError:\n    from twisted.scripts.twistd import run\nrun()"
+)
 
 
 def repository_root() -> Path:

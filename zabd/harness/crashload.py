@@ -84,6 +84,8 @@ class WriterLedger:
 
 @dataclass(frozen=True)
 class CycleReport:
+    """One kill cycle: the writes acknowledged when the kill was ordered, in all, and sent."""
+
     cycle: int
     acked_at_kill: int  # success replies when the kill was ordered
     acked: int  # success replies in this cycle, including those read after the kill
@@ -92,6 +94,8 @@ class CycleReport:
 
 @dataclass(frozen=True)
 class VerifyReport:
+    """What reading the data back after the last cycle found."""
+
     nodes_read: int
     adopted: int  # in-flight writes of the last cycle that turned out applied
     problems: list[str]

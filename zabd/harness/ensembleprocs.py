@@ -26,78 +26,27 @@ from types import TracebackType
 
 from zabd.harness.commands import (
     LOCALHOST,
-    ZOOKEEPER_MAIN,
     admin_settings,
     write_config,
-    zabd_command,
     zabd_environment,
-    zookeeper_command,
 )
-from zabd.harness.probes import four_letter, free_port, listens_on, wait_until
+from zabd.harness.probes import four_letter, listens_on, wait_until
 from zabd.harness.processes import (
     ADDRESS_IN_USE,
     LOG_NAME,
-    NOT_SERVING,
     PORT_ATTEMPTS,
     ServerProcess,
     ServerStartError,
     _die_with_parent,
 )
+from zabd.harness.peercfg import (
+    ENSEMBLE_DEFAULTS, QUORUM_PEER_MAIN, SERVING_MODES, ZOOKEEPER_PEER_HEAP, distinct_free_ports, ensemble_settings,
+    epoch_of, parse_mode, parse_zxid, quorum_peer_command,
+)
 
-QUORUM_PEER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-SERVING_MODES = ("leader", "follower", "observer")
-#: Short ticks so that elections and syncs take a second or two; the limits are 3.8's defaults.
-ENSEMBLE_DEFAULTS: Mapping[str, str] = {"tickTime": "200", "initLimit": "10", "syncLimit": "5"}
-#: Five JVMs on a small machine: the brief's heap, unless the benchmarks raise it.
-ZOOKEEPER_PEER_HEAP = "256m"
-
-
-def parse_mode(srvr: str) -> str | None:
-    """The ``Mode:`` of a ``srvr`` answer, None while the peer is not serving."""
-    if NOT_SERVING in srvr:
-        return None
-    for line in srvr.splitlines():
-        if line.startswith("Mode:"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
-def parse_zxid(srvr: str) -> int | None:
-    for line in srvr.splitlines():
-        if line.startswith("Zxid:"):
-            return int(line.split(":", 1)[1].strip(), 16)
-    return None
-
-
-def epoch_of(zxid: int) -> int:
-    return zxid >> 32
-
-
-def ensemble_settings(
-    sid: int, client_ports: Mapping[int, int], quorum_ports: Mapping[int, int],
-    election_ports: Mapping[int, int], observers: Collection[int], extra_cfg: Mapping[str, str] | None,
-) -> dict[str, str]:
-    """The zoo.cfg lines (beyond write_config's) of peer ``sid``: server.N lines, limits, peerType."""
-    settings = dict(ENSEMBLE_DEFAULTS)
-    for member in sorted(client_ports):
-        suffix = ":observer" if member in observers else ""
-        settings[f"server.{member}"] = f"{LOCALHOST}:{quorum_ports[member]}:{election_ports[member]}{suffix}"
-    if sid in observers:
-        settings["peerType"] = "observer"
-    settings.update(extra_cfg or {})
-    return settings
-
-
-def quorum_peer_command(kind: str, cfg: Path, workdir: Path, extra_cfg: Mapping[str, str] | None) -> list[str]:
-    """commands.py's command line, with ZooKeeper's quorum main class and a smaller heap."""
-    if kind == "zabd":
-        return zabd_command(cfg)
-    command = zookeeper_command(cfg, workdir, extra_cfg)
-    command[command.index(ZOOKEEPER_MAIN)] = QUORUM_PEER_MAIN
-    if "ZABD_ZOOKEEPER_HEAP" not in os.environ:
-        command = [f"-Xmx{ZOOKEEPER_PEER_HEAP}" if arg.startswith("-Xmx") else arg for arg in command]
-    return command
-
+__all__ = ["ENSEMBLE_DEFAULTS", "QUORUM_PEER_MAIN", "SERVING_MODES", "ZOOKEEPER_PEER_HEAP", "Ensemble", "EnsemblePeer",
+           "ensemble_settings", "epoch_of", "parse_mode", "parse_zxid", "prepare_ensemble", "quorum_peer_command",
+           "start_ensemble"]
 
 @dataclass(eq=False)
 class EnsemblePeer:
@@ -281,15 +230,6 @@ class Ensemble:
         self.stop_all()
 
 
-def _distinct_free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 def prepare_ensemble(
     kind: str, workdir: Path, voters: int = 3, observers: int = 0, extra_cfg: Mapping[str, str] | None = None,
     admin: bool = False, peer_cfg: Mapping[int, Mapping[str, str]] | None = None,
@@ -305,7 +245,7 @@ def prepare_ensemble(
     sids = list(range(1, voters + observers + 1))
     observer_sids = set(sids[voters:])
     per_peer = 4 if admin else 3
-    ports = _distinct_free_ports(per_peer * len(sids))
+    ports = distinct_free_ports(per_peer * len(sids))
 
     def nth(k: int) -> dict[int, int]:
         return {sid: ports[per_peer * i + k] for i, sid in enumerate(sids)}

@@ -44,7 +44,8 @@ from twisted.logger import globalLogBeginner, textFileLogObserver
 from zabd.harness.commands import zabd_environment
 from zabd.harness.flood_conn import KINDS
 from zabd.harness.flood_report import FloodReport, fd_limit_raise, summary_table
-from zabd.harness.flood_run import FloodSettings, flood
+from zabd.harness.flood_run import flood
+from zabd.harness.flood_settings import FloodSettings
 from zabd.harness.processes import ServerProcess, start_zabd, start_zookeeper
 
 #: Files the flooder and the server need beyond the connections themselves.

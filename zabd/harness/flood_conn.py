@@ -43,6 +43,8 @@ KINDS = ("setData", "create")
 
 @dataclass(frozen=True)
 class Encoded:
+    """One request body of a flood, encoded once and cut into chunks that connections share."""
+
     opcode: int
     chunks: tuple[bytes, ...]
     length: int
@@ -187,6 +189,8 @@ class FloodConnection(Int32StringReceiver):
 
 
 class FloodFactory(ClientFactory):
+    """Makes a flood's connections and tells of a connection that failed."""
+
     def __init__(self, make: Callable[[], FloodConnection], on_failed: Callable[[], None]) -> None:
         self.make = make
         self.on_failed = on_failed

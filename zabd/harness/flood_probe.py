@@ -7,7 +7,7 @@ that must be served once the flood is over.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ClientFactory, Protocol
@@ -21,9 +21,8 @@ from zabd.jute.opcodes import OpCode
 from zabd.jute.records import CreateRequest, PathWatchRequest
 from zabd.harness.flood_conn import OPEN_ACL, Session, SessionFactory
 from zabd.harness.flood_report import ProbeFigures, process_memory_kib
+from zabd.harness.flood_settings import FloodSettings
 
-if TYPE_CHECKING:
-    from zabd.harness.flood_run import FloodSettings
 
 log = Logger()
 

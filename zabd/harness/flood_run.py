@@ -14,7 +14,6 @@ per address) holds on both servers without touching their configs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredSemaphore
@@ -28,35 +27,10 @@ from zabd.harness.flood_probe import (
     CONNECT_TIMEOUT, PROBE_SOURCE, MemorySampler, OutstandingSampler, Probe, fresh_client, open_session,
 )
 from zabd.harness.flood_report import FloodReport, mib, process_alive
+from zabd.harness.flood_settings import FloodSettings
 
 #: A flooding connection must have its session this long after it dials, or it counts as hung.
 HANDSHAKE_DEADLINE = 60.0
-
-
-@dataclass(frozen=True)
-class FloodSettings:
-    host: str
-    port: int
-    #: The server's process id, for its memory and whether it is still alive.
-    pid: int
-    target: str = "server"
-    connections: int = 1000
-    requests: int = 4
-    value_size: int = 1_000_000
-    kinds: tuple[str, ...] = ("setData", "create")
-    #: Stop starting requests after this many seconds (0: send them all).
-    duration: float = 0.0
-    #: Every connection must be finished this long after the flood starts, or it counts as hung.
-    deadline: float = 300.0
-    per_address: int = 50
-    first_source: int = 10
-    session_timeout_ms: int = 30000
-    ping_interval: float = 0.05
-    handshakes_at_once: int = 50
-    path: str = "/flood"
-
-    def source(self, index: int) -> str:
-        return f"127.0.0.{self.first_source + index // self.per_address}"
 
 
 def _countdown(reactor: Any, deferreds: list[Deferred[None]], timeout: float) -> Deferred[bool]:

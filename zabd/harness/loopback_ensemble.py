@@ -4,7 +4,7 @@
 
 Each peer has its own election port (ElectionPortFactory), quorum port
 (QuorumPortFactory), dialler (ReactorQuorumNetwork) and scheduler on the one
-reactor, and a :class:`MemoryReplica`. The run waits for a serving leader
+reactor, and a MemoryReplica (zabd.harness.memreplica). The run waits for a serving leader
 with every peer synced, proposes ``--writes`` creates at the leader, checks
 that every peer holds the same (last zxid, tree digest), stops the leader,
 waits for another leader to serve, writes and checks again, and prints one
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,17 +26,18 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater, react
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
-from zabd.core.datatree import OPEN_ACL, DataTree
+from zabd.core.datatree import OPEN_ACL
 from zabd.election.messages import PeerState
 from zabd.membership.members import QuorumServer
 from zabd.ensemble.peer import QuorumPeer
-from zabd.ensemble.transport import Scheduler
 from zabd.membership.verifier import QuorumMaj
 from zabd.jute.opcodes import OpCode
 from zabd.jute.txns import CreateTxn, Txn, TxnHeader
-from zabd.quorum.replicastate import ReplicaState
 from zabd.quorum.roles import Timing
-from zabd.quorum.snapstream import SnapshotStream, SnapshotStreamDecoder, snapshot_stream_chunks
+from zabd.election.links import MessageHandler
+from zabd.metrics.server import ServerMetrics
+from zabd.peer.assembly import PeerParts, PeerSpec, Unowned, assemble_peer
+from zabd.harness.memreplica import MemoryReplica
 from zabd.server.election_port import ElectionPortFactory
 from zabd.server.quorum_port import QuorumPortFactory, QuorumReactor, ReactorQuorumNetwork, ReactorScheduler
 
@@ -45,81 +46,6 @@ LOOPBACK_TIMING = Timing(tick_ms=200, init_limit=10, sync_limit=5)
 HOST = "127.0.0.1"
 POLL_S = 0.01
 SESSION_ID = 0x5EED
-
-
-class MemoryReplica(ReplicaState):
-    """A Replica (zabd.quorum.roles) with its log in memory; each turn's appends are durable on the next turn.
-
-    ``save_snapshot`` does nothing, as nothing here outlives the process; a
-    TRUNC rebuilds from the last installed SNAP (kept as bytes) or the empty tree.
-    """
-
-    def __init__(self, scheduler: Scheduler, commit_log_count: int = 500) -> None:
-        super().__init__(commit_log_count)
-        self._scheduler = scheduler
-        self._base: tuple[int, bytes] | None = None
-        self._log: list[tuple[int, bytes]] = []  # after the base, in zxid order
-        self._durable: Callable[[int], None] = lambda zxid: None
-        self._flush_scheduled = False
-
-    def set_durable_callback(self, durable: Callable[[int], None]) -> None:
-        self._durable = durable
-
-    def log(self, zxid: int, txn: bytes) -> None:
-        self._log.append((zxid, txn))
-        self._logged(zxid, txn)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True  # one "fsync" for all appends of this turn
-            self._scheduler.call_later(0, self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._log:
-            self._durable(self._log[-1][0])
-
-    def truncate(self, zxid: int) -> None:
-        if self._base is not None and zxid < self._base[0]:
-            raise RuntimeError(f"cannot truncate to {zxid:#x}, below the snapshot at {self._base[0]:#x}")
-        self._log = [(z, txn) for z, txn in self._log if z <= zxid]
-        self._last_logged = self._log[-1][0] if self._log else 0
-        self._unapplied.clear()
-        self.tree, self._sessions = DataTree(), {}
-        if self._base is not None:
-            base_zxid, stream = self._base
-            decoder = SnapshotStreamDecoder()
-            decoder.feed(stream)
-            assert decoder.result is not None
-            self.tree, self._sessions = decoder.result.tree, dict(decoder.result.sessions)
-            self.tree.last_processed_zxid = base_zxid
-        self.committed.clear()
-        for _zxid, txn in self._log:
-            self._replay(txn)
-        self.committed.refill(self._log[-self.committed.capacity:])
-
-    def install(self, snapshot: SnapshotStream, zxid: int) -> None:
-        self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)
-        self.tree.last_processed_zxid = zxid
-        self._base = (zxid, b"".join(snapshot_stream_chunks(self.tree, self._sessions)))
-        self._log.clear()
-        self._last_logged = zxid
-        self._unapplied.clear()
-        self.committed.clear()
-
-    def save_snapshot(self) -> None:
-        """Nothing to do: a memory replica has no disk to recover from."""
-
-    def reload(self) -> None:
-        """Nothing to do: what memory holds is all there is."""
-
-    @property
-    def appends_in_flight(self) -> bool:
-        return self._flush_scheduled
-
-    def snapshot_stream(self) -> tuple[int, Iterator[bytes]]:
-        return self.tree.last_processed_zxid, snapshot_stream_chunks(self.tree, self._sessions)
-
-    def on_disk_history(self) -> None:
-        return None  # learners behind the committed log get a SNAP
 
 
 class _LateFactory(Factory):
@@ -141,6 +67,8 @@ def _stop_listening(port: IListeningPort) -> Deferred[None]:
 
 @dataclass(slots=True)
 class LoopbackPeer:
+    """One peer of a loopback ensemble, with the ports and dialler that stop with it."""
+
     peer: QuorumPeer
     replica: MemoryReplica
     election: ElectionPortFactory
@@ -158,6 +86,8 @@ class LoopbackPeer:
 
 
 class LoopbackEnsemble:
+    """Real QuorumPeers on loopback TCP in this process, with memory replicas, to elect, write and fail over."""
+
     def __init__(self, reactor: QuorumReactor, count: int, timing: Timing = LOOPBACK_TIMING) -> None:
         self.reactor = reactor
         self.timing = timing
@@ -177,19 +107,17 @@ class LoopbackEnsemble:
                     late: tuple[_LateFactory, _LateFactory]) -> LoopbackPeer:
         scheduler = ReactorScheduler(self.reactor)
         replica = MemoryReplica(scheduler)
-        box: list[QuorumPeer] = []
 
-        def on_message(src: int, payload: bytes) -> None:
-            box[0].election_message(src, payload)
+        def election_links(deliver: MessageHandler) -> ElectionPortFactory:
+            return ElectionPortFactory(sid, f"{HOST}:{election_addrs[sid][1]}", election_addrs, deliver, self.reactor)
 
-        election = ElectionPortFactory(sid, f"{HOST}:{election_addrs[sid][1]}", election_addrs, on_message,
-                                       self.reactor)
         network = ReactorQuorumNetwork(self.reactor, quorum_addrs, self.timing.init_ms)
-        peer = QuorumPeer(sid, self.verifier, replica, scheduler, scheduler.now_ms, self.timing, election, network)
-        box.append(peer)
-        quorum_port = QuorumPortFactory(peer.quorum_connection, self.reactor)
+        parts = PeerParts(replica, scheduler, scheduler.now_ms, election_links, network,
+                          lambda accept: QuorumPortFactory(accept, self.reactor), ServerMetrics())
+        assembled = assemble_peer(PeerSpec(sid, self.verifier, self.timing), parts, Unowned())
+        election, quorum_port = assembled.election, assembled.quorum_listener
         late[0].build, late[1].build = quorum_port.buildProtocol, election.buildProtocol
-        return LoopbackPeer(peer, replica, election, quorum_port, network, list(listening))
+        return LoopbackPeer(assembled.peer, replica, election, quorum_port, network, list(listening))
 
     def live(self) -> dict[int, LoopbackPeer]:
         return {sid: p for sid, p in self.peers.items() if sid not in self.down}

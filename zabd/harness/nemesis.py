@@ -32,6 +32,7 @@ from pathlib import Path
 
 from zabd.harness.commands import LOCALHOST, write_config, zabd_environment
 from zabd.harness.ensembleprocs import ENSEMBLE_DEFAULTS, Ensemble, EnsemblePeer, quorum_peer_command
+from zabd.harness.peercfg import distinct_free_ports
 from zabd.harness.probes import free_port
 
 #: The membership's version: the same on every peer, so that none takes another's.
@@ -213,19 +214,11 @@ def _close(sock: socket.socket) -> None:
         pass
 
 
-def _distinct_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        if (port := free_port()) not in ports:
-            ports.append(port)
-    return ports
-
-
 def prepare_proxied_ensemble(kind: str, workdir: Path, voters: int = 3, extra_cfg: Mapping[str, str] | None = None,
                              env: Mapping[str, str] | None = None) -> tuple[Ensemble, ProxyNetwork]:
     """Write every peer's zoo.cfg and membership (proxied as the module doc says); start nothing."""
     sids = list(range(1, voters + 1))
-    ports = _distinct_ports(3 * voters)
+    ports = distinct_free_ports(3 * voters)
     client = {sid: ports[3 * n] for n, sid in enumerate(sids)}
     quorum = {sid: ports[3 * n + 1] for n, sid in enumerate(sids)}
     election = {sid: ports[3 * n + 2] for n, sid in enumerate(sids)}

@@ -27,7 +27,6 @@ from zabd.harness.commands import (
     CFG_NAME,
     LOCALHOST,
     admin_settings,
-    repository_root,
     write_config,
     zabd_command,
     zabd_environment,

@@ -78,6 +78,8 @@ def relay(listen_port: int, target_port: int, out_prefix: str) -> None:
 
 
 class Ensemble:
+    """A ZooKeeper ensemble whose quorum traffic a relay records, for the wire captures."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.client = {sid: free_port() for sid in SIDS}

@@ -119,6 +119,8 @@ def plaintext_dial(port: int, payload: bytes, timeout: float) -> DialOutcome:
 
 @dataclass(frozen=True)
 class HandshakeOutcome:
+    """What a TLS handshake with a port agreed on."""
+
     version: str
     #: The common name of the certificate the port presented.
     server_name: str

@@ -15,25 +15,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
-from zabd.admin.listeners import admin_services
 from zabd.config.ensemble import EnsembleConfig
 from zabd.ensemble.peer import QuorumPeer
 from zabd.membership.verifier import QuorumVerifier
 from zabd.metrics.server import ServerMetrics
 from zabd.metrics.tls import TlsCounters
 from zabd.quorum.roles import Timing
-from zabd.server.client_port import ClientPortFactory
 from zabd.config.zoocfg import ZabdConfig
 from zabd.server.binding import PortBinder, bind_or_exit
 from zabd.persist.configfiles import ConfigFiles
 from zabd.persist.diskreplica import DiskReplica
 from zabd.server.election_port import ElectionPortFactory
 from zabd.views.ensemble_view import EnsembleView
-from zabd.views.fourletter import COMMANDS
 from zabd.persist.persistence import Storage, data_dirs
 from zabd.server.quorum_port import QuorumPortFactory, ReactorQuorumNetwork, ReactorScheduler
 from zabd.server.security import (
@@ -44,7 +40,11 @@ from zabd.views.stats_view import FourLetterWords
 from zabd.serving.readonly import read_only_grace_ms
 from zabd.serving.server import ClientServer
 from zabd.serving.standalone import StandaloneServer
+from zabd.peer.assembly import AcceptLearner, PeerParts, PeerSpec, assemble_peer
+from zabd.peer.clientside import every, serve_clients
+from zabd.peer.servers import standalone_server
 from zabd.peer.switch import ServingSwitch
+from zabd.election.links import MessageHandler
 
 log = Logger()
 
@@ -53,6 +53,12 @@ READ_ONLY_POLL_MS = 100
 
 
 class EnsembleService(MultiService):
+    """twistd's ensemble peer: its storage, ports, timers and the QuorumPeer of zabd.peer.assembly.
+
+    It owns the peer (a PeerOwner): clients follow the peer's role, and
+    addresses and the dynamic config files follow its configs.
+    """
+
     def __init__(self, config: ZabdConfig, reactor: Any, halt: Callable[[int], None] = exit_now,
                  security: Security | None = None) -> None:
         super().__init__()
@@ -73,19 +79,13 @@ class EnsembleService(MultiService):
         self.client_ports.setServiceParent(self)
         #: The quorum and election ports' handshakes (3.8 shows no figures for them).
         self.quorum_tls = TlsCounters()
-        if self.security.quorum is not None and config.security.reload_quorum_certs:
-            reloader = TimerService(RELOAD_INTERVAL_S, reload_stores, self.security.quorum, "quorum")
-            reloader.clock = reactor
-            reloader.setServiceParent(self)
-        for interval_ms, work in ((config.tick_time, self._expire_sessions),
-                                  (config.container_check_interval_ms, self._collect_containers)):
-            timer = TimerService(interval_ms / 1000.0, work)
-            timer.clock = reactor
-            timer.setServiceParent(self)
+        quorum_stores = self.security.quorum
+        if quorum_stores is not None and config.security.reload_quorum_certs:
+            every(self, reactor, int(RELOAD_INTERVAL_S * 1000), lambda: reload_stores(quorum_stores, "quorum"))
+        every(self, reactor, config.tick_time, self._expire_sessions)
+        every(self, reactor, config.container_check_interval_ms, self._collect_containers)
         if config.read_only_mode_enabled:
-            poller = TimerService(READ_ONLY_POLL_MS / 1000.0, self._poll_read_only)
-            poller.clock = reactor
-            poller.setServiceParent(self)
+            every(self, reactor, READ_ONLY_POLL_MS, self._poll_read_only)
 
     # -- startup -------------------------------------------------------------
 
@@ -132,41 +132,40 @@ class EnsembleService(MultiService):
         scheduler = ReactorScheduler(self.reactor)
         members = ensemble.verifier.all_members
         me = ensemble.my_server
-        self.election = ElectionPortFactory(
-            ensemble.myid, f"{me.election_addr[0]}:{me.election_addr[1]}",
-            {sid: m.election_addr for sid, m in members.items() if sid != ensemble.myid},
-            lambda sid, payload: self._peer().election_message(sid, payload),
-            quorum_reactor(config, self.security, self.reactor, self.quorum_tls, "election"),
-            connect_timeout_ms=options.cnx_timeout_ms, handshake_timeout_ms=timing.sync_ms,
-        )
         quorum_tcp = quorum_reactor(config, self.security, self.reactor, self.quorum_tls, "quorum")
         self.quorum_network = ReactorQuorumNetwork(
             quorum_tcp, {sid: m.quorum_addr for sid, m in members.items()},
             connect_timeout_ms=timing.init_ms, keep_alive=options.tcp_keep_alive,
         )
-        self.quorum_port = QuorumPortFactory(lambda stream: self._peer().quorum_connection(stream), quorum_tcp,
-                                             keep_alive=options.tcp_keep_alive)
-        peer = QuorumPeer(ensemble.myid, ensemble.verifier, replica, scheduler, scheduler.now_ms, timing,
-                          self.election, self.quorum_network, observer=ensemble.is_observer,
-                          observer_logs=options.sync_enabled, last_seen=ensemble.last_seen, metrics=self.metrics)
-        self.peer = peer
-        self.config_files = ConfigFiles(config, self.reactor, self.storage.pool)
-        peer.on_config_changed = self._config_changed
         read_only_after = read_only_grace_ms(config.tick_time) if config.read_only_mode_enabled else None
-        self.switch = ServingSwitch(dataclasses.replace(server_options(config, self.metrics, scheduler),
-                                                        server_id=ensemble.myid),
-                                    self.reactor.seconds, read_only_after_ms=read_only_after)
-        self.view = EnsembleView(peer, StandaloneServer(self.switch.options, self.reactor.seconds,
-                                                        tree=replica.tree), config)
+        switch = ServingSwitch(dataclasses.replace(server_options(config, self.metrics, scheduler),
+                                                   server_id=ensemble.myid),
+                               self.reactor.seconds, read_only_after_ms=read_only_after)
+
+        def election_links(deliver: MessageHandler) -> ElectionPortFactory:
+            return ElectionPortFactory(
+                ensemble.myid, f"{me.election_addr[0]}:{me.election_addr[1]}",
+                {sid: m.election_addr for sid, m in members.items() if sid != ensemble.myid}, deliver,
+                quorum_reactor(config, self.security, self.reactor, self.quorum_tls, "election"),
+                connect_timeout_ms=options.cnx_timeout_ms, handshake_timeout_ms=timing.sync_ms,
+            )
+
+        def learners_port(accept: AcceptLearner) -> QuorumPortFactory:
+            return QuorumPortFactory(accept, quorum_tcp, keep_alive=options.tcp_keep_alive)
+
+        spec = PeerSpec(ensemble.myid, ensemble.verifier, timing, observer=ensemble.is_observer,
+                        observer_logs=options.sync_enabled, last_seen=ensemble.last_seen)
+        parts = PeerParts(replica, scheduler, scheduler.now_ms, election_links, self.quorum_network, learners_port,
+                          self.metrics, switch)
+        assembled = assemble_peer(spec, parts, self)
+        self.election, self.quorum_port, self.switch = assembled.election, assembled.quorum_listener, switch
+        peer = self.peer = assembled.peer
+        self.config_files = ConfigFiles(config, self.reactor, self.storage.pool)
+        self.view = EnsembleView(peer, standalone_server(switch.options, self.reactor.seconds, tree=replica.tree),
+                                 config)
         words = FourLetterWords(self.view.server, config, self.view)
-        for listener in admin_services(self.view, config, self.reactor, self.security.admin,
-                                       self.metrics.admin_tls):
-            listener.setServiceParent(self)
-        self.clients = ClientPortFactory(None, words.answer, COMMANDS, config.jute_max_buffer,
-                                         config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit,
-                                         metrics=self.metrics, clock=self.reactor)
-        self.client_ports.serve(self.clients)
-        peer.on_serving_changed = self._serving_changed
+        self.clients = serve_clients(self, config, self.reactor, self.security, self.metrics, self.client_ports,
+                                     None, words, self.view)
         log.info("zabd peer {myid} of {n} ({kind}): clients on {ports}, quorum on {quorum}, election on {election}"
                  " ({quorum_security})", myid=ensemble.myid, n=len(members),
                  kind="observer" if ensemble.is_observer else "participant", ports=client_ports_text(config),
@@ -178,8 +177,8 @@ class EnsembleService(MultiService):
 
     # -- roles ---------------------------------------------------------------
 
-    def _serving_changed(self, peer: QuorumPeer) -> None:
-        self.switch.changed(peer)
+    def serving_changed(self, peer: QuorumPeer) -> None:
+        """The switch has followed the peer: clients and the views follow the switch."""
         self._switched(peer)
 
     def _poll_read_only(self) -> None:
@@ -191,7 +190,8 @@ class EnsembleService(MultiService):
         self.clients.server = client_server(self.switch, peer, self.ensemble.options.leader_serves)
         self.view.follow(self.switch.server)
 
-    def _config_changed(self, verifier: QuorumVerifier, in_force: bool) -> None:
+    def config_changed(self, verifier: QuorumVerifier, in_force: bool) -> None:
+        """Peers' addresses follow the config in force; the dynamic config files record each one."""
         if in_force:
             members = verifier.all_members
             self.election.set_peers({sid: m.election_addr for sid, m in members.items()})

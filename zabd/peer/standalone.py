@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_service -*-
+# -*- test-case-name: tests.interop.test_processes,tests.unit.test_config_overload -*-
 """Wire a standalone zabd from a ZabdConfig: storage, the client port and the timers."""
 from __future__ import annotations
 
@@ -6,22 +6,20 @@ import os
 import sys
 from typing import Any, Callable
 
-from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
-from zabd.admin.listeners import admin_services
 from zabd.metrics.server import ServerMetrics
 from zabd.pipeline.context import Settings
 from zabd.server.binding import StartupError
-from zabd.server.client_port import ClientPortFactory
 from zabd.config.zoocfg import ZabdConfig
 from zabd.config.overload import txn_size_limit
-from zabd.views.fourletter import COMMANDS
 from zabd.persist.persistence import Storage, open_database
 from zabd.server.quorum_port import ReactorScheduler
 from zabd.server.security import ClientListeners, Security, load_security
 from zabd.serving.requestthrottle import Scheduler
+from zabd.peer.clientside import every, serve_clients
+from zabd.peer.servers import standalone_server
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 from zabd.views.stats_view import FourLetterWords
 from zabd.storage.logformat import CorruptLogError
@@ -92,13 +90,8 @@ class ZabdService(MultiService):
         self.storage.setServiceParent(self)
         self.client_ports = ClientListeners(config, self.security, reactor, self.metrics.tls)
         self.client_ports.setServiceParent(self)
-        for interval_ms, work in (
-            (config.tick_time, lambda: self.running_server.expire_sessions()),
-            (config.container_check_interval_ms, lambda: self.running_server.collect_containers()),
-        ):
-            timer = TimerService(interval_ms / 1000.0, work)
-            timer.clock = reactor
-            timer.setServiceParent(self)
+        every(self, reactor, config.tick_time, lambda: self.running_server.expire_sessions())
+        every(self, reactor, config.container_check_interval_ms, lambda: self.running_server.collect_containers())
 
     @property
     def running_server(self) -> StandaloneServer:
@@ -126,18 +119,12 @@ class ZabdService(MultiService):
         config = self.config
         recovered = load_database(config)
         self.storage.loaded(recovered)
-        server = StandaloneServer(server_options(config, self.metrics, ReactorScheduler(self.reactor)),
-                                  self.reactor.seconds, self.storage.log, recovered.tree, recovered.sessions)
+        server = standalone_server(server_options(config, self.metrics, ReactorScheduler(self.reactor)),
+                                   self.reactor.seconds, self.storage.log, recovered.tree, recovered.sessions)
         self.server = server
         words = FourLetterWords(server, config)
-        # The HTTP admin endpoint reads the same view as the four-letter words.
-        for listener in admin_services(words.view, config, self.reactor, self.security.admin,
-                                       self.metrics.admin_tls):
-            listener.setServiceParent(self)
-        self.factory = ClientPortFactory(server, words.answer, COMMANDS, config.jute_max_buffer,
-                                         config.max_client_cnxns, config.max_cnxns, config.global_outstanding_limit,
-                                         metrics=self.metrics, clock=self.reactor)
-        self.client_ports.serve(self.factory)
+        self.factory = serve_clients(self, config, self.reactor, self.security, self.metrics, self.client_ports,
+                                     server, words, words.view)
         self._snapshot_after_start = recovered.replayed > 0 and not recovered.needs_snapshot
         log.info("zabd standalone serving clients on {ports}, data in {data_dir}",
                  ports=client_ports_text(config), data_dir=config.data_dir)

@@ -22,8 +22,7 @@ from twisted.logger import Logger
 
 from zabd.election.messages import PeerState
 from zabd.ensemble.peer import QuorumPeer
-from zabd.serving.following import FollowerServer
-from zabd.serving.leading import LeaderServer
+from zabd.peer.servers import follower_server, leader_server, read_only_server
 from zabd.serving.readonly import ReadOnlyServer
 from zabd.serving.server import ClientServer, ServerOptions
 
@@ -31,6 +30,8 @@ log = Logger()
 
 
 class ServingSwitch:
+    """Puts the server for the peer's role in front of its clients, and takes the old one down."""
+
     def __init__(self, options: ServerOptions, clock: Callable[[], float], *,
                  read_only_after_ms: int | None = None) -> None:
         self.options = options
@@ -48,9 +49,9 @@ class ServingSwitch:
             return
         self._looking_since_ms = None
         if peer.state is PeerState.LEADING and peer.leader is not None:
-            self.server = LeaderServer(self.options, self.clock, peer.leader)
+            self.server = leader_server(self.options, self.clock, peer.leader)
         elif peer.learner is not None:
-            self.server = FollowerServer(self.options, self.clock, peer.learner)
+            self.server = follower_server(self.options, self.clock, peer.learner)
 
     def poll(self, peer: QuorumPeer) -> bool:
         """Start or stop the read-only server as the peer's state asks; True if ``server`` changed."""
@@ -70,8 +71,8 @@ class ServingSwitch:
         if now_ms - self._looking_since_ms < self.read_only_after_ms:
             return False
         replica = peer.replica
-        self.server = ReadOnlyServer(self.options, self.clock, replica.tree, replica.sessions(),
-                                     lambda: peer.state is PeerState.LOOKING and not peer.stopped)
+        self.server = read_only_server(self.options, self.clock, replica.tree, replica.sessions(),
+                                       lambda: peer.state is PeerState.LOOKING and not peer.stopped)
         log.info("Peer {myid} found no quorum for {ms} ms: read-only server started",
                  myid=peer.myid, ms=int(now_ms - self._looking_since_ms))
         return True

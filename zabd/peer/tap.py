@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_cli -*-
 """``twistd zabd``: command-line options and the service they make."""
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ from twisted.python import usage
 
 from zabd.config.zoocfg import ConfigError, ZabdConfig, default_config, load_config
 
+#: twistd's name for zabd and its one-line description (twisted/plugins/zabd_plugin.py says the same).
+TAPNAME = "zabd"
+DESCRIPTION = "A ZooKeeper-compatible coordination service."
+
 
 class Options(usage.Options):
+    """``twistd zabd``'s options: a zoo.cfg, read and checked (TLS stores too) before any port opens."""
+
     synopsis = "[--config zoo.cfg]"
     longdesc = (
         "Run a zabd server. With no --config, a standalone server listens on "

@@ -48,6 +48,8 @@ class Abort(Exception):
 
 @dataclass
 class SeedReport:
+    """What one seed's run did and found: its peers, ops, faults, halts and broken invariants."""
+
     seed: int
     voters: int
     ops: int = 0

@@ -18,7 +18,7 @@ import random
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from zabd.core.sessions import session_password
 from zabd.jute.codec import Writer
@@ -28,9 +28,7 @@ from zabd.jute.schema import Record, encode
 from zabd.serving.connection import ServerConnection
 from zabd.serving.effects import TransportEffects
 from zabd.serving.server import ClientServer
-
-if TYPE_CHECKING:
-    from zabd.testing.chaos_workload import Workload
+from zabd.testing.simulation import Simulation
 
 _REPLY = struct.Struct(">iqi")
 #: Session timeouts asked for (the simulated peers allow 400..4000 ms).
@@ -39,6 +37,8 @@ TIMEOUTS_MS = (1200, 2000, 4000)
 
 @dataclass(eq=False)
 class Op:
+    """One client request of a chaos run, and once answered its error and zxid."""
+
     client: int
     session: int
     xid: int
@@ -49,6 +49,43 @@ class Op:
     sid: int = 0
     err: int | None = None
     zxid: int = -1
+
+
+class ServingPeers(Protocol):
+    """The ensemble as a client sees it (zabd.testing.ensemble.SimEnsemble)."""
+
+    @property
+    def sids(self) -> list[int]: ...
+
+    def server(self, sid: int) -> ClientServer | None: ...
+
+
+class Workload(Protocol):
+    """What clients share (zabd.testing.chaos_workload.Workload): the world, the records, what to do next."""
+
+    sim: Simulation
+    rng: random.Random
+    think_ms: int
+    issuing: bool
+    stopped: bool
+    #: The last fake client port handed out.
+    port: int
+    ops: list[Op]
+    links: list[ClientLink]
+    expired: list[tuple[int, int]]
+    closed: list[tuple[int, int]]
+
+    @property
+    def ensemble(self) -> ServingPeers: ...
+
+    def issue(self, client: Client) -> None:
+        """Send the client's next request."""
+
+    def answered(self, client: Client, op: Op, body: bytes) -> None:
+        """A reply arrived for ``op``."""
+
+    def report(self, kind: str, message: str) -> None:
+        """An invariant broke."""
 
 
 class ClientLink:
@@ -111,6 +148,8 @@ class ClientLink:
 
 
 class Client:
+    """One simulated ZooKeeper client: a session, its requests in order, and the checks it makes alone."""
+
     def __init__(self, workload: Workload, index: int) -> None:
         self.workload = workload
         self.index = index

@@ -49,6 +49,8 @@ KINDS: dict[str, int] = {  # kind -> weight
 
 @dataclass
 class Fault:
+    """One fault of a seed's plan: when, what kind, for how long, and what it did once applied."""
+
     at_ms: int
     kind: str
     duration_ms: int
@@ -80,6 +82,8 @@ def plan(seed: int, count: int, span_ms: int) -> list[Fault]:
 
 
 class Chaos:
+    """Applies a seed's planned faults to the ensemble (network, disks, crashes) and undoes them in time."""
+
     def __init__(self, ensemble: SimEnsemble, workload: Workload, faults: list[Fault]) -> None:
         self.ensemble = ensemble
         self.net = ensemble.net

@@ -18,15 +18,14 @@ from __future__ import annotations
 import posixpath
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from zabd.core.datatree import DataTree
 from zabd.quorum.snapstream import SnapshotStream, snapshot_stream_chunks
-from zabd.storage.history import txn_log_storage_size
-from zabd.storage.layout import LOG_PREFIX, SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name
-from zabd.storage.logformat import CorruptLogError
+from zabd.storage.layout import VERSION_DIR, snapshot_name
 from zabd.storage.truncate import TruncateError
-from zabd.testing.memdisk import MemoryDisk, parse_log
+from zabd.testing.memdisk import MemoryDisk
+from zabd.testing.memlog import SimDiskHistory, parse_log
 from zabd.testing.simreplica import SimReplica
 from zabd.testing.simulation import Scope
 
@@ -163,43 +162,6 @@ class Histories:
         nodes = self.suffix(head, ROOT)
         nodes.reverse()
         return nodes
-
-
-class SimDiskHistory:
-    """zabd.storage.history.DiskHistory over a MemoryDisk's files (as the process sees them)."""
-
-    def __init__(self, disk: MemoryDisk) -> None:
-        self.disk = disk
-
-    def _logs(self) -> list[tuple[int, str]]:
-        names = [(zxid_in_name(name, LOG_PREFIX), name) for name in self.disk.listdir(VERSION_DIR)]
-        return sorted((zxid, posixpath.join(VERSION_DIR, name)) for zxid, name in names if zxid is not None)
-
-    @property
-    def first_zxid(self) -> int | None:
-        files = self._logs()
-        return files[0][0] if files else None
-
-    def size_bytes_from(self, zxid: int) -> int:
-        return txn_log_storage_size([(start, len(self.disk.read(path))) for start, path in self._logs()], zxid)
-
-    def snapshot_size(self) -> int:
-        snapshots = [(zxid_in_name(name, SNAPSHOT_PREFIX), name) for name in self.disk.listdir(VERSION_DIR)]
-        newest = max(((zxid, name) for zxid, name in snapshots if zxid is not None), default=None)
-        return len(self.disk.read(posixpath.join(VERSION_DIR, newest[1]))) if newest else 0
-
-    def proposals_from(self, zxid: int) -> Iterator[tuple[int, bytes]]:
-        files = self._logs()
-        floor = max((start for start, _ in files if start <= zxid), default=0)
-        for start, path in files:
-            if start < floor:
-                continue
-            try:
-                records, _end = parse_log(self.disk.read(path), path)
-            except CorruptLogError:
-                return
-            for record in records:
-                yield record.zxid, record.txn
 
 
 class TracedReplica(SimReplica):

@@ -29,6 +29,8 @@ from zabd.testing.ensemble import SimEnsemble
 
 
 class Monitor:
+    """Checks the Zab invariants on a SimEnsemble as it runs: leaders per epoch, histories, durable commits."""
+
     def __init__(self, ensemble: SimEnsemble, histories: Histories, report: Report) -> None:
         self.ensemble = ensemble
         self.histories = histories

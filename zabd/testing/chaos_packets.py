@@ -114,6 +114,8 @@ class _Conn:
 
 
 class PacketChecks:
+    """Reads every quorum packet on the simulated wire and checks it against the histories and the disks."""
+
     def __init__(self, ensemble: SimEnsemble, histories: Histories, report: Report,
                  head: Callable[[int], int]) -> None:
         self.ensemble = ensemble

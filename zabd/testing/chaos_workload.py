@@ -29,6 +29,8 @@ KEYS = [f"/k{i}" for i in range(6)]
 
 
 class Workload:
+    """The clients of a chaos run: what they send, and the records the checks read afterwards."""
+
     def __init__(self, ensemble: SimEnsemble, histories: Histories, report: Report, *, seed: int, clients: int,
                  ops: int, span_ms: int) -> None:
         self.ensemble = ensemble

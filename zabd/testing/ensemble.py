@@ -26,10 +26,13 @@ from zabd.jute.schema import encode
 from zabd.pipeline.request import Request
 from zabd.quorum.roles import Timing
 from zabd.testing.memdisk import MemoryDisk
+from zabd.testing.simelection import SimElectionNetwork
 from zabd.testing.simnet import SimNetwork
 from zabd.testing.simreplica import SimReplica
 from zabd.pipeline.context import Settings
 from zabd.serving.server import ClientServer, ServerOptions
+from zabd.election.links import MessageHandler
+from zabd.peer.assembly import PeerParts, PeerSpec, assemble_peer
 from zabd.peer.switch import ServingSwitch
 from zabd.testing.simulation import Scope, Simulation
 
@@ -66,6 +69,29 @@ class _SimQuorumNetwork:
         else:
             end.on_open = lambda: connected(end)
             end.on_close = failed
+
+
+class _SimPeerOwner:
+    """Keeps what one run of a simulated peer learns of configs, as its zoo.cfg.dynamic files would."""
+
+    def __init__(self, ensemble: SimEnsemble, sid: int, verifier: QuorumVerifier) -> None:
+        self.ensemble = ensemble
+        self.sid = sid
+        self.verifier = verifier
+        self.election: SimElectionNetwork | None = None
+
+    def election_links(self, deliver: MessageHandler) -> SimElectionNetwork:
+        self.election = self.ensemble.net.election(self.sid, deliver, list(self.verifier.all_members))
+        return self.election
+
+    def serving_changed(self, peer: QuorumPeer) -> None:
+        pass  # the switch follows the peer; nobody else here needs to
+
+    def config_changed(self, new: QuorumVerifier, in_force: bool) -> None:
+        ensemble, sid = self.ensemble, self.sid
+        (ensemble.configs if in_force else ensemble.seen)[sid] = new
+        if in_force and self.election is not None:
+            self.election.peers = tuple(member for member in new.all_members if member != sid)
 
 
 #: Makes each run's replica: (sid, the run's scope, its disk, commitLogCount) -> replica.
@@ -111,32 +137,20 @@ class SimEnsemble:
         scope = self.sim.scope(f"peer{sid}")
         self.scopes[sid] = scope
         replica = self.replica_factory(sid, scope, self.disks[sid], self.commit_log_count)
-        box: list[QuorumPeer] = []
         verifier = self.configs.setdefault(sid, self.verifier)
-        election = self.net.election(sid, lambda src, payload: box[0].election_message(src, payload),
-                                     list(verifier.all_members))
+        owner = _SimPeerOwner(self, sid, verifier)
         # One registry per process, as a twistd peer has: the peer and every server it runs.
         options = self.server_options(sid)
-        peer = QuorumPeer(
-            sid, verifier, replica, _ScopeScheduler(scope), lambda: self.sim.now_ms, self.timing,
-            election, _SimQuorumNetwork(self.net, scope, sid),
-            observer=sid in verifier.observing_members, observer_logs=self.observers_log,
-            last_seen=self.seen.get(sid), metrics=options.metrics,
-        )
-
-        def config_changed(new: QuorumVerifier, in_force: bool) -> None:
-            (self.configs if in_force else self.seen)[sid] = new
-            if in_force:
-                election.peers = tuple(member for member in new.all_members if member != sid)
-
-        peer.on_config_changed = config_changed
-        box.append(peer)
-        self.peers[sid] = peer
         switch = ServingSwitch(options, lambda: self.sim.now_ms / 1000.0)
-        peer.on_serving_changed = switch.changed
+        spec = PeerSpec(sid, verifier, self.timing, observer=sid in verifier.observing_members,
+                        observer_logs=self.observers_log, last_seen=self.seen.get(sid))
+        parts = PeerParts(replica, _ScopeScheduler(scope), lambda: self.sim.now_ms, owner.election_links,
+                          _SimQuorumNetwork(self.net, scope, sid),
+                          lambda accept: self.net.listen(sid, QUORUM_PORT, accept), options.metrics, switch)
+        peer = assemble_peer(spec, parts, owner).peer
+        self.peers[sid] = peer
         self.switches[sid] = switch
         self._expire_sessions_every_tick(scope, switch)
-        self.net.listen(sid, QUORUM_PORT, peer.quorum_connection)
         self.down.discard(sid)
         peer.start()
 

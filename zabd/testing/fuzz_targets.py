@@ -39,7 +39,8 @@ from zabd.server.client_port import ClientPortFactory
 from zabd.config.zoocfg import ZabdConfig
 from zabd.views.fourletter import COMMANDS
 from zabd.views.stats_view import FourLetterWords
-from zabd.serving.standalone import ServerOptions, StandaloneServer
+from zabd.peer.servers import standalone_server
+from zabd.serving.standalone import ServerOptions
 from zabd.testing import fuzz_seeds as seeds
 
 try:  # the unit tests' full tree check, when run from a source tree
@@ -62,6 +63,8 @@ _CODES = frozenset(int(code) for code in Code)
 
 
 class Target(Protocol):
+    """What the fuzzer drives: its seed corpus, one input at a time, and a check that it still works."""
+
     name: str
 
     def seeds(self) -> list[bytes]: ...
@@ -133,7 +136,7 @@ class ClientTarget:
         self.clock.advance(1_700_000_000)
         odd = self.count // REBUILD % 2 == 1  # every other server has TTL nodes and quotas on
         options = ServerOptions(settings=Settings(extended_types=odd, enforce_quota=odd), super_digest=SUPER)
-        self.server = StandaloneServer(options, self.clock.seconds)
+        self.server = standalone_server(options, self.clock.seconds)
         config = ZabdConfig(four_letter_words=frozenset(COMMANDS.values()), data_dir=self.data_dir, tick_time=2000)
         words = FourLetterWords(self.server, config)
         self.factory = ClientPortFactory(self.server, words.answer, COMMANDS, 0xFFFFF, 0)
@@ -209,18 +212,6 @@ def _check_replies(out: bytes) -> list[bytes]:
         err = struct.unpack_from(">iqi", body)[2]
         assert err in _CODES, f"error code {err} is not ZooKeeper's"
     return frames
-
-
-def make_target(name: str, data_dir: str) -> Target:
-    if name == "jute":
-        return JuteTarget()
-    if name == "client":
-        return ClientTarget(data_dir)
-    if name in ("quorum", "election"):
-        from zabd.testing.fuzz_peers import ElectionTarget, QuorumTarget
-
-        return QuorumTarget() if name == "quorum" else ElectionTarget()
-    raise ValueError(f"unknown target {name!r}")
 
 
 TARGETS = ("jute", "client", "quorum", "election")

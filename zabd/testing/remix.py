@@ -89,6 +89,8 @@ class PacketLog:
 
 @dataclass(frozen=True, slots=True)
 class RoleEnd:
+    """A learner that left or a leader that stepped down, when and why (from the log)."""
+
     at_ms: int
     sid: int
     role: str  # "learner" or "leader"

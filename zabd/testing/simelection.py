@@ -8,18 +8,28 @@ decides reachability, order and faults; this is the ElectionNetwork face
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from zabd.election.links import MessageHandler
+from zabd.testing.simulation import Simulation
 
-if TYPE_CHECKING:
-    from zabd.testing.simnet import SimNetwork
+
+class ElectionFabric(Protocol):
+    """What one node's links need of the network (zabd.testing.simnet.SimNetwork): links between pairs."""
+
+    sim: Simulation
+
+    def link_up(self, a: int, b: int) -> bool: ...
+
+    def dial_election(self, src: int, dst: int) -> None: ...
+
+    def transmit_election(self, src: int, dst: int, payload: bytes) -> None: ...
 
 
 class SimElectionNetwork:
     """One node's election links: an ElectionNetwork (zabd.election.links) on the fake network."""
 
-    def __init__(self, net: SimNetwork, node: int, on_message: MessageHandler, peers: Iterable[int]) -> None:
+    def __init__(self, net: ElectionFabric, node: int, on_message: MessageHandler, peers: Iterable[int]) -> None:
         self._net = net
         self.node = node
         self.on_message = on_message
@@ -38,10 +48,10 @@ class SimElectionNetwork:
         self._queues.add(sid)
         if self._net.link_up(self.node, sid):
             self._last_sent[sid] = payload
-            self._net._transmit(self.node, sid, payload)
+            self._net.transmit_election(self.node, sid, payload)
         else:
             self._slots[sid] = payload
-            self._net._dial(self.node, sid)
+            self._net.dial_election(self.node, sid)
 
     def any_delivered(self) -> bool:
         """Some peer's queue is empty, as in zabd.election.links (QuorumCnxManager.haveDelivered)."""
@@ -50,18 +60,18 @@ class SimElectionNetwork:
     def connect_all(self) -> None:
         for peer in self.peers:
             if self.alive and not self._net.link_up(self.node, peer):
-                self._net._dial(self.node, peer)
+                self._net.dial_election(self.node, peer)
 
     def connected(self, sid: int) -> bool:
         return self._net.link_up(self.node, sid)
 
-    def _link_up(self, sid: int) -> None:
+    def link_came_up(self, sid: int) -> None:
         """SendWorker start: the queued payload, or else the last one again."""
         self._queues.add(sid)
         payload = self._slots.pop(sid, None) or self._last_sent.get(sid)
         if payload is not None:
             self._last_sent[sid] = payload
-            self._net._transmit(self.node, sid, payload)
+            self._net.transmit_election(self.node, sid, payload)
 
     def _loopback(self, payload: bytes) -> None:
         if self.alive:

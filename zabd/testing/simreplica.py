@@ -23,11 +23,15 @@ from zabd.storage.epochs import (
 )
 from zabd.storage.layout import SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name
 from zabd.storage.truncate import TruncateError
-from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore, SimTxnLog
+from zabd.testing.memdisk import MemoryDisk, MemoryEpochStore
+from zabd.testing.memlog import SimTxnLog
 from zabd.testing.simulation import Scope
 
 
 class SimReplica(ReplicaState):
+    """A Replica (zabd.quorum.roles) on a MemoryDisk: its txn log, epochs and snapshots survive crashes as a disk's
+    would."""
+
     def __init__(self, scope: Scope, disk: MemoryDisk, *, commit_log_count: int = 500,
                  fsync_ms: tuple[int, int] = (1, 10)) -> None:
         super().__init__(commit_log_count)

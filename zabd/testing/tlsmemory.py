@@ -43,6 +43,8 @@ class Recorder(Protocol):
 
 
 class Echo(Recorder):
+    """A Recorder that also writes back what it receives."""
+
     def dataReceived(self, data: bytes) -> None:
         super().dataReceived(data)
         assert self.transport is not None

@@ -215,6 +215,8 @@ async def run_batch(
 
 @dataclass
 class WorkerResult:
+    """What one load worker process did: successes, errors, latencies and its CPU time."""
+
     index: int
     ok: int = 0
     errors: dict[int, int] = field(default_factory=dict)

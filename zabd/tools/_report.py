@@ -25,6 +25,8 @@ from zabd.tools._tls import TlsFiles
 
 @dataclass
 class Target:
+    """A server (or an ensemble) under load: where it listens, its processes, and how to connect."""
+
     name: str
     host: str
     port: int
@@ -39,6 +41,8 @@ class Target:
 
 @dataclass
 class Outcome:
+    """One workload's figures against one target: throughput, latencies, errors, CPU."""
+
     target: str
     workload: str
     ops_per_s: float

@@ -61,6 +61,8 @@ def secure_server_cfg(port: int, keystore: Path | str, truststore: Path | str,
 
 @dataclass(frozen=True, slots=True)
 class BenchPki:
+    """The TLS files a TLS benchmark uses: the client's identity and the server's stores."""
+
     client: TlsFiles
     keystore: Path
     truststore: Path

@@ -22,6 +22,8 @@ NextRequest = Callable[[], Request | None]
 
 @dataclass(frozen=True)
 class WorkerSpec:
+    """What one load worker process is to do: where, which workload, how hard and for how long."""
+
     host: str
     port: int
     workload: str  # create | set | get | mix

@@ -29,6 +29,8 @@ PARENT = "/restart"
 
 @dataclass
 class Figures:
+    """One restart measurement: populating, restarting, memory and the size of the data on disk."""
+
     name: str
     populate_s: float
     restart_s: float
