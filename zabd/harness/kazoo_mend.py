@@ -1,19 +1,34 @@
 """A pytest plugin for kazoo's own suite (zabd.harness.kazoo_suite runs it with ``-p``): kazoo 2.11's harness mended.
 
-pyOpenSSL 24.3 dropped ``X509.add_extensions``, which kazoo's harness calls to
-make its TLS certificates for every cluster; :func:`kazoo_ssl_configuration`
-makes the same ones with cryptography.
+- A cluster the harness starts is whole before any test uses it. The harness
+  starts the peers and sleeps 2 s; a test could then write through two peers
+  while the third was still joining the epoch, and read from the third once
+  the other two were stopped (test_read_only's NoNodeError). The start now
+  waits until every peer answers ``srvr`` as leader, follower or observer.
+- pyOpenSSL 24.3 dropped ``X509.add_extensions``, which the harness calls to
+  make its TLS certificates for every cluster; :func:`kazoo_ssl_configuration`
+  makes the same ones with cryptography.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from zabd.harness.commands import LOCALHOST
+from zabd.harness.probes import four_letter, wait_until
+
+#: How long a started cluster may take until every peer serves.
+CLUSTER_START_DEADLINE_S = 60.0
+SERVING_MODES = ("Mode: leader", "Mode: follower", "Mode: observer", "Mode: standalone")
+
 
 def pytest_configure(config: object) -> None:
-    """A pytest hook (``-p zabd.harness.kazoo_suite``): mend kazoo 2.11's harness for new pyOpenSSL."""
+    """A pytest hook (``-p zabd.harness.kazoo_mend``): mend kazoo 2.11's harness."""
+    from kazoo.testing.common import ZookeeperCluster
     from OpenSSL import crypto
 
+    ZookeeperCluster.start = start_whole_cluster
     if hasattr(crypto.X509, "add_extensions"):
         return
-    from kazoo.testing.common import ZookeeperCluster
 
     # pyOpenSSL 24.3 dropped X509.add_extensions, which the harness's TLS
     # setup calls for every cluster, so no test could start; same certs, built
@@ -23,6 +38,25 @@ def pytest_configure(config: object) -> None:
             cluster._ssl_configuration = kazoo_ssl_configuration()
 
     ZookeeperCluster.perform_ssl_certs_generation = generate
+
+
+def start_whole_cluster(cluster: Any) -> None:
+    """ZookeeperCluster.start, waiting for every peer to serve where the harness sleeps."""
+    for server in reversed(list(cluster)):  # the harness's order: clients prefer the low ports
+        server.run()
+    ports = [server.client_port for server in cluster]
+    wait_until(lambda: all(serves(port) for port in ports), CLUSTER_START_DEADLINE_S,
+               f"every peer of the kazoo cluster on ports {ports} to serve",
+               describe=lambda: ", ".join(f"{port}: {'serving' if serves(port) else 'not yet'}" for port in ports))
+
+
+def serves(port: int) -> bool:
+    """Whether the server on ``port`` answers ``srvr`` as a member of a working ensemble."""
+    try:
+        answer = four_letter(LOCALHOST, port, "srvr", timeout=2.0)
+    except OSError:
+        return False
+    return any(mode in answer for mode in SERVING_MODES)
 
 
 def kazoo_ssl_configuration() -> dict[str, object]:
