@@ -109,5 +109,5 @@ def test_the_owner_hears_after_the_switch() -> None:
     assert owner.heard == ["serving False"]
     assert switch._looking_since_ms == 0.0  # the switch saw the change first: the read-only grace starts
     newer = QuorumMaj([sim_member(1), sim_member(2)], version=0x100000001)
-    peer.on_config_changed(newer, True)
+    peer.configs.on_changed(newer, True)
     assert owner.heard[-1] == "config 0x100000001 True"

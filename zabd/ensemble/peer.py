@@ -8,16 +8,15 @@ ports (zabd.server) and on the simulated network (zabd.testing). A role
 that ends, for whatever reason, sends the peer back to LOOKING for a new
 round, as ZooKeeper's QuorumPeer.run loop does.
 
-Configs (dynamic reconfiguration): the peer holds the config in force and
-the last one seen. A newer config arrives in an election notification, in
-NEWLEADER, or in a committed reconfig; the peer takes it, tells its owner
-(``on_config_changed``, which writes zoo.cfg.dynamic files and updates
-addresses), and leaves its role if the leader or its own kind changed. A
-peer outside the config follows as a non-voting follower, as in 3.8.
+Configs (dynamic reconfiguration) are :class:`~zabd.ensemble.configs.PeerConfigs`'s;
+the peer tells its owner of each (``on_config_changed``, which writes
+zoo.cfg.dynamic files and updates addresses) and leaves its role when a
+config changes its leader or its own kind.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from twisted.logger import Logger
 
@@ -25,6 +24,8 @@ from zabd.election.fle import FastLeaderElection
 from zabd.election.links import ElectionNetwork
 from zabd.election.messages import ElectionWireError, PeerState, parse_notification
 from zabd.election.votes import ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote
+from zabd.ensemble.configs import ConfigListener, PeerConfigs
+from zabd.ensemble.dialing import LeaderDial
 from zabd.ensemble.transport import Cancellable, QuorumNetwork, Scheduler, Stream, StreamLink
 from zabd.membership.verifier import QuorumVerifier, verifier_from_text
 from zabd.logs import ELECTION
@@ -39,42 +40,33 @@ from zabd.quorum.roles import Replica, Timing
 
 log = Logger()
 
-#: Between a learner's attempts to reach its leader (3.8's leaderConnectDelayDuringRetryMs).
-CONNECT_RETRY_MS = 100
-
 
 class QuorumPeer:
-    def __init__(
-        self,
-        myid: int,
-        verifier: QuorumVerifier,
-        replica: Replica,
-        scheduler: Scheduler,
-        clock: Callable[[], int],
-        timing: Timing,
-        election: ElectionNetwork,
-        quorum: QuorumNetwork,
-        *,
-        observer: bool = False,
-        observer_logs: bool = True,
-        last_seen: QuorumVerifier | None = None,
-        metrics: ServerMetrics | None = None,
-    ) -> None:
+    """One ensemble member's role machine: FLE's decisions start Zab roles, and a role's end starts FLE again.
+
+    :param on_serving_changed: told whenever ``serving`` changes (the client side follows it).
+    :param on_config_changed: told of each config seen (False) or put in force (True).
+    """
+
+    def __init__(self, myid: int, verifier: QuorumVerifier, replica: Replica, scheduler: Scheduler,
+                 clock: Callable[[], int], timing: Timing, election: ElectionNetwork, quorum: QuorumNetwork, *,
+                 observer: bool = False, observer_logs: bool = True, last_seen: QuorumVerifier | None = None,
+                 metrics: ServerMetrics | None = None,
+                 on_serving_changed: Callable[[QuorumPeer], None] = lambda peer: None,
+                 on_config_changed: ConfigListener = lambda verifier, in_force: None) -> None:
         self.myid = myid
         #: The process's metrics; they outlive every role, as ZooKeeper's static ServerMetrics.
         self.metrics = metrics if metrics is not None else ServerMetrics()
-        #: The config in force, and the newest one seen (proposed, maybe never committed).
-        self.verifier = verifier
-        self.last_seen = last_seen if last_seen is not None and last_seen.version > verifier.version else verifier
         self.replica = replica
         self.scheduler = scheduler
         self.clock = clock
         self.timing = timing
         self.election = election
         self.quorum = quorum
-        self.observer = observer
         self.observer_logs = observer_logs
         self.fle = FastLeaderElection(myid, verifier, observer=observer)
+        self.on_serving_changed = on_serving_changed
+        self.configs = PeerConfigs(myid, verifier, last_seen, observer, self.fle, clock, on_config_changed)
         self.state = PeerState.LOOKING
         self.leader: Leader | None = None
         self.learner: Learner | None = None
@@ -85,18 +77,28 @@ class QuorumPeer:
         self.epochs_served: list[int] = []
         #: How each sync as a learner went ("DIFF", "TRUNC", "SNAP"), in order.
         self.sync_modes: list[str] = []
-        #: Told whenever ``serving`` changes (the client side follows it).
-        self.on_serving_changed: Callable[[QuorumPeer], None] = lambda peer: None
-        #: Told of each config seen (False) or put in force (True).
-        self.on_config_changed: Callable[[QuorumVerifier, bool], None] = lambda verifier, in_force: None
         self._election_timer: Cancellable | None = None
         self._tick_timer: Cancellable | None = None
-        self._dial_timer: Cancellable | None = None
+        self._dial: LeaderDial | None = None
         self._role_serial = 0
         #: A role ended with txns still on their way to the disk: LOOKING waits for them.
         self._awaiting_flush = False
         self.times = PeerTimes(self.metrics, clock())
         replica.set_durable_callback(self._durable)
+
+    @property
+    def verifier(self) -> QuorumVerifier:
+        """The config in force."""
+        return self.configs.verifier
+
+    @property
+    def last_seen(self) -> QuorumVerifier:
+        """The newest config seen (proposed, maybe never committed)."""
+        return self.configs.last_seen
+
+    @property
+    def observer(self) -> bool:
+        return self.configs.observer
 
     # -- life ----------------------------------------------------------------
 
@@ -132,18 +134,21 @@ class QuorumPeer:
 
     def _run(self, effects: list[Effect]) -> None:
         for effect in effects:
-            if isinstance(effect, Send):
-                self.election.send(effect.sid, effect.notification.encode())
-            elif isinstance(effect, ArmTimer):
-                self._cancel(self._election_timer)
-                self._election_timer = self.scheduler.call_later(effect.delay_ms, self._election_timeout)
-            elif isinstance(effect, ReconnectAll):
-                self.election.connect_all()
-            elif isinstance(effect, Decided):
-                self._cancel(self._election_timer)
-                self._decided(effect.state, effect.vote)
-            elif isinstance(effect, NewerConfig):
-                self._newer_config(effect)
+            _ELECTION_EFFECTS[type(effect)](self, effect)
+
+    def _send(self, effect: Send) -> None:
+        self.election.send(effect.sid, effect.notification.encode())
+
+    def _arm(self, effect: ArmTimer) -> None:
+        self._cancel(self._election_timer)
+        self._election_timer = self.scheduler.call_later(effect.delay_ms, self._election_timeout)
+
+    def _reconnect(self, effect: ReconnectAll) -> None:
+        self.election.connect_all()
+
+    def _settle(self, effect: Decided) -> None:
+        self._cancel(self._election_timer)
+        self._decided(effect.state, effect.vote)
 
     # -- configs -------------------------------------------------------------
 
@@ -158,25 +163,11 @@ class QuorumPeer:
         self._look()  # a new round under the new config
 
     def _seen(self, verifier: QuorumVerifier) -> None:
-        if verifier.version > self.last_seen.version:
-            self.last_seen = verifier
-            self.on_config_changed(verifier, False)
+        self.configs.seen(verifier)
 
     def _in_force(self, verifier: QuorumVerifier, leader: int | None) -> bool:
         """Put ``verifier`` in force; True if this peer must leave its role (3.8's majorChange)."""
-        if verifier.version <= self.verifier.version:
-            return False
-        was_observer = self.observer
-        self.verifier = verifier
-        self.last_seen = verifier if verifier.version >= self.last_seen.version else self.last_seen
-        self.observer = self.myid in verifier.observing_members
-        self.fle.set_voters(verifier, observer=self.observer)
-        install_config_node(self.replica.tree, verifier, self.clock())
-        log.info("Peer {myid}: config 0x{version:x} in force ({kind})", myid=self.myid, version=verifier.version,
-                 kind="participant" if self.myid in verifier.voting_members else
-                 "observer" if self.observer else "not a member: a non-voting follower")
-        self.on_config_changed(verifier, True)
-        return self.observer != was_observer or (leader is not None and leader != self.leader_id)
+        return self.configs.put_in_force(verifier, self.replica.tree, leader, self.leader_id)
 
     def _election_timeout(self) -> None:
         self._election_timer = None
@@ -194,7 +185,12 @@ class QuorumPeer:
         if state is PeerState.LEADING:
             self._lead()
         else:
-            self._dial_leader(vote.leader, self.clock() + self.timing.init_ms)
+            serial = self._role_serial
+            self._dial = LeaderDial(self.quorum, self.scheduler, self.clock, vote.leader,
+                                    self.clock() + self.timing.init_ms,
+                                    connected=lambda stream: self._follow(stream, serial),
+                                    gave_up=lambda reason: self._role_ended(serial, reason))
+            self._dial.start()
         self._schedule_tick(self._role_serial)
 
     # -- roles ---------------------------------------------------------------
@@ -231,30 +227,10 @@ class QuorumPeer:
         self.fle.settled(PeerState.LEADING, self._settled_vote(epoch))
         self.on_serving_changed(self)
 
-    def _dial_leader(self, sid: int, give_up_ms: int) -> None:
-        serial = self._role_serial
-
-        def connected(stream: Stream) -> None:
-            if serial != self._role_serial or self.stopped:
-                stream.close()
-                return
-            self._follow(stream, serial, sid, give_up_ms)
-
-        def failed() -> None:
-            if serial == self._role_serial and not self.stopped:
-                self._retry_dial(serial, sid, give_up_ms)
-
-        self.quorum.connect(sid, connected, failed)
-
-    def _retry_dial(self, serial: int, sid: int, give_up_ms: int) -> None:
-        # The leader may not listen yet (it decided later than this peer did).
-        if self.clock() >= give_up_ms:
-            self._role_ended(serial, f"cannot reach leader {sid}")
-        else:
-            self._dial_timer = self.scheduler.call_later(CONNECT_RETRY_MS, lambda: self._dial_leader(sid, give_up_ms))
-
-    def _follow(self, stream: Stream, serial: int, sid: int, give_up_ms: int) -> None:
+    def _follow(self, stream: Stream, serial: int) -> None:
         learner_box: list[Learner] = []
+        dial = self._dial
+        assert dial is not None
 
         def lost() -> None:
             learner = learner_box[0]
@@ -263,7 +239,7 @@ class QuorumPeer:
             else:  # closed before a word: as a refused connection
                 learner.abandon()
                 self.learner = None
-                self._retry_dial(serial, sid, give_up_ms)
+                dial.retry()
 
         link = StreamLink(stream, lambda item, now: learner_box[0].receive(item, now), lost, self.clock)
         learner = Learner(
@@ -336,7 +312,9 @@ class QuorumPeer:
     def _end_role(self, reason: str) -> None:
         self._role_serial += 1
         self._cancel(self._tick_timer)
-        self._cancel(self._dial_timer)
+        if self._dial is not None:
+            self._dial.cancel()
+            self._dial = None
         leader, learner = self.leader, self.learner
         if self.serving:
             self.serving = False
@@ -353,3 +331,13 @@ class QuorumPeer:
         # A scheduler's cancel must accept a call that has already run.
         if timer is not None:
             timer.cancel()
+
+
+#: What the peer does with each of FLE's effects.
+_ELECTION_EFFECTS: dict[type, Callable[[QuorumPeer, Any], None]] = {
+    Send: QuorumPeer._send,
+    ArmTimer: QuorumPeer._arm,
+    ReconnectAll: QuorumPeer._reconnect,
+    Decided: QuorumPeer._settle,
+    NewerConfig: QuorumPeer._newer_config,
+}

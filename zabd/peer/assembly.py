@@ -117,11 +117,9 @@ def assemble_peer(spec: PeerSpec, parts: PeerParts[ElectionT, ListenerT],
     peer = QuorumPeer(
         spec.myid, spec.verifier, parts.replica, parts.scheduler, parts.clock, spec.timing, election, parts.quorum,
         observer=spec.observer, observer_logs=spec.observer_logs, last_seen=spec.last_seen, metrics=parts.metrics,
+        on_serving_changed=_serving_listener(parts.switch, owner), on_config_changed=owner.config_changed,
     )
     made.append(peer)
-    # QuorumPeer takes its listeners as attributes; they are set here and nowhere else.
-    peer.on_config_changed = owner.config_changed
-    peer.on_serving_changed = _serving_listener(parts.switch, owner)
     return AssembledPeer(peer, election, parts.quorum_listener(accept), parts.switch)
 
 
