@@ -41,8 +41,7 @@ def make_learner() -> tuple[Learner, list[str], Simulation]:
                       on_exit=lambda reason: events.append(f"exit: {reason}"),
                       on_serving=lambda: events.append("serving"))
     replica.set_durable_callback(learner.durable)
-    learner.on_sync = lambda: events.append("synced")
-    learner.touches = lambda: [(0x77, 4000)]
+    learner.serve(lambda: [(0x77, 4000)], lambda: events.append("synced"))
     return learner, events, sim
 
 

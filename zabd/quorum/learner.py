@@ -106,9 +106,10 @@ class Learner:
     def touches(self) -> Touches:
         return self.machine.state.touches
 
-    @touches.setter
-    def touches(self, touches: Touches) -> None:
+    def serve(self, touches: Touches, on_sync: Callable[[], None]) -> None:
+        """The follower's server started: PINGs carry its sessions' touches, SYNCs complete its syncs."""
         self.machine.state.touches = touches
+        self.on_sync = on_sync
 
     # -- inputs ------------------------------------------------------------------------
 

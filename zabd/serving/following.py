@@ -63,8 +63,7 @@ class FollowerServer(ClientServer):
         super().__init__(options, ctx, clients, requests, throttler, door,
                          Housekeeper(ctx, options, sessions.expire_local, throttler.submit, requests.submit))
         self.learner = learner
-        learner.touches = self.sessions.drain
-        learner.on_sync = requests.synced
+        learner.serve(self.sessions.drain, requests.synced)
         replica.on_commit = requests.committed
 
 
