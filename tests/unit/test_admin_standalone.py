@@ -7,7 +7,8 @@ import pytest
 
 from tests.unit.admin_stub import request
 from tests.unit.fakes import OPEN_ACL, connected_client, make_server
-from zabd.views.admin.commands import BY_NAME, COMMANDS, PRIMARY_NAMES, parse_java_long, run_command
+from zabd.java.limits import parse_long
+from zabd.views.admin.commands import BY_NAME, COMMANDS, PRIMARY_NAMES, run_command
 from zabd.views.admin.compat import KEY_DIFFERENCES, NESTED_KEYS, expected_keys
 from zabd.admin.resource import admin_root
 from zabd.jute.opcodes import OpCode
@@ -112,7 +113,7 @@ def test_set_trace_mask_takes_a_java_long_as_3_8_does(view: StandaloneView) -> N
     assert request(root, "/commands/stmk").json() == {
         "error": "setTraceMask requires long traceMask argument", "command": "set_trace_mask"}
     assert view.trace_mask == -1
-    assert parse_java_long("+12") == 12 and parse_java_long("1_0") is None
+    assert parse_long("+12") == 12 and parse_long("1_0") is None
 
 
 def test_unknown_commands_and_paths(view: StandaloneView) -> None:

@@ -7,7 +7,7 @@ from zabd.core.datatree import CONFIG_NODE
 from zabd.membership.verifier import QuorumMaj, verifier_from_text
 from zabd.jute.errors import Code
 from zabd.quorum.configchange import designated_leader, restamped
-from zabd.quorum.roles import epoch_of, first_zxid_of
+from zabd.core.zxid import epoch_of, first_zxid_of
 from zabd.testing.ensemble import SimEnsemble
 from zabd.testing.reconfigsim import join, reconfig, server_line, sim_member
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from zabd.quorum.learner import Learner, Phase
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 from zabd.storage.epochs import CURRENT_EPOCH
 from zabd.testing.remix import RemixWorld, Sent, committed_log_gap
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zabd.core.zxid import is_first_of_epoch
 from zabd.jute.opcodes import OpCode
 from zabd.jute.txns import CreateSessionTxn, Txn, TxnHeader
 from zabd.quorum.committedlog import CommittedLog
@@ -16,7 +17,6 @@ from zabd.quorum.syncplan import (
     Proposal,
     ProposalQueue,
     SyncPlan,
-    is_new_epoch_zxid,
     plan_sync,
 )
 from zabd.storage.history import txn_log_storage_size
@@ -231,7 +231,7 @@ def test_new_epoch_peer_gets_diff_and_the_new_epoch_txns() -> None:
     leader = committed_log(E1 + 1, E1 + 2, E1 + 3, E2 + 1, E2 + 2)
     plan = plan_sync(E2, E2 + 2, leader)
     assert plan == SyncPlan("DIFF", E2 + 2, tuple(history(E2 + 1, E2 + 2)), E2 + 2, "committed log")
-    assert is_new_epoch_zxid(E2) and is_new_epoch_zxid(0) and not is_new_epoch_zxid(E2 + 1)
+    assert is_first_of_epoch(E2) and is_first_of_epoch(0) and not is_first_of_epoch(E2 + 1)
 
 
 def test_new_epoch_peer_beyond_the_leader_gets_snap_not_trunc() -> None:

@@ -27,7 +27,7 @@ from zabd.quorum.packets import (
     parse_learner_info,
     parse_touches,
 )
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, UPDATING_EPOCH
 from zabd.storage.layout import VERSION_DIR, snapshot_name
 from zabd.storage.truncate import TruncateError

@@ -9,7 +9,7 @@ from zabd.quorum import leader_discovery
 from zabd.quorum.leader import Phase
 from zabd.quorum.learnerhandler import Stage
 from zabd.quorum.packets import PacketType, QuorumPacket, parse_leader_info
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 from zabd.quorum.snapstream import SnapshotStream
 from tests.unit.zab_leader_script import LeaderScene, create_txn, zxid
 

@@ -9,7 +9,7 @@ from zabd.membership.verifier import QuorumMaj
 from zabd.quorum.leader import Phase
 from zabd.quorum.leader_effects import Close
 from zabd.quorum.packets import PacketType, QuorumPacket, encode_touches, parse_activation
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 from zabd.quorum.snapstream import SnapshotStream
 from zabd.testing.ensemble import SIM_TIMING, sim_member
 from tests.unit.zab_leader_script import LeaderScene, create_txn, zxid

@@ -11,7 +11,7 @@ from zabd.quorum.packets import (
     encode_revalidate_reply,
     parse_touches,
 )
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 from zabd.testing.memdisk import MemoryDisk
 from zabd.testing.simreplica import SimReplica
 from zabd.testing.simulation import Simulation

@@ -10,7 +10,7 @@ from __future__ import annotations
 from tests.unit.zab_script import ScriptedLeader, config_text, reconfig_txn, txn, zxid
 from zabd.quorum.learner_effects import Phase
 from zabd.quorum.packets import PacketType, encode_activation
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 
 E2 = 2
 RECONFIG = zxid(E2, 1)

@@ -14,7 +14,7 @@ from zabd.quorum.packets import (
     encode_touches,
     parse_revalidate_reply,
 )
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 from zabd.quorum.snapstream import SnapshotStream
 from zabd.core.datatree import DataTree
 from tests.unit.zab_leader_script import LeaderScene, zxid

@@ -12,7 +12,7 @@ from tests.unit.zab_script import ScriptedLeader, txn, zxid
 from zabd.quorum.learner_effects import Phase, Send, Serving
 from zabd.quorum.learner_machine import FOLLOWER, OBSERVER
 from zabd.quorum.packets import PacketType, QuorumPacket, encode_activation
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 
 E1, E2 = 1, 2
 

@@ -28,7 +28,7 @@ from zabd.quorum.packets import (
     encode_ack_epoch,
     encode_packet,
 )
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 from zabd.quorum.snapstream import SnapshotStream
 from zabd.testing.ensemble import SIM_TIMING, sim_member
 from zabd.testing.memdisk import MemoryDisk

@@ -19,7 +19,8 @@ from zabd.quorum.learner_effects import Close, Effect, Exit, Phase, Send
 from zabd.quorum.learner_machine import LearnerMachine
 from zabd.quorum.learner_state import LearnerState
 from zabd.quorum.packets import PROTOCOL_VERSION, PacketType, QuorumPacket, encode_leader_info
-from zabd.quorum.roles import Timing, first_zxid_of
+from zabd.quorum.roles import Timing
+from zabd.core.zxid import first_zxid_of
 from zabd.quorum.snapstream import SnapshotStream
 from zabd.storage.epochs import CURRENT_EPOCH
 from zabd.testing.chaos_packets import durable_epoch

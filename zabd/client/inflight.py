@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import deque
 
+from zabd.java.limits import INT_MAX
 from zabd.client.effects import Complete, Effect, Outcome, Request
 from zabd.client.errors import ZookeeperError
 from zabd.jute.codec import JuteError
 
-MAX_XID = 2**31 - 1
+MAX_XID = INT_MAX
 
 
 class InFlight:

@@ -7,6 +7,7 @@ change goes through.
 """
 from __future__ import annotations
 
+from zabd.java.limits import MASK64
 from zabd.core.digest import TreeDigest, node_digest
 from zabd.core.nodes import CONTAINER_OWNER, DataNode, is_container_owner, is_ttl_owner
 from zabd.core.quotas import QuotaTrie
@@ -14,7 +15,6 @@ from zabd.core.txnapply import Event, TxnResult, TxnRules, data_length
 from zabd.jute.opcodes import Perms
 from zabd.jute.records import ACL, Id
 
-_MASK64 = (1 << 64) - 1
 OPEN_ACL = [ACL(Perms.ALL, Id("world", "anyone"))]
 CONFIG_NODE = "/zookeeper/config"
 QUOTA_NODE = "/zookeeper/quota"
@@ -121,7 +121,7 @@ class DataTree(TxnRules):
         # node.digest still holds the value from before the change.
         value = node_digest(path, node)
         digest = self.digest
-        digest.value = (digest.value - node.digest + value) & _MASK64
+        digest.value = (digest.value - node.digest + value) & MASK64
         node.digest = value
 
 

@@ -14,6 +14,7 @@ import builtins
 import re
 from dataclasses import dataclass, field
 
+from zabd.java.limits import LONG_MIN, parse_long
 from zabd.core.paths import QUOTA
 
 LIMIT_NODE = "zookeeper_limits"
@@ -25,8 +26,6 @@ BYTE_HARD_LIMIT = "byteHardLimit"
 
 _PAIR_SEPARATOR = re.compile("[,;]+")
 #: What Java's Long.parseLong accepts (ASCII digits; an optional sign).
-_JAVA_LONG = re.compile(r"[+-]?[0-9]+\Z")
-_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 #: Java's String.trim() strips every char up to U+0020.
 _JAVA_BLANK = "".join(chr(c) for c in range(0x21))
 
@@ -50,7 +49,7 @@ def trim_quota_path(path: str) -> str:
 
 def wrap_long(value: int) -> int:
     """Java long arithmetic: the stats counters wrap as 3.8's do."""
-    return (value - _LONG_MIN) % (1 << 64) + _LONG_MIN
+    return (value - LONG_MIN) % (1 << 64) + LONG_MIN
 
 
 class MalformedStats(ValueError):
@@ -129,11 +128,9 @@ def _java_split(pieces: list[str]) -> list[str]:
 
 
 def _parse_long(text: str) -> int:
-    if _JAVA_LONG.match(text) is None:
-        raise MalformedStats(f"not a long: {text!r}")
-    value = int(text)
-    if not _LONG_MIN <= value <= _LONG_MAX:
-        raise MalformedStats(f"out of range: {text!r}")
+    value = parse_long(text)
+    if value is None:
+        raise MalformedStats(f"not a Java long: {text!r}")
     return value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
+from zabd.java.limits import MASK64
 from zabd.jute.errors import Code, KeeperError
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
 
 PASSWORD_LENGTH = 16
 
-_MASK64 = (1 << 64) - 1
 _MASK48 = (1 << 48) - 1
 _SIGN64 = 1 << 63
 _LCG_MULTIPLIER = 0x5DEECE66D  # java.util.Random
@@ -31,7 +31,7 @@ _CONTAINER_OWNER = -(1 << 63)  # EphemeralType.CONTAINER_EPHEMERAL_OWNER
 
 def to_signed64(value: int) -> int:
     """Wrap an int to Java's signed 64-bit range."""
-    value &= _MASK64
+    value &= MASK64
     return value - (1 << 64) if value & _SIGN64 else value
 
 
@@ -40,7 +40,7 @@ def session_password(session_id: int) -> bytes:
 
     ``new java.util.Random(sessionId ^ 0xB3415C00).nextBytes(byte[16])``.
     """
-    seed = ((session_id & _MASK64) ^ _PASSWORD_SECRET ^ _LCG_MULTIPLIER) & _MASK48
+    seed = ((session_id & MASK64) ^ _PASSWORD_SECRET ^ _LCG_MULTIPLIER) & _MASK48
     out = bytearray()
     while len(out) < PASSWORD_LENGTH:
         seed = (seed * _LCG_MULTIPLIER + 0xB) & _MASK48
@@ -57,7 +57,7 @@ def initial_session_id(server_id: int, now_ms: int) -> int:
     40 bits of the clock above 16 zero bits, the server id in the top byte
     (Java's shift drops anything above 8 bits), never Long.MIN_VALUE.
     """
-    seed = to_signed64(((now_ms & 0xFFFFFFFFFF) << 16) | ((server_id << 56) & _MASK64))
+    seed = to_signed64(((now_ms & 0xFFFFFFFFFF) << 16) | ((server_id << 56) & MASK64))
     if seed == _CONTAINER_OWNER:
         seed += 1
     return seed

@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from twisted.logger import Logger
 
 from zabd.election.messages import CURRENT_VERSION, Notification, PeerState
-from zabd.election.votes import LONG_MIN, ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote, VoterSet
+from zabd.election.votes import ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote, VoterSet
+from zabd.java.limits import LONG_MIN
 from zabd.election.votes import beats, config_version, supporters
 
 log = Logger()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Generic, Protocol, TypeVar, Union
 
 # The framing lives in election.frames; these names stay importable from here.
+from zabd.java.limits import LONG_MAX
 from zabd.election.frames import FrameReader, Received, check_frame_length, frame
 from zabd.election.messages import InitialMessage
 
@@ -29,7 +30,7 @@ __all__ = [
     "LinkTable", "Loopback", "MessageHandler", "Received", "Up", "Write", "check_frame_length", "frame",
 ]
 
-OBSERVER_ID = (1 << 63) - 1  # QuorumPeer.OBSERVER_ID: an observer without a sid of its own
+OBSERVER_ID = LONG_MAX  # QuorumPeer.OBSERVER_ID: an observer without a sid of its own
 DEFAULT_CONNECT_TIMEOUT_MS = 5000  # zookeeper.cnxTimeout
 
 #: What the network hands up: (sender sid, payload).

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from zabd.core.zxid import epoch_of
 from zabd.java.compat import java_decode, java_parse_int, java_split
 
 PROTOCOL_VERSION_V1 = -65536  # 0xffffffffffff0000: what 3.8 sends by default
@@ -204,7 +205,7 @@ def parse_notification(data: bytes) -> Notification:
         raise ElectionWireError(f"short notification: {size} bytes")
     if size == _SHORT_FORM:
         state, leader, zxid, epoch = struct.unpack_from(">iqqq", data)
-        return Notification(_state(state), leader, zxid, epoch, zxid >> 32, 0)
+        return Notification(_state(state), leader, zxid, epoch, epoch_of(zxid), 0)
     if size < _NO_VERSION_FORM:  # 29..39: 3.8 underflows reading peerEpoch or version
         raise ElectionWireError(f"truncated notification: {size} bytes")
     state, leader, zxid, epoch, peer_epoch = _VOTE.unpack_from(data)

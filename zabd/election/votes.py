@@ -13,9 +13,9 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Protocol
 
+from zabd.java.limits import LONG_MIN  # Long.MIN_VALUE: the id, zxid and epoch of an observer's vote
 from zabd.election.messages import CURRENT_VERSION, Notification, PeerState
 
-LONG_MIN = -(1 << 63)  # Long.MIN_VALUE: the id, zxid and epoch of an observer's vote
 _JAVA_HEX = re.compile(rb"[+-]?[0-9a-fA-F]+")  # what Long.parseLong(text, 16) takes
 
 

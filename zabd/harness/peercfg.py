@@ -6,6 +6,7 @@ import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from zabd.core.zxid import epoch_of
 from zabd.harness.commands import LOCALHOST, ZOOKEEPER_MAIN, zabd_command, zookeeper_command
 from zabd.harness.probes import free_port
 from zabd.harness.processes import NOT_SERVING
@@ -33,10 +34,6 @@ def parse_zxid(srvr: str) -> int | None:
         if line.startswith("Zxid:"):
             return int(line.split(":", 1)[1].strip(), 16)
     return None
-
-
-def epoch_of(zxid: int) -> int:
-    return zxid >> 32
 
 
 def ensemble_settings(

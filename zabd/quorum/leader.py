@@ -31,7 +31,8 @@ from zabd.quorum.leader_effects import EffectSink, perform
 from zabd.quorum.leader_hooks import ServingHooks
 from zabd.quorum.learnerhandler import LearnerHandler, Stage
 from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
-from zabd.quorum.roles import PacketLink, Replica, Timing, first_zxid_of
+from zabd.quorum.roles import PacketLink, Replica, Timing
+from zabd.core.zxid import first_zxid_of
 from zabd.quorum.syncplan import OnDiskHistory
 
 __all__ = ["Leader", "Phase", "Proposal"]

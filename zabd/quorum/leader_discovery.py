@@ -23,7 +23,7 @@ from zabd.membership.verifier import QuorumVerifier
 from zabd.quorum.configchange import has_quorums, restamped, verifiers_in_force
 from zabd.quorum.leader_sync import SyncSource, synchronize
 from zabd.quorum.learnerhandler import LearnerHandler, Stage
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 
 log = Logger()
 

@@ -18,7 +18,8 @@ from zabd.metrics.peertimes import SyncTimer
 from zabd.metrics.server import ServerMetrics
 from zabd.quorum.learnerhandler import LearnerHandler, Stage
 from zabd.quorum.packets import PacketType, QuorumPacket
-from zabd.quorum.roles import Replica, first_zxid_of
+from zabd.quorum.roles import Replica
+from zabd.core.zxid import first_zxid_of
 from zabd.quorum.syncplan import OnDiskHistory, plan_sync
 
 log = Logger()

@@ -30,7 +30,7 @@ from zabd.quorum.packets import (
     encode_ack_epoch,
     parse_leader_info,
 )
-from zabd.quorum.roles import epoch_of, first_zxid_of
+from zabd.core.zxid import epoch_of, first_zxid_of
 from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
 from zabd.storage.truncate import TruncateError
 

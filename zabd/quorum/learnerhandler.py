@@ -17,6 +17,7 @@ from typing import Protocol
 
 from twisted.logger import Logger
 
+from zabd.java.limits import INT_MAX
 from zabd.membership.verifier import QuorumVerifier
 from zabd.metrics.peertimes import SyncTimer
 from zabd.jute.records import Id
@@ -33,7 +34,8 @@ from zabd.quorum.packets import (
     parse_revalidate_request,
     parse_touches,
 )
-from zabd.quorum.roles import COUNTER_MASK, PacketLink, epoch_of, first_zxid_of
+from zabd.quorum.roles import PacketLink
+from zabd.core.zxid import COUNTER_MASK, epoch_of, first_zxid_of
 from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
 
 log = Logger()
@@ -53,7 +55,7 @@ class Stage(enum.Enum):
 
 _FORWARDING = frozenset({Stage.NEWLEADER, Stage.UPTODATE, Stage.BROADCAST})
 #: The highest epoch a zxid (a signed long, epoch in its high 32 bits) can carry.
-_LAST_EPOCH = 0x7FFFFFFF
+_LAST_EPOCH = INT_MAX
 
 
 class LeaderSide(Protocol):

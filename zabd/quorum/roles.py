@@ -19,13 +19,8 @@ from zabd.quorum.committedlog import CommittedLog
 from zabd.quorum.packets import QuorumPacket
 from zabd.quorum.snapstream import SnapshotStream
 from zabd.quorum.syncplan import OnDiskHistory
-from zabd.storage.epochs import epoch_of
 
-__all__ = ["PacketLink", "Replica", "Timing", "epoch_of", "first_zxid_of"]
-
-#: zxid = epoch << 32 | counter (protocol doc 4.3).
-EPOCH_SHIFT = 32
-COUNTER_MASK = 0xFFFFFFFF
+__all__ = ["PacketLink", "Replica", "Timing"]
 
 
 _TXN_TIME = struct.Struct(">q")
@@ -37,11 +32,6 @@ def txn_time_ms(txn: bytes) -> int:
     """The wall-clock ms the leader stamped on a serialized txn (the latency metrics' origin)."""
     time_ms: int = _TXN_TIME.unpack_from(txn, _TXN_TIME_OFFSET)[0]
     return time_ms
-
-
-def first_zxid_of(epoch: int) -> int:
-    """The zxid a new epoch starts from: its first txn is this plus one."""
-    return epoch << EPOCH_SHIFT
 
 
 class PacketLink(Protocol):

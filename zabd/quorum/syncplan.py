@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 from twisted.logger import Logger
 
+from zabd.core.zxid import is_first_of_epoch
 from zabd.quorum.committedlog import CommittedLog
 from zabd.quorum.packets import PacketType, QuorumPacket
 from zabd.storage.epochs import epoch_of
@@ -29,7 +30,6 @@ Proposal = tuple[int, bytes]  # (zxid, serialized txn entry)
 
 #: ZKDatabase.DEFAULT_SNAPSHOT_SIZE_FACTOR; 3.8 also falls back to it for values above 1.
 DEFAULT_SNAPSHOT_SIZE_FACTOR = 0.33
-_COUNTER_MASK = 0xFFFFFFFF
 
 log = Logger()
 
@@ -82,11 +82,6 @@ class SyncPlan:
         return out
 
 
-def is_new_epoch_zxid(zxid: int) -> bool:
-    """Counter 0: the zxid a server holds after NEWLEADER with no txn of that epoch yet."""
-    return zxid & _COUNTER_MASK == 0
-
-
 class ProposalQueue:
     """The packets one sync queues: the first op (DIFF or TRUNC) and the history after it.
 
@@ -117,7 +112,7 @@ class ProposalQueue:
         gets that DIFF and the proposal; a proposal of another epoch stops the
         walk with no op (SNAP); otherwise TRUNC to the proposal before it.
         """
-        new_epoch_peer = is_new_epoch_zxid(peer_last_zxid)
+        new_epoch_peer = is_first_of_epoch(peer_last_zxid)
         queued_zxid = peer_last_zxid
         previous_zxid = -1  # 3.8's prevProposalZxid: -1 until one is skipped
         for zxid, txn_bytes in proposals:
@@ -178,7 +173,7 @@ def plan_sync(
     elif peer_last_zxid == last_processed_zxid:
         queue.op = ("DIFF", peer_last_zxid)
         reason = "in sync"
-    elif peer_last_zxid > max_committed and not is_new_epoch_zxid(peer_last_zxid):
+    elif peer_last_zxid > max_committed and not is_first_of_epoch(peer_last_zxid):
         # The peer has txns the leader never committed: it may have led before.
         queue.op = ("TRUNC", max_committed)
         current = max_committed

@@ -30,7 +30,7 @@ from zabd.quorum.leader import Leader
 from zabd.quorum.leader_hooks import LeaderHooks
 from zabd.quorum.learnerhandler import LearnerHandler
 from zabd.quorum.packets import PacketType, QuorumPacket, RequestForward
-from zabd.quorum.roles import first_zxid_of
+from zabd.core.zxid import first_zxid_of
 from zabd.serving.chain import Chain
 from zabd.serving.clients import ClientTable
 from zabd.serving.leader_requests import LeaderDoor, LeaderRequests, SessionOwners

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from zabd.quorum.leader import Phase as LeaderPhase
 from zabd.quorum.learner import Phase as LearnerPhase
 from zabd.quorum.packets import PacketStreamDecoder, PacketType, QuorumPacket
-from zabd.quorum.roles import COUNTER_MASK, epoch_of, first_zxid_of
+from zabd.core.zxid import COUNTER_MASK, epoch_of, first_zxid_of
 from zabd.quorum.snapstream import QuorumWireError, SnapshotStream
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH
 from zabd.storage.layout import LOG_PREFIX, SNAPSHOT_PREFIX, VERSION_DIR, snapshot_name, zxid_in_name

@@ -10,10 +10,10 @@ orders them.  Everything here is pure; ``resource.py`` serves it over HTTP.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from zabd.java.limits import parse_long
 from zabd.views.admin import shapes
 from zabd.views.admin.shapes import JsonObject
 from zabd.views.fourletter import NOT_SERVING, monitor_pairs
@@ -22,8 +22,6 @@ from zabd.views.fourletter_view import AdminView
 #: A command's body: the view and the query parameters (first value of each).
 Handler = Callable[[AdminView, Mapping[str, str]], JsonObject]
 
-_JAVA_LONG = re.compile(r"[+-]?[0-9]+\Z")
-_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +57,10 @@ def _reset_server(view: AdminView, kwargs: Mapping[str, str]) -> JsonObject:
     return {}
 
 
-def parse_java_long(text: str) -> int | None:
-    """``Long.parseLong``: decimal, optional sign, 64-bit range; None where Java throws."""
-    if not _JAVA_LONG.match(text):
-        return None
-    value = int(text)
-    return value if _LONG_MIN <= value <= _LONG_MAX else None
-
-
 def _set_trace_mask(view: AdminView, kwargs: Mapping[str, str]) -> JsonObject:
     if "traceMask" not in kwargs:
         return {"error": "setTraceMask requires long traceMask argument"}
-    mask = parse_java_long(kwargs["traceMask"])
+    mask = parse_long(kwargs["traceMask"])
     if mask is None:
         return {"error": f"setTraceMask requires long traceMask argument, got {kwargs['traceMask']}"}
     view.set_trace_mask(mask)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from zabd.core.zxid import counter_of, epoch_of
 from zabd.views.fourletter import monitor_pairs
 from zabd.views.fourletter_view import AdminView, ConnectionInfo, MemberInfo, QuorumRole
 
@@ -228,7 +229,7 @@ def zabstate(view: AdminView) -> JsonObject:
         "client_address": me.client_address,
         "voting": role.voting,
         "last_zxid": f"0x{zxid:x}",
-        "zab_epoch": zxid >> 32,
-        "zab_counter": zxid & 0xFFFFFFFF,
+        "zab_epoch": epoch_of(zxid),
+        "zab_counter": counter_of(zxid),
         "zabstate": role.zab_phase,
     }

@@ -15,6 +15,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from zabd.core.zxid import epoch_of
+
 NOT_SERVING_TEXT = "This ZooKeeper instance is not currently serving requests"
 _MNTR_PREFIX = "zk_"
 
@@ -76,7 +78,7 @@ class PeerFigures:
     @property
     def epoch(self) -> int | None:
         """The epoch of the peer's last zxid (its high 32 bits)."""
-        return None if self.zxid is None else self.zxid >> 32
+        return None if self.zxid is None else epoch_of(self.zxid)
 
 
 def parse_mntr(text: str) -> dict[str, str]:
@@ -184,6 +186,6 @@ def lag_behind(leader: int | None, peer: PeerFigures) -> int | None:
     another, so a follower read a moment after its leader can be ahead; that
     is shown as 0, not as a negative lag.
     """
-    if leader is None or peer.zxid is None or peer.zxid >> 32 != leader >> 32:
+    if leader is None or peer.zxid is None or epoch_of(peer.zxid) != epoch_of(leader):
         return None
     return max(0, leader - peer.zxid)
