@@ -13,6 +13,7 @@ from typing import Callable, TypeVar
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from zabd.jute.framing import cut_frames
 from zabd.core.datatree import DataTree
 from zabd.core.paths import parent_of
 from zabd.core.digest import node_digest
@@ -39,14 +40,7 @@ def frame(body: bytes) -> bytes:
 
 def split_frames(data: bytes) -> tuple[list[bytes], bytes]:
     """Whole frames in ``data`` and the incomplete rest."""
-    frames = []
-    pos = 0
-    while len(data) - pos >= 4:
-        (n,) = struct.unpack_from(">i", data, pos)
-        if len(data) - pos - 4 < n:
-            break
-        frames.append(data[pos + 4 : pos + 4 + n])
-        pos += 4 + n
+    frames, pos, _ = cut_frames(data)
     return frames, data[pos:]
 
 

@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.unit.test_framing -*-
 """Length-prefixed framing (``int len`` + that many bytes), sans-IO.
 
-The client port, the election port and every test client cut a byte stream
-into frames the same way: a 4-byte big-endian signed length, then the frame.
+The client, the election port and the test clients cut a byte stream into
+frames the same way: a 4-byte big-endian signed length, then the frame (the
+client port walks them one at a time instead, since each may be held or
+refused: zabd.serving.framing).
 :func:`cut_frames` is that loop, once; :class:`FrameDecoder` keeps one
 connection's unread bytes between calls; :class:`StreamBuffer` is the
 growing buffer under both (and under the quorum port's packet decoder, whose

@@ -5,23 +5,23 @@ Each frame is a 4-byte big-endian length and that many bytes. A length over
 jute.maxbuffer (or negative) refuses the stream, and so does a large
 request's length the large-request budget cannot take (3.8 looks at it once,
 as it arrives). At globalOutstandingLimit a whole request waits unread.
+That is why this walks the frames one at a time rather than cutting them all
+with :func:`zabd.jute.framing.cut_frames`: each may be held or refused.
 """
 from __future__ import annotations
 
-import struct
 from enum import Enum
 from typing import Callable
 
 from twisted.logger import Logger
 
+from zabd.jute.framing import LENGTH
 from zabd.jute.opcodes import OpCode
 from zabd.pipeline.stats import ServerStats
 from zabd.serving.effects import ConnectionLimits
 from zabd.serving.overload import LargeRequests
 
 log = Logger()
-
-_LENGTH = struct.Struct(">i")
 
 
 class Fed(Enum):
@@ -37,7 +37,7 @@ class Fed(Enum):
 
 def _is_ping(data: bytes, start: int, length: int) -> bool:
     # A request frame: xid, then the op type.
-    return length >= 8 and _LENGTH.unpack_from(data, start + 4)[0] == OpCode.ping
+    return length >= 8 and LENGTH.unpack_from(data, start + 4)[0] == OpCode.ping
 
 
 class RequestFramer:
@@ -79,7 +79,7 @@ class RequestFramer:
         checked = self._length_checked
         self._length_checked = False
         while end - pos >= 4:
-            (length,) = _LENGTH.unpack_from(data, pos)
+            (length,) = LENGTH.unpack_from(data, pos)
             if not 0 <= length <= limit:
                 log.info("Closing {peer}: frame length {length} out of range (jute.maxbuffer {limit})",
                          peer=self._peer, length=length, limit=limit)

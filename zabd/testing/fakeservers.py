@@ -18,6 +18,7 @@ from typing import Any
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 
+from zabd.jute.framing import cut_frames, frame
 from zabd.jute.codec import Reader, Writer
 from zabd.jute.opcodes import NOTIFICATION_XID, KeeperState
 from zabd.jute.records import ConnectRequest, ConnectResponse, WatcherEvent
@@ -27,7 +28,6 @@ from zabd.serving.connection import ServerConnection
 from zabd.serving.effects import TransportEffects
 from zabd.serving.standalone import ServerOptions, StandaloneServer
 
-_LENGTH = struct.Struct(">i")
 _REQUEST = struct.Struct(">ii")
 _REPLY = struct.Struct(">iqi")
 
@@ -60,7 +60,7 @@ class FakeConnection:
         self.close_requested = True
 
     def send_frame(self, body: bytes) -> None:
-        self.write(_LENGTH.pack(len(body)) + body)
+        self.write(frame(body))
 
     def reply(self, xid: int, zxid: int = 0, err: int = 0, record: Record | None = None) -> None:
         self.send_frame(_REPLY.pack(xid, zxid, err) + (encode(record) if record is not None else b""))
@@ -87,16 +87,10 @@ class FakeConnection:
         return [parse_request(frame) for frame in self.frames[1:]]
 
     def _take_frames(self) -> list[bytes]:
-        data, self._partial = self._partial + bytes(self.to_server), b""
+        data = self._partial + bytes(self.to_server)
         self.to_server.clear()
-        new: list[bytes] = []
-        while len(data) >= 4:
-            (n,) = _LENGTH.unpack_from(data)
-            if len(data) - 4 < n:
-                break
-            new.append(data[4:4 + n])
-            data = data[4 + n:]
-        self._partial = data
+        new, pos, _ = cut_frames(data)
+        self._partial = data[pos:]
         self.frames += new
         return new
 
