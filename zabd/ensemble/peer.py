@@ -16,18 +16,18 @@ config changes its leader or its own kind.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from twisted.logger import Logger
 
 from zabd.election.fle import FastLeaderElection
 from zabd.election.links import ElectionNetwork
-from zabd.election.messages import ElectionWireError, PeerState, parse_notification
-from zabd.election.votes import ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote
+from zabd.election.messages import PeerState
+from zabd.election.votes import Vote
 from zabd.ensemble.configs import ConfigListener, PeerConfigs
 from zabd.ensemble.dialing import LeaderDial
+from zabd.ensemble.electing import ElectionDriver
 from zabd.ensemble.transport import Cancellable, QuorumNetwork, Scheduler, Stream, StreamLink
-from zabd.membership.verifier import QuorumVerifier, verifier_from_text
+from zabd.membership.verifier import QuorumVerifier
 from zabd.logs import ELECTION
 from zabd.metrics.peertimes import PeerTimes
 from zabd.metrics.server import ServerMetrics
@@ -66,6 +66,7 @@ class QuorumPeer:
         self.observer_logs = observer_logs
         self.fle = FastLeaderElection(myid, verifier, observer=observer)
         self.on_serving_changed = on_serving_changed
+        self.electing = ElectionDriver(self.fle, election, scheduler, clock, self._decided, self._newer_config)
         self.configs = PeerConfigs(myid, verifier, last_seen, observer, self.fle, clock, on_config_changed)
         self.state = PeerState.LOOKING
         self.leader: Leader | None = None
@@ -77,7 +78,6 @@ class QuorumPeer:
         self.epochs_served: list[int] = []
         #: How each sync as a learner went ("DIFF", "TRUNC", "SNAP"), in order.
         self.sync_modes: list[str] = []
-        self._election_timer: Cancellable | None = None
         self._tick_timer: Cancellable | None = None
         self._dial: LeaderDial | None = None
         self._role_serial = 0
@@ -107,21 +107,16 @@ class QuorumPeer:
         self._look()
 
     def stop(self) -> None:
-        self.stopped = True
+        self.stopped = self.electing.stopped = True
         self._end_role("stopped")
-        self._cancel(self._election_timer)
+        self.electing.cancel_timer()
 
     # -- election ------------------------------------------------------------
 
     def election_message(self, sid: int, payload: bytes) -> None:
         if self.stopped or self._awaiting_flush:
             return  # (between roles: the sender tries again on its timeout)
-        try:
-            notification = parse_notification(payload)
-        except ElectionWireError as e:
-            log.warn("Dropping a notification from {sid}: {error}", sid=sid, error=str(e))
-            return
-        self._run(self.fle.receive(self.clock(), sid, notification))
+        self.electing.message(sid, payload)
 
     def _look(self) -> None:
         self.times.looking(self.clock())
@@ -130,37 +125,13 @@ class QuorumPeer:
         self.leader_id = None
         replica = self.replica
         replica.catch_up()
-        self._run(self.fle.look(self.clock(), replica.last_logged_zxid, replica.current_epoch))
+        self.electing.look(replica.last_logged_zxid, replica.current_epoch)
 
-    def _run(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            _ELECTION_EFFECTS[type(effect)](self, effect)
-
-    def _send(self, effect: Send) -> None:
-        self.election.send(effect.sid, effect.notification.encode())
-
-    def _arm(self, effect: ArmTimer) -> None:
-        self._cancel(self._election_timer)
-        self._election_timer = self.scheduler.call_later(effect.delay_ms, self._election_timeout)
-
-    def _reconnect(self, effect: ReconnectAll) -> None:
-        self.election.connect_all()
-
-    def _settle(self, effect: Decided) -> None:
-        self._cancel(self._election_timer)
-        self._decided(effect.state, effect.vote)
+    def _newer_config(self, verifier: QuorumVerifier) -> None:
+        self._in_force(verifier, None)
+        self._look()  # a new round under the new config
 
     # -- configs -------------------------------------------------------------
-
-    def _newer_config(self, effect: NewerConfig) -> None:
-        try:
-            verifier = verifier_from_text(effect.config)
-        except ValueError as e:
-            log.warn("Peer {sid} sent a config I cannot read: {error}", sid=effect.sid, error=str(e))
-            return
-        self._in_force(verifier, None)
-        self._cancel(self._election_timer)
-        self._look()  # a new round under the new config
 
     def _seen(self, verifier: QuorumVerifier) -> None:
         self.configs.seen(verifier)
@@ -168,11 +139,6 @@ class QuorumPeer:
     def _in_force(self, verifier: QuorumVerifier, leader: int | None) -> bool:
         """Put ``verifier`` in force; True if this peer must leave its role (3.8's majorChange)."""
         return self.configs.put_in_force(verifier, self.replica.tree, leader, self.leader_id)
-
-    def _election_timeout(self) -> None:
-        self._election_timer = None
-        if not self.stopped:
-            self._run(self.fle.timer_fired(self.clock(), self.election.any_delivered()))
 
     def _decided(self, state: PeerState, vote: Vote) -> None:
         self.state = state
@@ -332,12 +298,3 @@ class QuorumPeer:
         if timer is not None:
             timer.cancel()
 
-
-#: What the peer does with each of FLE's effects.
-_ELECTION_EFFECTS: dict[type, Callable[[QuorumPeer, Any], None]] = {
-    Send: QuorumPeer._send,
-    ArmTimer: QuorumPeer._arm,
-    ReconnectAll: QuorumPeer._reconnect,
-    Decided: QuorumPeer._settle,
-    NewerConfig: QuorumPeer._newer_config,
-}
