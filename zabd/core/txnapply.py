@@ -21,18 +21,8 @@ from zabd.jute.errors import Code
 from zabd.jute.opcodes import EventType, OpCode
 from zabd.jute.records import ACL, Stat
 from zabd.jute.txns import (
-    CloseSessionTxn,
-    CreateContainerTxn,
-    CreateTTLTxn,
-    CreateTxn,
-    DeleteTxn,
-    ErrorTxn,
-    MultiTxn,
-    SetACLTxn,
-    SetDataTxn,
-    SingleBody,
-    Txn,
-    TxnHeader,
+    CloseSessionTxn, CreateContainerTxn, CreateTTLTxn, CreateTxn, DeleteTxn, ErrorTxn, MultiTxn, SetACLTxn,
+    SetDataTxn, SingleBody, Txn, TxnHeader,
 )
 
 #: (type, path, ACL of the node, ACL of its parent): watchers only hear of a

@@ -38,16 +38,10 @@ MAX_NOTIFICATION_INTERVAL_MS = 60_000  # zookeeper.fastleader.maxNotificationInt
 class FastLeaderElection:
     """The election state of one peer; see the module docstring for the mapping to 3.8."""
 
-    def __init__(
-        self,
-        myid: int,
-        voters: VoterSet,
-        *,
-        observer: bool = False,
-        finalize_wait_ms: int = FINALIZE_WAIT_MS,
-        max_notification_interval_ms: int = MAX_NOTIFICATION_INTERVAL_MS,
-        min_notification_interval_ms: int | None = None,
-    ) -> None:
+    def __init__(self, myid: int, voters: VoterSet, *, observer: bool = False,
+                 finalize_wait_ms: int = FINALIZE_WAIT_MS,
+                 max_notification_interval_ms: int = MAX_NOTIFICATION_INTERVAL_MS,
+                 min_notification_interval_ms: int | None = None) -> None:
         self._myid = myid
         self._voters = voters
         self._observer = observer

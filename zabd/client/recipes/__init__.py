@@ -4,7 +4,8 @@ Each recipe module says what it does when the connection is SUSPENDED or the ses
 """
 from zabd.client.recipes.barrier import Barrier, DoubleBarrier
 from zabd.client.recipes.election import Election, LeaderLatch
-from zabd.client.recipes.lock import Lock, ReadLock, WriteLock
+from zabd.client.recipes.lock import Lock
+from zabd.client.recipes.rwlock import ReadLock, WriteLock
 from zabd.client.recipes.semaphore import Semaphore
 from zabd.client.recipes.support import CancelledError, LockTimeout, SessionInterrupted, while_connected
 

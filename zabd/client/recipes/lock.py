@@ -298,17 +298,3 @@ class Lock:
                 continue
             identifiers.append(data.decode("utf-8"))
         return identifiers
-
-
-class WriteLock(Lock):
-    """The writer's side of a shared lock: excluded by any earlier reader or writer."""
-
-    NODE_NAME = "__lock__"
-    EXCLUDE_NAMES = ("__lock__", "__rlock__")
-
-
-class ReadLock(Lock):
-    """The reader's side of a shared lock: excluded only by earlier writers, so readers share it."""
-
-    NODE_NAME = "__rlock__"
-    EXCLUDE_NAMES = ("__lock__",)
