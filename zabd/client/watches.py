@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_client_watches -*-
+# -*- test-case-name: tests.unit.test_client_session -*-
 """The client's watch table (ZooKeeper's ZKWatchManager): who to call for an event, what to re-arm.
 
 Paths are the server's (chroot included), as events and setWatches2 carry

@@ -19,10 +19,14 @@ log = Logger()
 
 
 class Cancellable(Protocol):
+    """A call scheduled for later, which may still be called off."""
+
     def cancel(self) -> None: ...
 
 
 class Scheduler(Protocol):
+    """Runs a function after a delay on the peer's clock (the reactor, or the simulation's)."""
+
     def call_later(self, delay_ms: int, fn: Callable[[], object]) -> Cancellable: ...
 
 
@@ -38,6 +42,8 @@ class Stream(Protocol):
 
 
 class QuorumNetwork(Protocol):
+    """How a learner reaches its leader's quorum port (real TCP, or the simulated network)."""
+
     def connect(self, sid: int, connected: Callable[[Stream], None], failed: Callable[[], None]) -> None:
         """Dial ``sid``'s quorum port; exactly one of the callbacks is called later."""
 

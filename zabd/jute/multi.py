@@ -68,6 +68,8 @@ class OpResult:
 
 @dataclass(frozen=True, slots=True)
 class MultiResponse(Record):
+    """A multi's results, each behind its MultiHeader, then the closing header."""
+
     results: tuple[OpResult, ...]
 
     def write(self, w: Writer) -> None:

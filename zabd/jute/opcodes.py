@@ -81,6 +81,8 @@ class KeeperState(IntEnum):
 
 
 class CreateMode(IntEnum):
+    """ZooKeeper's CreateMode: the flags of a create (ephemeral, sequential, container, TTL)."""
+
     PERSISTENT = 0
     EPHEMERAL = 1
     PERSISTENT_SEQUENTIAL = 2

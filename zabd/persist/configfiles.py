@@ -29,6 +29,8 @@ log = Logger()
 
 
 class ConfigFiles:
+    """Writes zoo.cfg and zoo.cfg.dynamic.<version> in the storage thread pool as configs change, as 3.8 does."""
+
     def __init__(self, config: ZabdConfig, reactor: Any, pool: ThreadPool) -> None:
         self.path = config.config_file
         self.enabled = self.path is not None and (config.reconfig_enabled or bool(config.dynamic_config_file))

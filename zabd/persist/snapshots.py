@@ -46,6 +46,8 @@ class SnapshotPolicy:
 
 
 class Snapshotter:
+    """Takes fuzzy snapshots as the log grows: the tree walked in chunks on the reactor, each written by the syncer."""
+
     def __init__(
         self,
         dirs: DataDirs,

@@ -1,0 +1,1 @@
+"""The request processor chain: prep, sync and final stages, and the reads (pure)."""

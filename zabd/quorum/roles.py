@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_zab -*-
+# -*- test-case-name: tests.unit.test_zab_leader,tests.unit.test_zab_follower -*-
 """What the Zab roles (leader, learner handler, learner) need from around them.
 
 The roles are sans-IO: a ``PacketLink`` is one quorum-port connection as a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_tls_service -*-
+# -*- test-case-name: tests.unit.test_tls_ports -*-
 """
 A server's TLS at startup: the stores read once, the client listeners, reloads.
 

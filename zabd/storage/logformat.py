@@ -70,6 +70,8 @@ def encode_record(txn: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
+    """One txn as the log holds it: where it starts in the file, its zxid and its bytes."""
+
     offset: int
     zxid: int
     txn: bytes

@@ -39,6 +39,8 @@ class RecoveryError(Exception):
 
 @dataclass
 class Recovered:
+    """The database rebuilt from disk: the tree, the sessions and how far the files reach."""
+
     tree: DataTree
     #: Global sessions and their timeouts (ms), as of the last applied txn.
     sessions: dict[int, int]

@@ -17,6 +17,8 @@ TEMP_SUFFIX = ".tmp"
 
 
 class SnapshotFile:
+    """A snapshot being written under a hidden name, renamed into place only once it is durable."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         # Hidden, so that neither ZooKeeper nor a purge takes it for a snapshot.

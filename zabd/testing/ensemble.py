@@ -103,6 +103,8 @@ def sim_replica(sid: int, scope: Scope, disk: MemoryDisk, commit_log_count: int)
 
 
 class SimEnsemble:
+    """A whole ensemble in one process on the simulated network, clock and disk, replayable from its seed."""
+
     def __init__(self, seed: int, voters: int = 3, observers: int = 0, *, timing: Timing = SIM_TIMING,
                  commit_log_count: int = 500, observers_log: bool = True, reconfig_enabled: bool = False,
                  replica_factory: ReplicaFactory = sim_replica) -> None:

@@ -30,6 +30,8 @@ _PEER_STATES = {PeerState.LOOKING: "looking", PeerState.LEADING: "leading",
 
 
 class EnsembleView(StandaloneView):
+    """What four-letter words and admin commands show of an ensemble peer: its role, quorum and server figures."""
+
     def __init__(self, peer: QuorumPeer, idle: ClientServer, config: ZabdConfig) -> None:
         super().__init__(idle, config)
         self.peer = peer

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_stats_view -*-
+# -*- test-case-name: tests.unit.test_admin_standalone,tests.unit.test_fourletter -*-
 """The ServerView of a running standalone server: what four-letter words report.
 
 Every figure is read from the server's own counters (ServerStats, the tree,
