@@ -66,8 +66,6 @@ class DiskReplica(ReplicaState):
         #: background snapshot of the old state must not land after it.
         self.before_rewrite: Callable[[], None] = lambda: None
         self._history = DiskHistory(dirs)
-        #: The zxid of the SNAP installed and not yet saved as a snapshot (-1: none).
-        self._installed_zxid = -1
         self._load(recovered)
         epochs = read_epochs(dirs.snap_dir, self._last_logged)
         self._accepted, self._current = epochs.accepted, epochs.current
@@ -149,12 +147,7 @@ class DiskReplica(ReplicaState):
         self.before_rewrite()
         drop_after(self.dirs, zxid)
         self._restart_log_at(zxid)
-        self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)
-        self.tree.last_processed_zxid = zxid
-        self.committed.clear()
-        self._unapplied.clear()
-        self._last_logged = zxid
-        self._installed_zxid = zxid
+        self._take_snapshot(snapshot, zxid)
         self.on_reload(self.tree, self._sessions)
 
     def reload(self) -> None:

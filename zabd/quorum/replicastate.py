@@ -16,6 +16,7 @@ from zabd.core.datatree import DataTree
 from zabd.jute.opcodes import OpCode
 from zabd.jute.txns import CreateSessionTxn, Txn
 from zabd.quorum.committedlog import CommittedLog
+from zabd.quorum.snapstream import SnapshotStream
 from zabd.storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH
 
 
@@ -31,9 +32,20 @@ class ReplicaState:
         self._last_logged = 0
         self._accepted = self._current = 0
         self._updating_epoch = False
+        #: The zxid of a SNAP's snapshot taken and not yet durable (-1: none).
+        self._installed_zxid = -1
         #: Set while a server answers clients: committed txns go to it, and it
         #: applies them to ``tree``. None: this replica applies them.
         self.on_commit: Callable[[int, bytes], None] | None = None
+
+    def _take_snapshot(self, snapshot: SnapshotStream, zxid: int) -> None:
+        """The in-memory side of installing a SNAP's snapshot at ``zxid``: it replaces everything held."""
+        self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)
+        self.tree.last_processed_zxid = zxid
+        self.committed.clear()
+        self._unapplied.clear()
+        self._last_logged = zxid
+        self._installed_zxid = zxid
 
     # -- state -------------------------------------------------------------------
 

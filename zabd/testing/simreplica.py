@@ -40,8 +40,6 @@ class SimReplica(ReplicaState):
         self.epochs = MemoryEpochStore(disk)
         self._durable: Callable[[int], None] = lambda zxid: None
         self.txn_log.set_durable_callback(lambda zxid: self._durable(zxid))
-        #: The zxid of the SNAP installed and not yet saved as a snapshot (-1: none).
-        self._installed_zxid = -1
         self._load()
         last_epoch = epoch_of(self._last_logged)
         self._current = self._read_epoch(CURRENT_EPOCH, last_epoch)
@@ -137,12 +135,7 @@ class SimReplica(ReplicaState):
             raise TruncateError(VERSION_DIR, zxid, f"the files reload to 0x{self.tree.last_processed_zxid:x}")
 
     def install(self, snapshot: SnapshotStream, zxid: int) -> None:
-        self.tree, self._sessions = snapshot.tree, dict(snapshot.sessions)
-        self.tree.last_processed_zxid = zxid
-        self.committed.clear()
-        self._unapplied.clear()
-        self._last_logged = zxid
-        self._installed_zxid = zxid
+        self._take_snapshot(snapshot, zxid)
 
     def reload(self) -> None:
         if self.txn_log.in_flight:
