@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from zabd.election.messages import CURRENT_VERSION, Notification, PeerState
 from zabd.election.votes import ArmTimer, Decided, Effect, NewerConfig, ReconnectAll, Send, Vote, VoterSet
 from zabd.java.limits import LONG_MIN
-from zabd.election.votes import beats, config_version, supporters
+from zabd.election.votes import beats, config_version, leader_confirmed, supporters, vote_of
 
 log = Logger()
 
@@ -189,7 +189,7 @@ class FastLeaderElection:
     def _poll(self, sid: int, n: Notification) -> None:
         """The loop takes one notification off its queue."""
         if self._finalizing:
-            if not beats(_vote_of(n), self._proposed, self._voters):
+            if not beats(vote_of(n), self._proposed, self._voters):
                 self._arm(self._finalize_wait_ms)  # consumed and forgotten; the wait starts over
                 return
             self._finalizing = False  # something better: back to the main loop with it
@@ -239,14 +239,7 @@ class FastLeaderElection:
             self._decide(vote)
 
     def _leader_confirmed(self, votes: Mapping[int, Vote], vote: Vote) -> bool:
-        """A quorum backs ``vote`` and checkLeader passes."""
-        if not self._voters.contains_quorum(supporters(votes, vote, self._voters)):
-            return False
-        if vote.leader != self._myid:
-            # the leader itself must say it leads, or peers would follow a crashed one forever
-            theirs = votes.get(vote.leader)
-            return theirs is not None and theirs.state == PeerState.LEADING
-        return self._logical_clock == vote.election_epoch
+        return leader_confirmed(votes, vote, self._voters, self._myid, self._logical_clock)
 
     def _decide(self, vote: Vote) -> None:
         if vote.leader == self._myid:
@@ -318,7 +311,3 @@ class FastLeaderElection:
         self._effects = []
         self._arm_ms = None
         return effects
-
-
-def _vote_of(n: Notification) -> Vote:
-    return Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state, n.version)

@@ -79,6 +79,23 @@ def supporters(votes: Mapping[int, Vote], target: Vote, voters: VoterSet) -> fro
     return frozenset(sid for sid, vote in votes.items() if sid in members and same_vote(target, vote))
 
 
+def vote_of(n: Notification) -> Vote:
+    """The vote a notification carries."""
+    return Vote(n.leader, n.zxid, n.election_epoch, n.peer_epoch, n.state, n.version)
+
+
+def leader_confirmed(votes: Mapping[int, Vote], vote: Vote, voters: VoterSet, myid: int, round_: int) -> bool:
+    """A quorum backs ``vote``, and 3.8's checkLeader passes: the leader itself says it leads,
+    or, when I am the leader, the vote is of my round."""
+    if not voters.contains_quorum(supporters(votes, vote, voters)):
+        return False
+    if vote.leader != myid:
+        # the leader itself must say it leads, or peers would follow a crashed one forever
+        theirs = votes.get(vote.leader)
+        return theirs is not None and theirs.state == PeerState.LEADING
+    return round_ == vote.election_epoch
+
+
 def beats(candidate: Vote, current: Vote, voters: VoterSet) -> bool:
     """FastLeaderElection.totalOrderPredicate with its weight check.
 
