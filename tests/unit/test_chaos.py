@@ -372,3 +372,14 @@ def test_injected_write_and_fsync_errors_fire_once_and_a_crash_disarms(error: in
     disk.crash()
     disk.fsync("f")  # disarmed by the crash
     assert len(disk.fired) == 2
+
+
+def test_seed_42576_a_close_forwarded_late_by_a_peer_the_client_left_is_refused() -> None:
+    """Found by a 3,000-seed run (40000-42999). A client's create (xid 5) and closeSession (xid 6)
+    went through follower 2, which lost its leader before they were answered; the client went on
+    with the same session on the leader (xids 7-11). The forwarded requests reached the leader
+    later: the create was refused with SESSIONMOVED, but the close, which 3.8 lets through from
+    any peer, was committed after xid 11 and ended the session behind its client's back. A
+    forwarded closeSession is now checked against the session's owner like any other write.
+    """
+    assert_ok(run_seed(42576))

@@ -171,3 +171,20 @@ def test_a_write_from_the_peer_a_session_left_gets_sessionmoved(seed: int) -> No
     on_leader = client_on(ensemble, leader, session_id=stale.session_id, passwd=stale.password)
     assert call(ensemble, on_leader, OpCode.setData, SetDataRequest("/owner", b"z", -1))[0] == 0
     assert call(ensemble, moved, OpCode.setData, SetDataRequest("/owner", b"w", -1))[0] == Code.SESSIONMOVED
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_close_from_the_peer_a_session_left_gets_sessionmoved_and_the_session_lives_on(seed: int) -> None:
+    """3.8 lets a closeSession through from any peer: one forwarded late by the peer a client left
+    ends the session after the requests the client went on to send elsewhere (chaos seed 42576)."""
+    ensemble, leader = started(seed)
+    first, second = [sid for sid in ensemble.sids if sid != leader]
+    stale = client_on(ensemble, first)
+    moved = client_on(ensemble, second, session_id=stale.session_id, passwd=stale.password)
+    assert moved.connect_response is not None and moved.connect_response.timeOut > 0
+    assert call(ensemble, stale, OpCode.closeSession, b"")[0] == Code.SESSIONMOVED
+    # The moved client goes on from its own xids (a follower matches a commit to its waiting
+    # request by session and xid, as 3.8's does, so the stale close's xid is not reused here).
+    moved.next_xid()
+    assert call(ensemble, moved, OpCode.create, CreateRequest("/still", b"", OPEN_ACL, 0))[0] == 0
+    assert call(ensemble, moved, OpCode.closeSession, b"")[0] == 0
